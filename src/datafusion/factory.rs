@@ -1,0 +1,83 @@
+//! `CREATE EXTERNAL TABLE name STORED AS BIGQUERY LOCATION '...' [OPTIONS (...)]`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::CreateExternalTable;
+use datafusion::prelude::SessionContext;
+
+use super::BigQueryTable;
+use crate::client::WriteClient;
+use crate::load::Loader;
+use crate::options::BigQueryOptions;
+use crate::table_ref::TableRef;
+
+/// The `STORED AS` name the factory is registered under.
+pub const FACTORY_NAME: &str = "BIGQUERY";
+
+/// Creates [`BigQueryTable`]s. LOCATION is `project.dataset.table`, `dataset.table` (with a
+/// default project) or `bigquery://project/dataset/table`; OPTIONS keys are `bigquery.<key>`
+/// and override the factory's defaults.
+#[derive(Debug, Default)]
+pub struct BigQueryTableFactory {
+    defaults: BigQueryOptions,
+    /// One client per endpoint, shared by the tables of a session.
+    clients: Mutex<HashMap<String, WriteClient>>,
+}
+
+impl BigQueryTableFactory {
+    /// A factory whose tables start from `defaults`.
+    pub fn new(defaults: BigQueryOptions) -> Self {
+        Self { defaults, clients: Mutex::default() }
+    }
+
+    async fn client(&self, endpoint: &str) -> crate::Result<WriteClient> {
+        let cached = self.clients.lock().ok().and_then(|clients| clients.get(endpoint).cloned());
+        if let Some(client) = cached {
+            return Ok(client);
+        }
+        let client = WriteClient::connect(endpoint).await?;
+        if let Ok(mut clients) = self.clients.lock() {
+            clients.insert(endpoint.to_string(), client.clone());
+        }
+        Ok(client)
+    }
+}
+
+#[async_trait]
+impl TableProviderFactory for BigQueryTableFactory {
+    async fn create(&self, _state: &dyn Session, cmd: &CreateExternalTable) -> Result<Arc<dyn TableProvider>> {
+        let location = match cmd.locations.as_slice() {
+            [one] => one,
+            _ => return datafusion::common::plan_err!("STORED AS BIGQUERY takes exactly one LOCATION 'project.dataset.table'"),
+        };
+        if !cmd.schema.fields().is_empty() {
+            return datafusion::common::plan_err!(
+                "CREATE EXTERNAL TABLE {} STORED AS BIGQUERY takes no column list: the schema comes from BigQuery",
+                cmd.name
+            );
+        }
+        let mut options = self.defaults.clone();
+        options.apply_table_options(&cmd.options).map_err(DataFusionError::from)?;
+        let table = TableRef::parse_with_default_project(location, options.project.as_deref()).map_err(DataFusionError::from)?;
+        let client = self.client(&options.endpoint).await.map_err(DataFusionError::from)?;
+        let schema = client.table_schema(&table).await.map_err(DataFusionError::from)?;
+        Ok(Arc::new(BigQueryTable::new(Loader::new(client, table, schema, options))))
+    }
+}
+
+/// Registers the BigQuery factory on a session, so that `STORED AS BIGQUERY` works.
+///
+/// ```
+/// use datafusion::prelude::SessionContext;
+/// use datafusion_bigquery::{register_bigquery, BigQueryOptions};
+/// let ctx = SessionContext::new();
+/// register_bigquery(&ctx, BigQueryOptions::from_env());
+/// ```
+pub fn register_bigquery(ctx: &SessionContext, defaults: BigQueryOptions) {
+    let factory: Arc<dyn TableProviderFactory> = Arc::new(BigQueryTableFactory::new(defaults));
+    ctx.state_ref().write().table_factories_mut().insert(FACTORY_NAME.to_string(), factory);
+}

@@ -1,0 +1,72 @@
+//! The `DataSink` that loads an INSERT's rows atomically.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::datasource::sink::DataSink;
+use datafusion::error::Result;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
+
+use crate::load::Loader;
+
+/// Writes the input of an INSERT over N PENDING streams and commits once, after the input
+/// is fully drained and every writer succeeded. Dropping the query commits nothing.
+#[derive(Debug)]
+pub struct BigQuerySink {
+    loader: Loader,
+    /// The table schema with every column nullable: NULLs in REQUIRED columns are reported by
+    /// the encoder, which names the column and the row.
+    schema: SchemaRef,
+}
+
+impl BigQuerySink {
+    /// A sink writing through `loader`.
+    pub fn new(loader: Loader) -> Self {
+        let table_schema = loader.arrow_schema();
+        let fields: Vec<_> = table_schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        Self { loader, schema: Arc::new(Schema::new(fields)) }
+    }
+}
+
+impl DisplayAs for BigQuerySink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BigQuerySink: table={}", self.loader.table())?;
+        if let Some(streams) = self.loader.options().streams {
+            write!(f, ", streams={streams}")?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DataSink for BigQuerySink {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    async fn write_all(&self, data: SendableRecordBatchStream, context: &Arc<TaskContext>) -> Result<u64> {
+        let mut loader = self.loader.clone();
+        if loader.options().streams.is_none() {
+            let partitions = context.session_config().target_partitions();
+            loader = Loader::new(
+                loader.client().clone(),
+                loader.table().clone(),
+                loader.table_schema().clone(),
+                loader.options().clone().with_streams(partitions),
+            );
+        }
+        let input_schema = data.schema();
+        let summary = loader.load(input_schema, data).await?;
+        tracing::info!(
+            table = %loader.table(),
+            rows = summary.rows,
+            streams = summary.streams,
+            bytes = summary.bytes,
+            "committed"
+        );
+        Ok(summary.rows)
+    }
+}

@@ -1,0 +1,76 @@
+//! A BigQuery table as a DataFusion `TableProvider` (write-only).
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::datasource::TableType;
+use datafusion::error::Result;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::BigQuerySink;
+use crate::load::Loader;
+
+/// A BigQuery table that DataFusion can `INSERT INTO`. Reading is not supported.
+#[derive(Debug, Clone)]
+pub struct BigQueryTable {
+    loader: Loader,
+    schema: SchemaRef,
+}
+
+impl BigQueryTable {
+    /// A table over a loader (which knows the table, its schema and the options).
+    pub fn new(loader: Loader) -> Self {
+        let schema = loader.arrow_schema();
+        Self { loader, schema }
+    }
+
+    /// The loader behind the table.
+    pub fn loader(&self) -> &Loader {
+        &self.loader
+    }
+}
+
+#[async_trait]
+impl TableProvider for BigQueryTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        datafusion::common::not_impl_err!(
+            "reading BigQuery table {} is not supported: it is a write-only destination",
+            self.loader.table()
+        )
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return datafusion::common::not_impl_err!(
+                "{insert_op} into BigQuery table {} is not supported yet; use INSERT INTO",
+                self.loader.table()
+            );
+        }
+        let sink = BigQuerySink::new(self.loader.clone());
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}

@@ -1,0 +1,45 @@
+//! Atomic loads of DataFusion query results into Google BigQuery through the Storage Write API.
+//!
+//! `INSERT INTO bq_table SELECT ...` fans the query's rows out over N PENDING write streams,
+//! each fed by its own writer task with explicit offsets; when the input is exhausted and every
+//! writer succeeded, one `BatchCommitWriteStreams` makes all rows visible at once. If anything
+//! fails, or the query is dropped, nothing is committed.
+//!
+//! ```no_run
+//! # async fn example() -> datafusion::error::Result<()> {
+//! use datafusion::prelude::SessionContext;
+//! use datafusion_bigquery::{register_bigquery, BigQueryOptions};
+//!
+//! let ctx = SessionContext::new();
+//! register_bigquery(&ctx, BigQueryOptions::from_env());
+//! ctx.sql("CREATE EXTERNAL TABLE sales STORED AS BIGQUERY LOCATION 'my-project.my_dataset.sales'").await?;
+//! ctx.sql("INSERT INTO sales SELECT * FROM staging WHERE amount > 0").await?.collect().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Layers, each usable alone: [`proto`] (the wire API), [`client`] (channel, credentials,
+//! AppendRows), [`schema`] and [`encode`] (types and rows, no I/O), [`load`] (atomic loads
+//! over N streams), [`datafusion`](crate::datafusion) (table, sink, factory), and [`server`]
+//! (the embedded server).
+
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod client;
+pub mod datafusion;
+pub mod encode;
+pub mod error;
+pub mod load;
+pub mod options;
+pub mod proto;
+pub mod schema;
+pub mod server;
+pub mod table_ref;
+pub mod values;
+
+pub use crate::datafusion::{register_bigquery, BigQuerySink, BigQueryTable, BigQueryTableFactory};
+pub use client::WriteClient;
+pub use error::{Error, Result};
+pub use load::{commit, LoadSummary, Loader, StreamHandle, StreamWriter};
+pub use options::{BigQueryOptions, WireEncoding};
+pub use server::EmbeddedServer;
+pub use table_ref::TableRef;

@@ -1,0 +1,211 @@
+//! Atomic loads: "write these batches to this table over N streams, then commit once".
+//!
+//! The two halves are separate so they can run in different places: [`StreamWriter`] turns
+//! batches into a finalized [`StreamHandle`]; [`commit`] makes a list of handles visible in
+//! one BatchCommitWriteStreams. [`Loader`] runs both in one process with N writer tasks.
+
+mod commit;
+mod writer;
+
+use std::fmt::Display;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Schema, SchemaRef};
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+pub use commit::commit;
+pub use writer::{StreamHandle, StreamWriter};
+
+use crate::client::WriteClient;
+use crate::encode::RowEncoder;
+use crate::error::{Error, Result};
+use crate::options::BigQueryOptions;
+use crate::proto::TableSchema;
+use crate::schema::to_arrow_schema;
+use crate::table_ref::TableRef;
+
+/// Streams used when neither the options nor DataFusion say how many.
+pub const DEFAULT_STREAMS: usize = 4;
+
+/// Largest slice of a batch handed to one writer at a time.
+const MAX_ROWS_PER_DISPATCH: usize = 8192;
+
+/// Batches queued per writer.
+const WRITER_QUEUE: usize = 2;
+
+/// What a committed load did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadSummary {
+    /// Rows committed.
+    pub rows: u64,
+    /// Encoded row bytes sent.
+    pub bytes: u64,
+    /// Write streams used.
+    pub streams: usize,
+    /// AppendRows requests sent.
+    pub requests: u64,
+    /// When the rows became visible (`None` if there were none).
+    pub commit_time: Option<SystemTime>,
+}
+
+/// Loads batches into one table atomically.
+///
+/// ```no_run
+/// # async fn example(batches: Vec<arrow::array::RecordBatch>) -> datafusion_bigquery::Result<()> {
+/// use datafusion_bigquery::{BigQueryOptions, Loader};
+/// let options = BigQueryOptions::default().with_endpoint("http://127.0.0.1:9060").with_streams(4);
+/// let loader = Loader::connect("my-project.sales.orders".parse()?, options).await?;
+/// let schema = batches[0].schema();
+/// let summary = loader.load(schema, futures::stream::iter(batches.into_iter().map(Ok::<_, std::io::Error>))).await?;
+/// println!("{} rows committed over {} streams", summary.rows, summary.streams);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Loader {
+    client: WriteClient,
+    table: TableRef,
+    schema: TableSchema,
+    options: BigQueryOptions,
+}
+
+impl Loader {
+    /// Connects to the options' endpoint and reads the table's schema.
+    pub async fn connect(table: TableRef, options: BigQueryOptions) -> Result<Self> {
+        let client = WriteClient::connect(&options.endpoint).await?;
+        let schema = client.table_schema(&table).await?;
+        Ok(Self::new(client, table, schema, options))
+    }
+
+    /// A loader over an existing client and a known table schema.
+    pub fn new(client: WriteClient, table: TableRef, schema: TableSchema, options: BigQueryOptions) -> Self {
+        Self { client, table, schema, options }
+    }
+
+    /// The destination table.
+    pub fn table(&self) -> &TableRef {
+        &self.table
+    }
+
+    /// The table's BigQuery schema.
+    pub fn table_schema(&self) -> &TableSchema {
+        &self.schema
+    }
+
+    /// The table's schema as Arrow.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        Arc::new(to_arrow_schema(&self.schema))
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &BigQueryOptions {
+        &self.options
+    }
+
+    /// The client.
+    pub fn client(&self) -> &WriteClient {
+        &self.client
+    }
+
+    /// Writes every batch and commits them atomically: all rows become visible, or none.
+    pub async fn load<S, E>(&self, input_schema: SchemaRef, input: S) -> Result<LoadSummary>
+    where
+        S: Stream<Item = std::result::Result<RecordBatch, E>> + Send + Unpin,
+        E: Display,
+    {
+        let handles = self.write_streams(&input_schema, input).await?;
+        let commit_time = commit(&self.client, &self.table, &handles).await?;
+        Ok(LoadSummary {
+            rows: handles.iter().map(|h| h.rows).sum(),
+            bytes: handles.iter().map(|h| h.bytes).sum(),
+            streams: handles.len(),
+            requests: handles.iter().map(|h| h.requests).sum(),
+            commit_time,
+        })
+    }
+
+    /// The first half of [`Loader::load`]: writes the input over up to N PENDING streams and
+    /// finalizes them, without committing. Fails if any writer or the input fails; the streams
+    /// already written are then left uncommitted and expire unseen.
+    pub async fn write_streams<S, E>(&self, input_schema: &Schema, mut input: S) -> Result<Vec<StreamHandle>>
+    where
+        S: Stream<Item = std::result::Result<RecordBatch, E>> + Send + Unpin,
+        E: Display,
+    {
+        let encoder = Arc::new(RowEncoder::new(&self.table, &self.schema, input_schema, &self.options)?);
+        let writers = self.options.streams.unwrap_or(DEFAULT_STREAMS).max(1);
+        let mut tasks = JoinSet::new();
+        let mut queues = Vec::with_capacity(writers);
+        for index in 0..writers {
+            let (queue, mut batches) = mpsc::channel::<(RecordBatch, u64)>(WRITER_QUEUE);
+            let mut writer = StreamWriter::new(
+                self.client.clone(),
+                self.table.clone(),
+                encoder.clone(),
+                self.options.max_inflight_requests,
+            );
+            tasks.spawn(async move {
+                while let Some((batch, first_row)) = batches.recv().await {
+                    writer.write(&batch, first_row).await?;
+                }
+                writer.finish().await.map(|handle| (index, handle))
+            });
+            queues.push(queue);
+        }
+
+        let mut failure = None;
+        let mut next_row = 0u64;
+        let mut turn = 0usize;
+        'input: while let Some(item) = input.next().await {
+            let batch = match item {
+                Ok(batch) => batch,
+                Err(e) => {
+                    failure = Some(Error::Input { table: self.table.to_string(), message: e.to_string() });
+                    break;
+                }
+            };
+            let mut start = 0;
+            while start < batch.num_rows() {
+                let len = MAX_ROWS_PER_DISPATCH.min(batch.num_rows() - start);
+                if queues[turn].send((batch.slice(start, len), next_row)).await.is_err() {
+                    // The writer stopped early: its own error is collected below.
+                    break 'input;
+                }
+                start += len;
+                next_row += len as u64;
+                turn = (turn + 1) % writers;
+            }
+        }
+        drop(queues);
+        if failure.is_some() {
+            tasks.abort_all();
+        }
+
+        let mut handles = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok((index, Some(handle)))) => handles.push((index, handle)),
+                Ok(Ok((_, None))) => {}
+                Ok(Err(e)) => {
+                    if failure.is_none() {
+                        failure = Some(e);
+                        tasks.abort_all();
+                    }
+                }
+                Err(join) if join.is_cancelled() => {}
+                Err(join) => {
+                    failure.get_or_insert(Error::Internal(format!("a writer task failed: {join}")));
+                    tasks.abort_all();
+                }
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        handles.sort_by_key(|(index, _)| *index);
+        Ok(handles.into_iter().map(|(_, h)| h).collect())
+    }
+}

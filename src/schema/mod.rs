@@ -1,0 +1,101 @@
+//! BigQuery table schemas: parsing the `bq` JSON and inline forms, mapping to Arrow, and
+//! building the proto2 row descriptor. Pure functions, no I/O.
+
+mod arrow_map;
+mod descriptor;
+mod text;
+
+pub use arrow_map::{to_arrow_field, to_arrow_schema, BIGQUERY_TYPE_METADATA_KEY};
+pub use descriptor::{describe_column, is_proto_identifier, row_descriptor, ROW_MESSAGE_NAME};
+pub use text::{parse_inline_schema, parse_json_schema, parse_schema_arg};
+
+use crate::proto::table_field_schema::{Mode, Type};
+use crate::proto::{TableFieldSchema, TableSchema};
+
+/// Builds a field; a shorthand for code and tests.
+///
+/// ```
+/// use datafusion_bigquery::schema::field;
+/// use datafusion_bigquery::proto::table_field_schema::{Mode, Type};
+/// let id = field("id", Type::Int64, Mode::Required);
+/// assert_eq!(id.name, "id");
+/// ```
+pub fn field(name: &str, ty: Type, mode: Mode) -> TableFieldSchema {
+    TableFieldSchema { name: name.to_string(), r#type: ty as i32, mode: mode as i32, ..Default::default() }
+}
+
+/// Builds a table schema from fields.
+pub fn table_schema(fields: Vec<TableFieldSchema>) -> TableSchema {
+    TableSchema { fields }
+}
+
+/// The field's type; unknown numbers read as `TYPE_UNSPECIFIED`.
+pub fn field_type(field: &TableFieldSchema) -> Type {
+    Type::try_from(field.r#type).unwrap_or(Type::Unspecified)
+}
+
+/// The field's mode; unspecified reads as NULLABLE, as the service does.
+pub fn field_mode(field: &TableFieldSchema) -> Mode {
+    match Mode::try_from(field.mode) {
+        Ok(Mode::Required) => Mode::Required,
+        Ok(Mode::Repeated) => Mode::Repeated,
+        _ => Mode::Nullable,
+    }
+}
+
+/// The SQL name of a type, as `bq` prints it.
+pub fn type_name(ty: Type) -> &'static str {
+    match ty {
+        Type::Unspecified => "TYPE_UNSPECIFIED",
+        Type::String => "STRING",
+        Type::Int64 => "INT64",
+        Type::Double => "FLOAT64",
+        Type::Struct => "STRUCT",
+        Type::Bytes => "BYTES",
+        Type::Bool => "BOOL",
+        Type::Timestamp => "TIMESTAMP",
+        Type::Date => "DATE",
+        Type::Time => "TIME",
+        Type::Datetime => "DATETIME",
+        Type::Geography => "GEOGRAPHY",
+        Type::Numeric => "NUMERIC",
+        Type::Bignumeric => "BIGNUMERIC",
+        Type::Interval => "INTERVAL",
+        Type::Json => "JSON",
+        Type::Range => "RANGE",
+    }
+}
+
+/// Parses a type name, accepting the legacy aliases (`INTEGER`, `FLOAT`, `BOOLEAN`, `RECORD`, ...).
+pub fn parse_type_name(name: &str) -> Option<Type> {
+    let upper = name.trim().to_ascii_uppercase();
+    Some(match upper.as_str() {
+        "STRING" => Type::String,
+        "INT64" | "INTEGER" | "INT" => Type::Int64,
+        "FLOAT64" | "FLOAT" | "DOUBLE" => Type::Double,
+        "STRUCT" | "RECORD" => Type::Struct,
+        "BYTES" => Type::Bytes,
+        "BOOL" | "BOOLEAN" => Type::Bool,
+        "TIMESTAMP" => Type::Timestamp,
+        "DATE" => Type::Date,
+        "TIME" => Type::Time,
+        "DATETIME" => Type::Datetime,
+        "GEOGRAPHY" => Type::Geography,
+        "NUMERIC" | "DECIMAL" => Type::Numeric,
+        "BIGNUMERIC" | "BIGDECIMAL" => Type::Bignumeric,
+        "INTERVAL" => Type::Interval,
+        "JSON" => Type::Json,
+        "RANGE" => Type::Range,
+        _ => return None,
+    })
+}
+
+/// Parses a mode name.
+pub fn parse_mode_name(name: &str) -> Option<Mode> {
+    match name.trim().to_ascii_uppercase().as_str() {
+        "NULLABLE" | "" => Some(Mode::Nullable),
+        "REQUIRED" => Some(Mode::Required),
+        "REPEATED" => Some(Mode::Repeated),
+        _ => None,
+    }
+}

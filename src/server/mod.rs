@@ -1,0 +1,167 @@
+//! An in-process Storage Write server for examples, tests and benchmarks: PENDING, COMMITTED,
+//! BUFFERED and `_default` streams, offsets, finalize and atomic batch commit, with rows
+//! decoded by the writer's schema and kept as Arrow. Binds 127.0.0.1.
+
+mod decode;
+mod faults;
+mod service;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use faults::{CommitGate, ServerStats};
+
+use crate::error::{Error, Result};
+use crate::proto::big_query_write_server::BigQueryWriteServer;
+use crate::proto::TableSchema;
+use crate::table_ref::TableRef;
+use service::{Service, Shared};
+
+/// A running embedded server; stops when dropped.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> datafusion_bigquery::Result<()> {
+/// use datafusion_bigquery::{schema, EmbeddedServer, TableRef};
+/// let server = EmbeddedServer::start().await?;
+/// let table: TableRef = "demo.sales.orders".parse()?;
+/// server.create_table(&table, schema::parse_inline_schema("id:INT64:REQUIRED,note:STRING").unwrap());
+/// assert!(server.endpoint().starts_with("http://127.0.0.1:"));
+/// assert_eq!(server.row_count(&table), Some(0));
+/// # Ok(()) }
+/// ```
+pub struct EmbeddedServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for EmbeddedServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedServer").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedServer {
+    /// Starts on a free port of 127.0.0.1.
+    pub async fn start() -> Result<Self> {
+        Self::start_on(0).await
+    }
+
+    /// Starts on the given port of 127.0.0.1 (0 picks a free one).
+    pub async fn start_on(port: u16) -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|e| Error::Server(format!("cannot bind 127.0.0.1:{port}: {e}")))?;
+        let addr = listener.local_addr().map_err(|e| Error::Server(e.to_string()))?;
+        let shared = Arc::new(Shared::default());
+        let service = BigQueryWriteServer::new(Service { shared: shared.clone() })
+            .max_decoding_message_size(4 * service::MAX_APPEND_BYTES)
+            .max_encoding_message_size(usize::MAX);
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(service)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                    let _ = stop.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "embedded server stopped");
+            }
+        });
+        Ok(Self { addr, shared, shutdown: Some(shutdown), task: Some(task) })
+    }
+
+    /// The plaintext endpoint, `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Creates (or replaces) a table.
+    pub fn create_table(&self, table: &TableRef, schema: TableSchema) {
+        self.shared.store().create_table(table.resource_path(), schema);
+    }
+
+    /// The committed (visible) rows of a table, or `None` if it does not exist.
+    pub fn rows(&self, table: &TableRef) -> Option<Vec<RecordBatch>> {
+        self.shared.store().tables.get(&table.resource_path()).map(|t| t.visible.clone())
+    }
+
+    /// Number of visible rows of a table.
+    pub fn row_count(&self, table: &TableRef) -> Option<usize> {
+        self.rows(table).map(|batches| batches.iter().map(RecordBatch::num_rows).sum())
+    }
+
+    /// Rows appended to PENDING or BUFFERED streams of the table and not yet visible.
+    pub fn invisible_row_count(&self, table: &TableRef) -> usize {
+        let path = table.resource_path();
+        let store = self.shared.store();
+        store
+            .streams
+            .values()
+            .filter(|s| s.table == path)
+            .map(|s| s.pending.iter().map(RecordBatch::num_rows).sum::<usize>())
+            .sum()
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> ServerStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Answers the `n`-th AppendRows request (1-based, counted over all connections) with `code`.
+    pub fn fail_append(&self, n: u64, code: tonic::Code) {
+        if let Ok(mut f) = self.shared.faults.fail_append.lock() {
+            *f = Some((n, code));
+        }
+    }
+
+    /// Delays every AppendRows response by `delay`.
+    pub fn delay_appends(&self, delay: Duration) {
+        if let Ok(mut d) = self.shared.faults.append_delay.lock() {
+            *d = delay;
+        }
+    }
+
+    /// Holds every BatchCommitWriteStreams call at the returned gate until released.
+    pub fn hold_commits(&self) -> Arc<CommitGate> {
+        let gate = Arc::new(CommitGate::default());
+        if let Ok(mut g) = self.shared.faults.commit_gate.lock() {
+            *g = Some(gate.clone());
+        }
+        gate
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for EmbeddedServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! The embedded server's tables and streams, and the rules of the Storage Write API.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use prost::Message;
+use prost_types::Timestamp;
+use tonic::Code;
+
+use crate::proto::storage_error::StorageErrorCode;
+use crate::proto::write_stream::Type as StreamType;
+use crate::proto::{StorageError, TableSchema, WriteStream};
+use crate::schema::to_arrow_schema;
+
+/// A refusal: a gRPC code, optionally a StorageError, and a message.
+#[derive(Debug, Clone)]
+pub(crate) struct Rejection {
+    pub(crate) code: Code,
+    pub(crate) storage: Option<(StorageErrorCode, String)>,
+    pub(crate) message: String,
+}
+
+impl Rejection {
+    pub(crate) fn new(code: Code, message: impl Into<String>) -> Self {
+        Self { code, storage: None, message: message.into() }
+    }
+
+    pub(crate) fn storage(code: Code, storage: StorageErrorCode, entity: &str, message: impl Into<String>) -> Self {
+        Self { code, storage: Some((storage, entity.to_string())), message: message.into() }
+    }
+
+    /// The StorageError this rejection carries, if any.
+    pub(crate) fn storage_error(&self) -> Option<StorageError> {
+        self.storage.as_ref().map(|(code, entity)| StorageError {
+            code: *code as i32,
+            entity: entity.clone(),
+            error_message: self.message.clone(),
+        })
+    }
+
+    /// As a `google.rpc.Status` for an AppendRows response.
+    pub(crate) fn to_rpc_status(&self) -> crate::proto::rpc::Status {
+        let details = self
+            .storage_error()
+            .map(|e| prost_types::Any {
+                type_url: "type.googleapis.com/google.cloud.bigquery.storage.v1.StorageError".into(),
+                value: e.encode_to_vec(),
+            })
+            .into_iter()
+            .collect();
+        crate::proto::rpc::Status { code: self.code as i32, message: self.message.clone(), details }
+    }
+
+    /// As a gRPC status for unary RPCs.
+    pub(crate) fn to_status(&self) -> tonic::Status {
+        tonic::Status::new(self.code, self.message.clone())
+    }
+}
+
+/// A table: its schema and the committed (visible) rows.
+pub(crate) struct Table {
+    pub(crate) schema: Arc<TableSchema>,
+    pub(crate) arrow: SchemaRef,
+    pub(crate) visible: Vec<RecordBatch>,
+}
+
+/// A write stream.
+pub(crate) struct Stream {
+    pub(crate) table: String,
+    pub(crate) kind: StreamType,
+    pub(crate) create_time: Timestamp,
+    pub(crate) commit_time: Option<Timestamp>,
+    /// Rows appended and not yet visible (PENDING, BUFFERED).
+    pub(crate) pending: Vec<RecordBatch>,
+    /// Rows appended so far: the next expected offset.
+    pub(crate) row_count: i64,
+    /// Rows of a BUFFERED stream already flushed (made visible).
+    pub(crate) flushed: i64,
+    pub(crate) finalized: bool,
+}
+
+/// Everything the server holds.
+#[derive(Default)]
+pub(crate) struct Store {
+    pub(crate) tables: HashMap<String, Table>,
+    pub(crate) streams: HashMap<String, Stream>,
+    next_stream: u64,
+}
+
+/// The current time as a protobuf timestamp.
+pub(crate) fn now() -> Timestamp {
+    Timestamp::from(SystemTime::now())
+}
+
+/// Splits `.../tables/t/streams/s` into the table path and the stream id.
+pub(crate) fn split_stream_name(name: &str) -> Option<(&str, &str)> {
+    let (table, id) = name.rsplit_once("/streams/")?;
+    Some((table, id))
+}
+
+impl Store {
+    pub(crate) fn create_table(&mut self, path: String, schema: TableSchema) {
+        let arrow = Arc::new(to_arrow_schema(&schema));
+        self.tables.insert(path, Table { schema: Arc::new(schema), arrow, visible: Vec::new() });
+    }
+
+    pub(crate) fn table(&self, path: &str) -> Result<&Table, Rejection> {
+        self.tables.get(path).ok_or_else(|| {
+            Rejection::storage(Code::NotFound, StorageErrorCode::TableNotFound, path, format!("Table {path} not found"))
+        })
+    }
+
+    pub(crate) fn create_stream(&mut self, table: &str, kind: StreamType) -> Result<WriteStream, Rejection> {
+        let schema = self.table(table)?.schema.clone();
+        if kind == StreamType::Unspecified {
+            return Err(Rejection::new(Code::InvalidArgument, "write_stream.type must be set"));
+        }
+        self.next_stream += 1;
+        let name = format!("{table}/streams/s{:06}", self.next_stream);
+        let create_time = now();
+        self.streams.insert(
+            name.clone(),
+            Stream {
+                table: table.to_string(),
+                kind,
+                create_time,
+                commit_time: None,
+                pending: Vec::new(),
+                row_count: 0,
+                flushed: 0,
+                finalized: false,
+            },
+        );
+        Ok(WriteStream {
+            name,
+            r#type: kind as i32,
+            create_time: Some(create_time),
+            table_schema: Some((*schema).clone()),
+            write_mode: crate::proto::write_stream::WriteMode::Insert as i32,
+            ..Default::default()
+        })
+    }
+
+    /// Describes a stream; `_default` streams exist implicitly for every table.
+    pub(crate) fn describe_stream(&self, name: &str, full: bool) -> Result<WriteStream, Rejection> {
+        let (table_path, id) = split_stream_name(name)
+            .ok_or_else(|| Rejection::new(Code::InvalidArgument, format!("not a write stream name: {name}")))?;
+        let table = self.table(table_path)?;
+        let schema = full.then(|| (*table.schema).clone());
+        if id == "_default" {
+            return Ok(WriteStream {
+                name: name.to_string(),
+                r#type: StreamType::Committed as i32,
+                table_schema: schema,
+                write_mode: crate::proto::write_stream::WriteMode::Insert as i32,
+                ..Default::default()
+            });
+        }
+        let stream = self.stream(name)?;
+        Ok(WriteStream {
+            name: name.to_string(),
+            r#type: stream.kind as i32,
+            create_time: Some(stream.create_time),
+            commit_time: stream.commit_time,
+            table_schema: schema,
+            write_mode: crate::proto::write_stream::WriteMode::Insert as i32,
+            ..Default::default()
+        })
+    }
+
+    pub(crate) fn stream(&self, name: &str) -> Result<&Stream, Rejection> {
+        self.streams.get(name).ok_or_else(|| {
+            Rejection::storage(Code::NotFound, StorageErrorCode::StreamNotFound, name, format!("Stream {name} not found"))
+        })
+    }
+
+    /// Checks an append against the stream's state and offset, before any decoding.
+    pub(crate) fn check_append(&self, name: &str, offset: Option<i64>) -> Result<(), Rejection> {
+        let (table_path, id) = split_stream_name(name)
+            .ok_or_else(|| Rejection::new(Code::InvalidArgument, format!("not a write stream name: {name}")))?;
+        self.table(table_path)?;
+        if id == "_default" {
+            return match offset {
+                Some(_) => Err(Rejection::new(Code::InvalidArgument, "offsets are not allowed on the _default stream")),
+                None => Ok(()),
+            };
+        }
+        let stream = self.stream(name)?;
+        if stream.finalized {
+            return Err(Rejection::storage(Code::InvalidArgument, StorageErrorCode::StreamFinalized, name, format!("Stream {name} is finalized")));
+        }
+        match offset {
+            Some(o) if o < stream.row_count => Err(Rejection::storage(
+                Code::AlreadyExists,
+                StorageErrorCode::OffsetAlreadyExists,
+                name,
+                format!("offset {o} already exists (stream has {} rows)", stream.row_count),
+            )),
+            Some(o) if o > stream.row_count => Err(Rejection::storage(
+                Code::OutOfRange,
+                StorageErrorCode::OffsetOutOfRange,
+                name,
+                format!("offset {o} is beyond the end of the stream ({} rows)", stream.row_count),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies decoded rows; returns the offset they were written at.
+    pub(crate) fn append(&mut self, name: &str, offset: Option<i64>, batch: RecordBatch) -> Result<i64, Rejection> {
+        self.check_append(name, offset)?;
+        let (table_path, id) = split_stream_name(name).unwrap_or_default();
+        let rows = batch.num_rows() as i64;
+        if id == "_default" {
+            let table = self.tables.get_mut(table_path).ok_or_else(|| Rejection::new(Code::NotFound, table_path))?;
+            table.visible.push(batch);
+            return Ok(0);
+        }
+        let stream = self.streams.get_mut(name).ok_or_else(|| Rejection::new(Code::NotFound, name))?;
+        let at = stream.row_count;
+        stream.row_count += rows;
+        if stream.kind == StreamType::Committed {
+            let table_name = stream.table.clone();
+            let table = self.tables.get_mut(&table_name).ok_or_else(|| Rejection::new(Code::NotFound, table_name))?;
+            table.visible.push(batch);
+        } else {
+            stream.pending.push(batch);
+        }
+        Ok(at)
+    }
+
+    pub(crate) fn finalize(&mut self, name: &str) -> Result<i64, Rejection> {
+        self.stream(name)?;
+        let stream = self.streams.get_mut(name).ok_or_else(|| Rejection::new(Code::NotFound, name))?;
+        stream.finalized = true;
+        Ok(stream.row_count)
+    }
+
+    /// Makes BUFFERED rows visible up to (and including) `offset`.
+    pub(crate) fn flush(&mut self, name: &str, offset: i64) -> Result<i64, Rejection> {
+        let stream = self.stream(name)?;
+        if stream.kind != StreamType::Buffered {
+            return Err(Rejection::storage(Code::InvalidArgument, StorageErrorCode::InvalidStreamType, name, "FlushRows needs a BUFFERED stream"));
+        }
+        if offset >= stream.row_count || offset < stream.flushed - 1 {
+            return Err(Rejection::storage(Code::OutOfRange, StorageErrorCode::OffsetOutOfRange, name, format!("flush offset {offset} out of range")));
+        }
+        let stream = self.streams.get_mut(name).ok_or_else(|| Rejection::new(Code::NotFound, name))?;
+        let mut take = (offset + 1 - stream.flushed) as usize;
+        let mut moved = Vec::new();
+        while take > 0 && !stream.pending.is_empty() {
+            let first = &stream.pending[0];
+            if first.num_rows() <= take {
+                take -= first.num_rows();
+                moved.push(stream.pending.remove(0));
+            } else {
+                moved.push(first.slice(0, take));
+                stream.pending[0] = first.slice(take, first.num_rows() - take);
+                take = 0;
+            }
+        }
+        stream.flushed = offset + 1;
+        let table_name = stream.table.clone();
+        let table = self.tables.get_mut(&table_name).ok_or_else(|| Rejection::new(Code::NotFound, table_name))?;
+        table.visible.extend(moved);
+        Ok(offset)
+    }
+
+    /// Commits finalized PENDING streams atomically; on any problem, commits none and returns
+    /// the stream errors.
+    pub(crate) fn batch_commit(&mut self, table: &str, names: &[String]) -> Result<Result<Timestamp, Vec<StorageError>>, Rejection> {
+        self.table(table)?;
+        if names.is_empty() {
+            return Err(Rejection::new(Code::InvalidArgument, "no write streams to commit"));
+        }
+        let mut errors = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let problem = match self.streams.get(name) {
+                None => Some((StorageErrorCode::StreamNotFound, "stream not found")),
+                Some(s) if s.table != table => Some((StorageErrorCode::StreamNotFound, "stream belongs to another table")),
+                Some(s) if s.kind != StreamType::Pending => Some((StorageErrorCode::InvalidStreamType, "only PENDING streams can be committed")),
+                Some(s) if s.commit_time.is_some() => Some((StorageErrorCode::StreamAlreadyCommitted, "stream already committed")),
+                Some(s) if !s.finalized => Some((StorageErrorCode::InvalidStreamState, "stream is not finalized")),
+                Some(_) if names[..i].contains(name) => Some((StorageErrorCode::InvalidStreamState, "stream listed twice")),
+                Some(_) => None,
+            };
+            if let Some((code, message)) = problem {
+                errors.push(StorageError { code: code as i32, entity: name.clone(), error_message: message.into() });
+            }
+        }
+        if !errors.is_empty() {
+            return Ok(Err(errors));
+        }
+        let time = now();
+        let mut rows = Vec::new();
+        for name in names {
+            if let Some(stream) = self.streams.get_mut(name) {
+                stream.commit_time = Some(time);
+                rows.append(&mut stream.pending);
+            }
+        }
+        if let Some(t) = self.tables.get_mut(table) {
+            t.visible.extend(rows);
+        }
+        Ok(Ok(time))
+    }
+}

@@ -1,0 +1,314 @@
+//! Wire forms of single BigQuery values: packed NUMERIC/BIGNUMERIC bytes, packed
+//! DATETIME/TIME integers, their text forms, and the valid ranges. Pure functions,
+//! used by the encoder and by the embedded server to decode.
+
+use arrow::datatypes::i256;
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+
+/// Scale of NUMERIC.
+pub const NUMERIC_SCALE: i8 = 9;
+/// Scale of BIGNUMERIC.
+pub const BIGNUMERIC_SCALE: i8 = 38;
+/// Largest unscaled NUMERIC at scale 9: 29 integer and 9 fractional nines.
+pub const NUMERIC_MAX_UNSCALED: i128 = 99_999_999_999_999_999_999_999_999_999_999_999_999;
+/// First valid DATE, 0001-01-01, in days since the epoch.
+pub const DATE_MIN_DAYS: i32 = -719_162;
+/// Last valid DATE, 9999-12-31, in days since the epoch.
+pub const DATE_MAX_DAYS: i32 = 2_932_896;
+/// First valid TIMESTAMP/DATETIME, 0001-01-01 00:00:00, in microseconds since the epoch.
+pub const MICROS_MIN: i64 = -62_135_596_800_000_000;
+/// Last valid TIMESTAMP/DATETIME, 9999-12-31 23:59:59.999999, in microseconds since the epoch.
+pub const MICROS_MAX: i64 = 253_402_300_799_999_999;
+/// Microseconds in a day.
+pub const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// Largest BIGNUMERIC, unscaled at scale 38 (2^255 - 1).
+pub fn bignumeric_max() -> i256 {
+    i256::MAX
+}
+
+/// Two's complement little-endian bytes with redundant sign bytes removed (at least one byte).
+fn minimal_le(bytes: &[u8]) -> Vec<u8> {
+    let mut len = bytes.len();
+    while len > 1 {
+        let last = bytes[len - 1];
+        let sign_of_next = bytes[len - 2] & 0x80;
+        if (last == 0x00 && sign_of_next == 0) || (last == 0xff && sign_of_next != 0) {
+            len -= 1;
+        } else {
+            break;
+        }
+    }
+    bytes[..len].to_vec()
+}
+
+/// Packed NUMERIC: the value at scale 9 as minimal little-endian two's complement.
+///
+/// ```
+/// // 1.5 is 1_500_000_000 at scale 9.
+/// assert_eq!(datafusion_bigquery::values::pack_numeric(1_500_000_000), vec![0x00, 0x2f, 0x68, 0x59]);
+/// ```
+pub fn pack_numeric(unscaled: i128) -> Vec<u8> {
+    minimal_le(&unscaled.to_le_bytes())
+}
+
+/// Packed BIGNUMERIC: the value at scale 38 as minimal little-endian two's complement.
+pub fn pack_bignumeric(unscaled: i256) -> Vec<u8> {
+    minimal_le(&unscaled.to_le_bytes())
+}
+
+/// Sign-extends little-endian two's complement bytes to `N` bytes.
+fn sign_extend<const N: usize>(bytes: &[u8]) -> Option<[u8; N]> {
+    if bytes.is_empty() || bytes.len() > N {
+        return None;
+    }
+    let fill = if bytes[bytes.len() - 1] & 0x80 != 0 { 0xff } else { 0x00 };
+    let mut out = [fill; N];
+    out[..bytes.len()].copy_from_slice(bytes);
+    Some(out)
+}
+
+/// Decodes packed NUMERIC bytes.
+pub fn unpack_numeric(bytes: &[u8]) -> Option<i128> {
+    sign_extend::<16>(bytes).map(i128::from_le_bytes)
+}
+
+/// Decodes packed BIGNUMERIC bytes.
+pub fn unpack_bignumeric(bytes: &[u8]) -> Option<i256> {
+    sign_extend::<32>(bytes).map(i256::from_le_bytes)
+}
+
+/// Formats an unscaled decimal at `scale` as text, e.g. `(-15, 1)` -> `-1.5`.
+pub fn decimal_text(unscaled: impl ToString, scale: i8) -> String {
+    let digits = unscaled.to_string();
+    let (sign, digits) = match digits.strip_prefix('-') {
+        Some(rest) => ("-", rest.to_string()),
+        None => ("", digits),
+    };
+    if scale <= 0 {
+        return format!("{sign}{digits}{}", "0".repeat(scale.unsigned_abs() as usize));
+    }
+    let scale = scale as usize;
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (int, frac) = padded.split_at(padded.len() - scale);
+    format!("{sign}{int}.{frac}")
+}
+
+/// Parses decimal text (`-12.5`, `3`, `.25`, `1e3` not accepted) into an unscaled i128 at
+/// `scale`; `None` if malformed or if digits past `scale` are non-zero.
+pub fn parse_decimal_i128(text: &str, scale: i8) -> Option<i128> {
+    let (negative, int, frac) = split_decimal(text)?;
+    let scale = usize::try_from(scale).ok()?;
+    if frac.len() > scale && frac[scale..].bytes().any(|b| b != b'0') {
+        return None;
+    }
+    let frac = &frac[..frac.len().min(scale)];
+    let mut value: i128 = 0;
+    for b in int.bytes().chain(frac.bytes()).chain(std::iter::repeat_n(b'0', scale - frac.len())) {
+        value = value.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
+    }
+    Some(if negative { -value } else { value })
+}
+
+/// Like [`parse_decimal_i128`] for i256.
+pub fn parse_decimal_i256(text: &str, scale: i8) -> Option<i256> {
+    let (negative, int, frac) = split_decimal(text)?;
+    let scale = usize::try_from(scale).ok()?;
+    if frac.len() > scale && frac[scale..].bytes().any(|b| b != b'0') {
+        return None;
+    }
+    let frac = &frac[..frac.len().min(scale)];
+    let ten = i256::from_i128(10);
+    let mut value = i256::ZERO;
+    for b in int.bytes().chain(frac.bytes()).chain(std::iter::repeat_n(b'0', scale - frac.len())) {
+        value = value.checked_mul(ten)?.checked_add(i256::from_i128(i128::from(b - b'0')))?;
+    }
+    Some(if negative { value.checked_neg()? } else { value })
+}
+
+fn split_decimal(text: &str) -> Option<(bool, &str, &str)> {
+    let text = text.trim();
+    let (negative, body) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty()) || !all_digits(int) || !all_digits(frac) {
+        return None;
+    }
+    Some((negative, int, frac))
+}
+
+/// Splits microseconds since the epoch into a civil date-time; `None` outside chrono's range.
+fn civil(micros: i64) -> Option<NaiveDateTime> {
+    DateTime::from_timestamp_micros(micros).map(|t| t.naive_utc())
+}
+
+/// Packed DATETIME from microseconds since 1970-01-01 00:00:00 (no time zone).
+///
+/// ```
+/// // 2016-12-03 14:11:27.123456
+/// let micros = 1_480_774_287_123_456;
+/// assert_eq!(datafusion_bigquery::values::pack_datetime(micros), Some(141916638033338944));
+/// ```
+pub fn pack_datetime(micros: i64) -> Option<i64> {
+    if !(MICROS_MIN..=MICROS_MAX).contains(&micros) {
+        return None;
+    }
+    let t = civil(micros)?;
+    let date_part = (i64::from(t.year()) << 26) | (i64::from(t.month()) << 22) | (i64::from(t.day()) << 17);
+    let time_part = (i64::from(t.hour()) << 12) | (i64::from(t.minute()) << 6) | i64::from(t.second());
+    Some(((date_part | time_part) << 20) | i64::from(t.nanosecond() / 1000))
+}
+
+/// Decodes packed DATETIME into microseconds since 1970-01-01 00:00:00.
+pub fn unpack_datetime(packed: i64) -> Option<i64> {
+    let micros = (packed & 0xF_FFFF) as u32;
+    let rest = packed >> 20;
+    let (second, minute, hour) = ((rest & 0x3F) as u32, ((rest >> 6) & 0x3F) as u32, ((rest >> 12) & 0x1F) as u32);
+    let (day, month, year) = (((rest >> 17) & 0x1F) as u32, ((rest >> 22) & 0xF) as u32, (rest >> 26) as i32);
+    let date = NaiveDate::from_ymd_opt(year, month, day)?;
+    let time = NaiveTime::from_hms_micro_opt(hour, minute, second, micros)?;
+    Some(date.and_time(time).and_utc().timestamp_micros())
+}
+
+/// Packed TIME from microseconds since midnight.
+///
+/// ```
+/// // 14:11:27.123456
+/// assert_eq!(datafusion_bigquery::values::pack_time(51_087_123_456), Some(60896174656));
+/// ```
+pub fn pack_time(micros: i64) -> Option<i64> {
+    if !(0..MICROS_PER_DAY).contains(&micros) {
+        return None;
+    }
+    let seconds = micros / 1_000_000;
+    let (hour, minute, second) = (seconds / 3600, (seconds / 60) % 60, seconds % 60);
+    Some((((hour << 12) | (minute << 6) | second) << 20) | (micros % 1_000_000))
+}
+
+/// Decodes packed TIME into microseconds since midnight.
+pub fn unpack_time(packed: i64) -> Option<i64> {
+    let micros = packed & 0xF_FFFF;
+    let rest = packed >> 20;
+    let (second, minute, hour) = (rest & 0x3F, (rest >> 6) & 0x3F, rest >> 12);
+    if micros >= 1_000_000 || second >= 60 || minute >= 60 || !(0..24).contains(&hour) {
+        return None;
+    }
+    Some(((hour * 60 + minute) * 60 + second) * 1_000_000 + micros)
+}
+
+/// DATETIME text `YYYY-MM-DD HH:MM:SS.ffffff`.
+pub fn datetime_text(micros: i64) -> Option<String> {
+    if !(MICROS_MIN..=MICROS_MAX).contains(&micros) {
+        return None;
+    }
+    civil(micros).map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
+}
+
+/// TIME text `HH:MM:SS.ffffff`.
+pub fn time_text(micros: i64) -> Option<String> {
+    if !(0..MICROS_PER_DAY).contains(&micros) {
+        return None;
+    }
+    let secs = u32::try_from(micros / 1_000_000).ok()?;
+    let nanos = u32::try_from((micros % 1_000_000) * 1000).ok()?;
+    NaiveTime::from_num_seconds_from_midnight_opt(secs, nanos).map(|t| t.format("%H:%M:%S%.6f").to_string())
+}
+
+/// Parses DATETIME text (space or `T` separator, optional fraction) into microseconds.
+pub fn parse_datetime_text(text: &str) -> Option<i64> {
+    let text = text.trim();
+    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
+        .iter()
+        .find_map(|f| {
+            NaiveDateTime::parse_from_str(text, f)
+                .ok()
+                .or_else(|| NaiveDate::parse_from_str(text, f).ok().and_then(|d| d.and_hms_opt(0, 0, 0)))
+        })
+        .map(|t| t.and_utc().timestamp_micros())
+}
+
+/// Parses TIME text into microseconds since midnight.
+pub fn parse_time_text(text: &str) -> Option<i64> {
+    let t = NaiveTime::parse_from_str(text.trim(), "%H:%M:%S%.f").ok()?;
+    Some(i64::from(t.num_seconds_from_midnight()) * 1_000_000 + i64::from(t.nanosecond() / 1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn numeric_vectors() {
+        assert_eq!(hex(&pack_numeric(1_500_000_000)), "00 2f 68 59");
+        assert_eq!(hex(&pack_numeric(-1_500_000_000)), "00 d1 97 a6");
+        assert_eq!(hex(&pack_numeric(0)), "00");
+        for v in [0, 1, -1, 127, 128, -128, -129, 255, 1_500_000_000, NUMERIC_MAX_UNSCALED, -NUMERIC_MAX_UNSCALED] {
+            assert_eq!(unpack_numeric(&pack_numeric(v)), Some(v), "{v}");
+        }
+        assert_eq!(pack_numeric(128), vec![0x80, 0x00]);
+        assert_eq!(pack_numeric(-128), vec![0x80]);
+    }
+
+    #[test]
+    fn bignumeric_vector() {
+        let one_and_half = i256::from_i128(15).wrapping_mul(i256::from_i128(10).wrapping_pow(37));
+        // 1.5 x 10^38 is 0x70d8f2fc87ca26b70e4f336000000000: 16 bytes, the top one 0x70.
+        assert_eq!(hex(&pack_bignumeric(one_and_half)), "00 00 00 00 60 33 4f 0e b7 26 ca 87 fc f2 d8 70");
+        for v in [i256::MAX, i256::MIN, i256::ZERO, i256::MINUS_ONE, one_and_half] {
+            assert_eq!(unpack_bignumeric(&pack_bignumeric(v)), Some(v));
+        }
+    }
+
+    #[test]
+    fn datetime_and_time_vectors() {
+        let micros = NaiveDate::from_ymd_opt(2016, 12, 3)
+            .unwrap()
+            .and_hms_micro_opt(14, 11, 27, 123_456)
+            .unwrap()
+            .and_utc()
+            .timestamp_micros();
+        assert_eq!(pack_datetime(micros), Some(141_916_638_033_338_944));
+        assert_eq!(unpack_datetime(141_916_638_033_338_944), Some(micros));
+        let t = ((14 * 60 + 11) * 60 + 27) * 1_000_000 + 123_456;
+        assert_eq!(pack_time(t), Some(60_896_174_656));
+        assert_eq!(unpack_time(60_896_174_656), Some(t));
+        assert_eq!(datetime_text(micros).unwrap(), "2016-12-03 14:11:27.123456");
+        assert_eq!(time_text(t).unwrap(), "14:11:27.123456");
+        assert_eq!(parse_datetime_text("2016-12-03T14:11:27.123456"), Some(micros));
+        assert_eq!(parse_time_text("14:11:27.123456"), Some(t));
+        assert_eq!(pack_datetime(MICROS_MAX + 1), None);
+        assert!(pack_datetime(MICROS_MIN).is_some());
+        assert_eq!(pack_time(MICROS_PER_DAY), None);
+    }
+
+    #[test]
+    fn range_constants_match_the_calendar() {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        let first = NaiveDate::from_ymd_opt(1, 1, 1).unwrap();
+        let last = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap();
+        assert_eq!((first - epoch).num_days(), i64::from(DATE_MIN_DAYS));
+        assert_eq!((last - epoch).num_days(), i64::from(DATE_MAX_DAYS));
+        assert_eq!(first.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_micros(), MICROS_MIN);
+        assert_eq!(last.and_hms_micro_opt(23, 59, 59, 999_999).unwrap().and_utc().timestamp_micros(), MICROS_MAX);
+    }
+
+    #[test]
+    fn decimal_text_round_trips() {
+        assert_eq!(decimal_text(-15, 1), "-1.5");
+        assert_eq!(decimal_text(5, 9), "0.000000005");
+        assert_eq!(decimal_text(7, 0), "7");
+        for (text, scale, expected) in [("1.5", 9, Some(1_500_000_000)), ("-0.25", 2, Some(-25)), ("3", 2, Some(300)),
+            (".5", 1, Some(5)), ("1.230", 2, Some(123)), ("1.234", 2, None), ("1e3", 0, None), ("", 0, None), ("-", 0, None)] {
+            assert_eq!(parse_decimal_i128(text, scale), expected, "{text}");
+        }
+        assert_eq!(parse_decimal_i256("-1.5", 38), Some(i256::from_i128(-15).wrapping_mul(i256::from_i128(10).wrapping_pow(37))));
+    }
+}
