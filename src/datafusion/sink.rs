@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::datasource::sink::DataSink;
 use datafusion::error::Result;
@@ -17,17 +17,14 @@ use crate::load::Loader;
 #[derive(Debug)]
 pub struct BigQuerySink {
     loader: Loader,
-    /// The table schema with every column nullable: NULLs in REQUIRED columns are reported by
-    /// the encoder, which names the column and the row.
+    /// The schema the input is checked against (the table's, see [`crate::BigQueryTable`]).
     schema: SchemaRef,
 }
 
 impl BigQuerySink {
-    /// A sink writing through `loader`.
-    pub fn new(loader: Loader) -> Self {
-        let table_schema = loader.arrow_schema();
-        let fields: Vec<_> = table_schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
-        Self { loader, schema: Arc::new(Schema::new(fields)) }
+    /// A sink writing through `loader`, accepting input of `schema`.
+    pub fn new(loader: Loader, schema: SchemaRef) -> Self {
+        Self { loader, schema }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::sink::DataSinkExec;
@@ -16,6 +16,11 @@ use super::BigQuerySink;
 use crate::load::Loader;
 
 /// A BigQuery table that DataFusion can `INSERT INTO`. Reading is not supported.
+///
+/// Its schema is the table's Arrow schema with every column nullable: DataFusion would
+/// otherwise reject a NULL bound for a REQUIRED column while planning, naming only an
+/// internal column; the encoder rejects it instead, naming table, column and row, before
+/// anything is committed.
 #[derive(Debug, Clone)]
 pub struct BigQueryTable {
     loader: Loader,
@@ -25,7 +30,7 @@ pub struct BigQueryTable {
 impl BigQueryTable {
     /// A table over a loader (which knows the table, its schema and the options).
     pub fn new(loader: Loader) -> Self {
-        let schema = loader.arrow_schema();
+        let schema = all_nullable(&loader.arrow_schema());
         Self { loader, schema }
     }
 
@@ -70,7 +75,13 @@ impl TableProvider for BigQueryTable {
                 self.loader.table()
             );
         }
-        let sink = BigQuerySink::new(self.loader.clone());
+        let sink = BigQuerySink::new(self.loader.clone(), self.schema.clone());
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
+}
+
+/// The schema with every top-level column nullable.
+fn all_nullable(schema: &Schema) -> SchemaRef {
+    let fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    Arc::new(Schema::new(fields))
 }

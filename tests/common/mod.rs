@@ -1,0 +1,79 @@
+//! Helpers shared by the integration tests: an embedded server with one table and a
+//! DataFusion session that knows it.
+
+#![allow(dead_code)]
+
+use arrow::array::RecordBatch;
+use datafusion::prelude::SessionContext;
+use datafusion_bigquery::{register_bigquery, schema, BigQueryOptions, EmbeddedServer, TableRef};
+
+/// A running server, a table in it, and a session with the table registered as `dest`.
+pub struct Fixture {
+    pub server: EmbeddedServer,
+    pub table: TableRef,
+    pub ctx: SessionContext,
+}
+
+impl Fixture {
+    /// Starts a server, creates `demo.tests.dest` with `schema_spec`, and registers it as
+    /// `dest` with `options` (`'bigquery.key' 'value', ...`, may be empty).
+    pub async fn new(schema_spec: &str, options: &str) -> Fixture {
+        let server = EmbeddedServer::start().await.expect("server starts");
+        let table: TableRef = "demo.tests.dest".parse().expect("table name");
+        server.create_table(&table, schema::parse_schema_arg(schema_spec).expect("schema"));
+        let ctx = SessionContext::new();
+        register_bigquery(&ctx, BigQueryOptions::default().with_endpoint(server.endpoint()));
+        let options = if options.is_empty() { String::new() } else { format!(" OPTIONS ({options})") };
+        ctx.sql(&format!("CREATE EXTERNAL TABLE dest STORED AS BIGQUERY LOCATION '{table}'{options}"))
+            .await
+            .expect("create external table");
+        Fixture { server, table, ctx }
+    }
+
+    /// Runs a statement to completion; returns the `count` of an INSERT.
+    pub async fn run(&self, sql: &str) -> datafusion::error::Result<u64> {
+        run(&self.ctx, sql).await
+    }
+
+    /// Visible rows of the destination.
+    pub fn visible_rows(&self) -> usize {
+        self.server.row_count(&self.table).expect("table exists")
+    }
+
+    /// The committed rows, as one batch (sorted by the first column when `sort`).
+    pub async fn committed(&self, order_by: &str) -> Vec<RecordBatch> {
+        let batches = self.server.rows(&self.table).expect("table exists");
+        let ctx = SessionContext::new();
+        let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| {
+            std::sync::Arc::new(schema::to_arrow_schema(
+                &schema::parse_inline_schema("x:INT64").expect("schema"),
+            ))
+        });
+        let table = datafusion::datasource::MemTable::try_new(schema, vec![batches]).expect("mem table");
+        ctx.register_table("committed", std::sync::Arc::new(table)).expect("register");
+        ctx.sql(&format!("SELECT * FROM committed ORDER BY {order_by}")).await.expect("query").collect().await.expect("collect")
+    }
+}
+
+/// Runs a statement to completion; returns the `count` of an INSERT (0 otherwise).
+pub async fn run(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<u64> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let count = batches
+        .first()
+        .filter(|b| b.num_columns() == 1 && b.schema().field(0).name() == "count")
+        .and_then(|b| b.column(0).as_any().downcast_ref::<arrow::array::UInt64Array>().map(|a| a.value(0)))
+        .unwrap_or(0);
+    Ok(count)
+}
+
+/// A DataFusion error's full text, causes included.
+pub fn error_text(err: &datafusion::error::DataFusionError) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        text.push_str(" | ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
