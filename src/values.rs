@@ -104,10 +104,12 @@ pub fn parse_decimal_i128(text: &str, scale: i8) -> Option<i128> {
     }
     let frac = &frac[..frac.len().min(scale)];
     let mut value: i128 = 0;
+    // Accumulate with the final sign so that the most negative value does not overflow.
+    let sign = if negative { -1 } else { 1 };
     for b in int.bytes().chain(frac.bytes()).chain(std::iter::repeat_n(b'0', scale - frac.len())) {
-        value = value.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
+        value = value.checked_mul(10)?.checked_add(sign * i128::from(b - b'0'))?;
     }
-    Some(if negative { -value } else { value })
+    Some(value)
 }
 
 /// Like [`parse_decimal_i128`] for i256.
@@ -120,10 +122,11 @@ pub fn parse_decimal_i256(text: &str, scale: i8) -> Option<i256> {
     let frac = &frac[..frac.len().min(scale)];
     let ten = i256::from_i128(10);
     let mut value = i256::ZERO;
+    let sign = if negative { -1 } else { 1 };
     for b in int.bytes().chain(frac.bytes()).chain(std::iter::repeat_n(b'0', scale - frac.len())) {
-        value = value.checked_mul(ten)?.checked_add(i256::from_i128(i128::from(b - b'0')))?;
+        value = value.checked_mul(ten)?.checked_add(i256::from_i128(sign * i128::from(b - b'0')))?;
     }
-    Some(if negative { value.checked_neg()? } else { value })
+    Some(value)
 }
 
 fn split_decimal(text: &str) -> Option<(bool, &str, &str)> {
@@ -309,6 +312,8 @@ mod tests {
             (".5", 1, Some(5)), ("1.230", 2, Some(123)), ("1.234", 2, None), ("1e3", 0, None), ("", 0, None), ("-", 0, None)] {
             assert_eq!(parse_decimal_i128(text, scale), expected, "{text}");
         }
+        assert_eq!(parse_decimal_i256(&decimal_text(i256::MIN, 38), 38), Some(i256::MIN));
+        assert_eq!(parse_decimal_i256(&decimal_text(i256::MAX, 38), 38), Some(i256::MAX));
         assert_eq!(parse_decimal_i256("-1.5", 38), Some(i256::from_i128(-15).wrapping_mul(i256::from_i128(10).wrapping_pow(37))));
     }
 }

@@ -1,0 +1,150 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{ArgMatches, Args, Parser, Subcommand};
+
+/// Runs SQL with DataFusion, where `CREATE EXTERNAL TABLE ... STORED AS BIGQUERY` tables load
+/// query results into BigQuery atomically through the Storage Write API.
+///
+/// SQL comes from -c and -f in the order given, or from stdin when neither is given. Results
+/// are printed as tables. Table defaults come from GOOGLE_CLOUD_PROJECT and
+/// BIGQUERY_STORAGE_EMULATOR_HOST, then from the flags below. Exits 0 on success, 1 on any
+/// error with the cause on the first line of stderr.
+#[derive(Debug, Parser)]
+#[command(name = "datafusion-bigquery", version, args_conflicts_with_subcommands = true)]
+pub(crate) struct Cli {
+    /// A subcommand; without one, runs SQL.
+    #[command(subcommand)]
+    pub(crate) subcommand: Option<Command>,
+
+    /// Runs SQL statements in the order given; may be repeated and mixed with -f.
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    pub(crate) commands: Vec<String>,
+
+    /// Runs the `;`-separated SQL statements of a file; may be repeated and mixed with -c.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+
+    /// Storage Write API endpoint for every BigQuery table; an `http://host:port` endpoint
+    /// is plaintext without credentials (emulators).
+    #[arg(long, value_name = "URL")]
+    pub(crate) endpoint: Option<String>,
+
+    /// Default project for LOCATIONs written `dataset.table`.
+    #[arg(long, value_name = "ID")]
+    pub(crate) project: Option<String>,
+
+    /// Number of parallel write streams per load (default: the session's target partitions).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) streams: Option<u64>,
+
+    /// Sets any other table default, as `bigquery.<key>=<value>` or `<key>=<value>`
+    /// (max_request_bytes, max_inflight_requests, wire_encoding); may be repeated.
+    #[arg(short = 'o', long = "option", value_name = "KEY=VALUE")]
+    pub(crate) options: Vec<String>,
+
+    /// Starts an embedded Storage Write server in-process on a free port and uses it as the
+    /// endpoint.
+    #[arg(long)]
+    pub(crate) emulator: bool,
+
+    /// Creates a table in the embedded server (needs --emulator); SCHEMA is a `bq` JSON
+    /// schema file or `name:TYPE[:MODE],...`; may be repeated.
+    #[arg(long = "emulator-table", value_name = "PROJECT.DATASET.TABLE=SCHEMA")]
+    pub(crate) emulator_tables: Vec<String>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Runs the embedded Storage Write server until Ctrl-C or SIGTERM, printing its endpoint
+    /// (e.g. `http://127.0.0.1:9060`) as one line on stdout.
+    Emulator(EmulatorArgs),
+}
+
+/// Arguments of `emulator`.
+#[derive(Debug, Args)]
+pub(crate) struct EmulatorArgs {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 9060)]
+    pub(crate) port: u16,
+
+    /// Creates a table; SCHEMA is a `bq` JSON schema file or `name:TYPE[:MODE],...`;
+    /// may be repeated.
+    #[arg(long = "table", value_name = "PROJECT.DATASET.TABLE=SCHEMA")]
+    pub(crate) tables: Vec<String>,
+}
+
+/// Where one piece of SQL comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SqlSource {
+    /// The text of a -c flag.
+    Command(String),
+    /// A file named by -f.
+    File(PathBuf),
+    /// Standard input.
+    Stdin,
+}
+
+/// The SQL sources in command-line order: -c and -f interleaved as given, else stdin.
+pub(crate) fn sql_sources(cli: &Cli, matches: &ArgMatches) -> Vec<SqlSource> {
+    let commands = indexed(matches, "commands", &cli.commands, |c| SqlSource::Command(c.clone()));
+    let files = indexed(matches, "files", &cli.files, |f| SqlSource::File(f.clone()));
+    let mut sources: Vec<(usize, SqlSource)> = commands.chain(files).collect();
+    if sources.is_empty() {
+        return vec![SqlSource::Stdin];
+    }
+    sources.sort_by_key(|(index, _)| *index);
+    sources.into_iter().map(|(_, source)| source).collect()
+}
+
+/// Pairs each value of a repeated argument with its position on the command line.
+fn indexed<'a, T>(
+    matches: &ArgMatches,
+    id: &str,
+    values: &'a [T],
+    to_source: impl Fn(&T) -> SqlSource + 'a,
+) -> impl Iterator<Item = (usize, SqlSource)> + 'a {
+    let indices: Vec<usize> = matches.indices_of(id).map(Iterator::collect).unwrap_or_default();
+    values
+        .iter()
+        .enumerate()
+        .map(move |(i, v)| (indices.get(i).copied().unwrap_or(usize::MAX), to_source(v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, FromArgMatches};
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> (Cli, ArgMatches) {
+        let matches = Cli::command().try_get_matches_from(args).expect("valid arguments");
+        (Cli::from_arg_matches(&matches).expect("valid arguments"), matches)
+    }
+
+    #[test]
+    fn keeps_command_line_order() {
+        let (cli, matches) = parse(&["x", "-f", "a.sql", "-c", "SELECT 1", "-f", "b.sql"]);
+        assert_eq!(
+            sql_sources(&cli, &matches),
+            vec![
+                SqlSource::File("a.sql".into()),
+                SqlSource::Command("SELECT 1".into()),
+                SqlSource::File("b.sql".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn defaults_to_stdin() {
+        let (cli, matches) = parse(&["x"]);
+        assert_eq!(sql_sources(&cli, &matches), vec![SqlSource::Stdin]);
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

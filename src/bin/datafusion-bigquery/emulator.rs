@@ -1,0 +1,101 @@
+//! The embedded Storage Write server: `--emulator` and the `emulator` subcommand.
+
+use std::io::Write;
+
+use datafusion_bigquery::proto::TableSchema;
+use datafusion_bigquery::{EmbeddedServer, TableRef, schema};
+
+use crate::args::EmulatorArgs;
+use crate::report::Failure;
+
+/// A table to create in the embedded server.
+#[derive(Debug)]
+pub(crate) struct TableSpec {
+    /// The table.
+    table: TableRef,
+    /// Its schema.
+    schema: TableSchema,
+}
+
+/// Parses `project.dataset.table=SCHEMA`, SCHEMA being a JSON file or inline columns.
+pub(crate) fn parse_table_spec(flag: &str, spec: &str) -> Result<TableSpec, Failure> {
+    let invalid = |reason: String| Failure::new(format!("{flag} '{spec}': {reason}"));
+    let (name, schema_arg) = spec
+        .split_once('=')
+        .ok_or_else(|| invalid("expected PROJECT.DATASET.TABLE=SCHEMA".into()))?;
+    let table: TableRef = name.parse().map_err(|e| invalid(format!("{e}")))?;
+    let schema = schema::parse_schema_arg(schema_arg.trim()).map_err(invalid)?;
+    Ok(TableSpec { table, schema })
+}
+
+/// Parses every table spec of a repeated flag.
+pub(crate) fn parse_table_specs(flag: &str, specs: &[String]) -> Result<Vec<TableSpec>, Failure> {
+    specs.iter().map(|spec| parse_table_spec(flag, spec)).collect()
+}
+
+/// Starts the embedded server on `port` (0 for a free one) and creates the tables.
+pub(crate) async fn start(port: u16, tables: Vec<TableSpec>) -> Result<EmbeddedServer, Failure> {
+    let server = EmbeddedServer::start_on(port)
+        .await
+        .map_err(|e| Failure::new(e.to_string()))?;
+    for spec in tables {
+        server.create_table(&spec.table, spec.schema);
+    }
+    Ok(server)
+}
+
+/// `datafusion-bigquery emulator`: serves until Ctrl-C or SIGTERM.
+pub(crate) async fn serve(args: EmulatorArgs) -> Result<(), Failure> {
+    let tables = parse_table_specs("--table", &args.tables)?;
+    let server = start(args.port, tables).await?;
+    announce(&server.endpoint())?;
+    wait_for_shutdown().await?;
+    server.shutdown().await;
+    Ok(())
+}
+
+/// Prints the endpoint as one line on stdout and flushes it.
+fn announce(endpoint: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{endpoint}")
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::new(format!("cannot write to stdout: {e}")))
+}
+
+/// Waits for Ctrl-C, or SIGTERM on Unix.
+async fn wait_for_shutdown() -> Result<(), Failure> {
+    let signal_error = |e: std::io::Error| Failure::new(format!("cannot listen for signals: {e}"));
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).map_err(signal_error)?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.map_err(signal_error),
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.map_err(signal_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_inline_specs() {
+        let spec = parse_table_spec("--table", "p.d.t=id:INT64:REQUIRED,name:STRING").expect("valid");
+        assert_eq!(spec.table.to_string(), "p.d.t");
+        assert_eq!(spec.schema.fields.len(), 2);
+    }
+
+    #[test]
+    fn rejects_bad_specs_with_the_flag_and_value() {
+        for bad in ["p.d.t", "t=id:INT64", "p.d.t=id:NOPE"] {
+            let err = parse_table_spec("--table", bad).expect_err(bad).to_string();
+            assert!(err.starts_with(&format!("Error: --table '{bad}': ")), "{err}");
+        }
+    }
+}

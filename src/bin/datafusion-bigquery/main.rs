@@ -1,0 +1,75 @@
+//! `datafusion-bigquery`: a DataFusion SQL command line whose `STORED AS BIGQUERY` tables load
+//! query results into BigQuery atomically, with an embedded Storage Write server for local use.
+
+#![warn(missing_docs)]
+
+mod args;
+mod emulator;
+mod report;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+
+use args::{Cli, Command};
+use report::Failure;
+
+fn main() -> ExitCode {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) => return usage_error(&e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    let sources = args::sql_sources(&cli, &matches);
+    let outcome = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(format!("cannot start the async runtime: {e}")))
+        .and_then(|runtime| runtime.block_on(dispatch(cli, sources)));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("{failure}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a clap error (or help/version) and returns its exit code: 0 for help and version,
+/// 1 for usage errors.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    let _ = err.print();
+    if err.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// Runs the subcommand, or the SQL sources.
+async fn dispatch(mut cli: Cli, sources: Vec<args::SqlSource>) -> Result<(), Failure> {
+    match cli.subcommand.take() {
+        Some(Command::Emulator(emulator_args)) => emulator::serve(emulator_args).await,
+        None => run_sql(&cli, &sources).await,
+    }
+}
+
+/// Starts the emulator if asked, builds the session and runs the SQL.
+async fn run_sql(cli: &Cli, sources: &[args::SqlSource]) -> Result<(), Failure> {
+    if !cli.emulator_tables.is_empty() && !cli.emulator {
+        return Err(Failure::new("--emulator-table needs --emulator"));
+    }
+    let server = if cli.emulator {
+        let tables = emulator::parse_table_specs("--emulator-table", &cli.emulator_tables)?;
+        Some(emulator::start(0, tables).await?)
+    } else {
+        None
+    };
+    let defaults = run::table_defaults(cli, server.as_ref().map(|s| s.endpoint()))?;
+    let ctx = run::session(defaults);
+    let outcome = run::run_sources(&ctx, sources).await;
+    if let Some(server) = server {
+        server.shutdown().await;
+    }
+    outcome
+}
