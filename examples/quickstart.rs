@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
-use datafusion_bigquery::{register_bigquery, schema, BigQueryOptions, EmbeddedServer, TableRef};
+use datafusion_bigquery::{BigQueryOptions, EmbeddedServer, TableRef, register_bigquery, schema};
 
 const ROWS: u64 = 1_000_000;
 
@@ -76,6 +76,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?
         .show()
         .await?;
-    readback.sql("SELECT * FROM committed ORDER BY order_id LIMIT 5").await?.show().await?;
+    readback
+        .sql("SELECT * FROM committed ORDER BY order_id LIMIT 5")
+        .await?
+        .show()
+        .await?;
     Ok(())
 }

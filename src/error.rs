@@ -39,7 +39,9 @@ pub enum Error {
     },
 
     /// No credentials could be obtained for the real service.
-    #[error("could not obtain Google credentials (tried GOOGLE_APPLICATION_CREDENTIALS, gcloud user credentials and the metadata server): {source}")]
+    #[error(
+        "could not obtain Google credentials (tried GOOGLE_APPLICATION_CREDENTIALS, gcloud user credentials and the metadata server): {source}"
+    )]
     Credentials {
         /// The underlying error.
         #[source]
@@ -193,15 +195,25 @@ impl Error {
     /// Wraps a gRPC status from a unary RPC, turning NOT_FOUND on a table into [`Error::TableNotFound`].
     pub(crate) fn from_status(rpc: &'static str, entity: &str, status: &tonic::Status) -> Self {
         match status.code() {
-            Code::NotFound if entity.contains("/tables/") && !entity.contains("/streams/") => {
-                Error::TableNotFound { table: entity.to_string(), message: status.message().to_string() }
-            }
-            Code::Unavailable if status.message().contains("error trying to connect")
-                || status.message().contains("transport error") =>
+            Code::NotFound if entity.contains("/tables/") && !entity.contains("/streams/") => Error::TableNotFound {
+                table: entity.to_string(),
+                message: status.message().to_string(),
+            },
+            Code::Unavailable
+                if status.message().contains("error trying to connect")
+                    || status.message().contains("transport error") =>
             {
-                Error::Connect { endpoint: entity.to_string(), message: status.message().to_string() }
+                Error::Connect {
+                    endpoint: entity.to_string(),
+                    message: status.message().to_string(),
+                }
             }
-            code => Error::Rpc { rpc, entity: entity.to_string(), code, message: status.message().to_string() },
+            code => Error::Rpc {
+                rpc,
+                entity: entity.to_string(),
+                code,
+                message: status.message().to_string(),
+            },
         }
     }
 }

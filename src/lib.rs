@@ -36,10 +36,10 @@ pub mod server;
 pub mod table_ref;
 pub mod values;
 
-pub use crate::datafusion::{register_bigquery, BigQuerySink, BigQueryTable, BigQueryTableFactory};
+pub use crate::datafusion::{BigQuerySink, BigQueryTable, BigQueryTableFactory, register_bigquery};
 pub use client::WriteClient;
 pub use error::{Error, Result};
-pub use load::{commit, LoadSummary, Loader, StreamHandle, StreamWriter};
+pub use load::{LoadSummary, Loader, StreamHandle, StreamWriter, commit};
 pub use options::{BigQueryOptions, WireEncoding};
 pub use server::EmbeddedServer;
 pub use table_ref::TableRef;

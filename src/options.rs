@@ -86,16 +86,19 @@ impl BigQueryOptions {
     /// `BIGQUERY_STORAGE_EMULATOR_HOST` (`host:port`) a plaintext emulator endpoint.
     pub fn from_env() -> Self {
         let mut options = Self::default();
-        if let Ok(project) = std::env::var("GOOGLE_CLOUD_PROJECT") {
-            if !project.is_empty() {
-                options.project = Some(project);
-            }
+        if let Ok(project) = std::env::var("GOOGLE_CLOUD_PROJECT")
+            && !project.is_empty()
+        {
+            options.project = Some(project);
         }
-        if let Ok(host) = std::env::var("BIGQUERY_STORAGE_EMULATOR_HOST") {
-            if !host.is_empty() {
-                options.endpoint =
-                    if host.contains("://") { host } else { format!("http://{host}") };
-            }
+        if let Ok(host) = std::env::var("BIGQUERY_STORAGE_EMULATOR_HOST")
+            && !host.is_empty()
+        {
+            options.endpoint = if host.contains("://") {
+                host
+            } else {
+                format!("http://{host}")
+            };
         }
         options
     }

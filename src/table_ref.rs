@@ -36,7 +36,11 @@ impl TableRef {
                 reason: "project, dataset and table must be non-empty and contain no '/'".into(),
             });
         }
-        Ok(Self { project: project.into(), dataset: dataset.into(), table: table.into() })
+        Ok(Self {
+            project: project.into(),
+            dataset: dataset.into(),
+            table: table.into(),
+        })
     }
 
     /// Parses `dataset.table` against a default project, or any full form.
@@ -53,7 +57,10 @@ impl TableRef {
 
     /// The resource path used by the API: `projects/{p}/datasets/{d}/tables/{t}`.
     pub fn resource_path(&self) -> String {
-        format!("projects/{}/datasets/{}/tables/{}", self.project, self.dataset, self.table)
+        format!(
+            "projects/{}/datasets/{}/tables/{}",
+            self.project, self.dataset, self.table
+        )
     }
 
     /// The resource path of the table's `_default` stream.
@@ -66,7 +73,10 @@ impl FromStr for TableRef {
     type Err = Error;
 
     fn from_str(name: &str) -> Result<Self> {
-        let invalid = |reason: &str| Error::InvalidTableName { name: name.into(), reason: reason.into() };
+        let invalid = |reason: &str| Error::InvalidTableName {
+            name: name.into(),
+            reason: reason.into(),
+        };
         let name = name.trim();
         if let Some(rest) = name.strip_prefix("bigquery://") {
             return match rest.trim_end_matches('/').split('/').collect::<Vec<_>>().as_slice() {
@@ -84,7 +94,9 @@ impl FromStr for TableRef {
         let mut parts = name.rsplitn(3, '.');
         match (parts.next(), parts.next(), parts.next()) {
             (Some(t), Some(d), Some(p)) => Self::new(p, d, t),
-            _ => Err(invalid("expected project.dataset.table or bigquery://project/dataset/table")),
+            _ => Err(invalid(
+                "expected project.dataset.table or bigquery://project/dataset/table",
+            )),
         }
     }
 }
@@ -105,7 +117,10 @@ mod tests {
         for form in ["p.d.t", "bigquery://p/d/t", "projects/p/datasets/d/tables/t", " p.d.t "] {
             assert_eq!(form.parse::<TableRef>().unwrap(), expected, "{form}");
         }
-        assert_eq!(TableRef::parse_with_default_project("d.t", Some("p")).unwrap(), expected);
+        assert_eq!(
+            TableRef::parse_with_default_project("d.t", Some("p")).unwrap(),
+            expected
+        );
     }
 
     #[test]

@@ -106,7 +106,11 @@ pub fn parse_decimal_i128(text: &str, scale: i8) -> Option<i128> {
     let mut value: i128 = 0;
     // Accumulate with the final sign so that the most negative value does not overflow.
     let sign = if negative { -1 } else { 1 };
-    for b in int.bytes().chain(frac.bytes()).chain(std::iter::repeat_n(b'0', scale - frac.len())) {
+    for b in int
+        .bytes()
+        .chain(frac.bytes())
+        .chain(std::iter::repeat_n(b'0', scale - frac.len()))
+    {
         value = value.checked_mul(10)?.checked_add(sign * i128::from(b - b'0'))?;
     }
     Some(value)
@@ -123,8 +127,14 @@ pub fn parse_decimal_i256(text: &str, scale: i8) -> Option<i256> {
     let ten = i256::from_i128(10);
     let mut value = i256::ZERO;
     let sign = if negative { -1 } else { 1 };
-    for b in int.bytes().chain(frac.bytes()).chain(std::iter::repeat_n(b'0', scale - frac.len())) {
-        value = value.checked_mul(ten)?.checked_add(i256::from_i128(sign * i128::from(b - b'0')))?;
+    for b in int
+        .bytes()
+        .chain(frac.bytes())
+        .chain(std::iter::repeat_n(b'0', scale - frac.len()))
+    {
+        value = value
+            .checked_mul(ten)?
+            .checked_add(i256::from_i128(sign * i128::from(b - b'0')))?;
     }
     Some(value)
 }
@@ -170,8 +180,16 @@ pub fn pack_datetime(micros: i64) -> Option<i64> {
 pub fn unpack_datetime(packed: i64) -> Option<i64> {
     let micros = (packed & 0xF_FFFF) as u32;
     let rest = packed >> 20;
-    let (second, minute, hour) = ((rest & 0x3F) as u32, ((rest >> 6) & 0x3F) as u32, ((rest >> 12) & 0x1F) as u32);
-    let (day, month, year) = (((rest >> 17) & 0x1F) as u32, ((rest >> 22) & 0xF) as u32, (rest >> 26) as i32);
+    let (second, minute, hour) = (
+        (rest & 0x3F) as u32,
+        ((rest >> 6) & 0x3F) as u32,
+        ((rest >> 12) & 0x1F) as u32,
+    );
+    let (day, month, year) = (
+        ((rest >> 17) & 0x1F) as u32,
+        ((rest >> 22) & 0xF) as u32,
+        (rest >> 26) as i32,
+    );
     let date = NaiveDate::from_ymd_opt(year, month, day)?;
     let time = NaiveTime::from_hms_micro_opt(hour, minute, second, micros)?;
     Some(date.and_time(time).and_utc().timestamp_micros())
@@ -224,14 +242,21 @@ pub fn time_text(micros: i64) -> Option<String> {
 /// Parses DATETIME text (space or `T` separator, optional fraction) into microseconds.
 pub fn parse_datetime_text(text: &str) -> Option<i64> {
     let text = text.trim();
-    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
-        .iter()
-        .find_map(|f| {
-            NaiveDateTime::parse_from_str(text, f)
+    [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d",
+    ]
+    .iter()
+    .find_map(|f| {
+        NaiveDateTime::parse_from_str(text, f).ok().or_else(|| {
+            NaiveDate::parse_from_str(text, f)
                 .ok()
-                .or_else(|| NaiveDate::parse_from_str(text, f).ok().and_then(|d| d.and_hms_opt(0, 0, 0)))
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
         })
-        .map(|t| t.and_utc().timestamp_micros())
+    })
+    .map(|t| t.and_utc().timestamp_micros())
 }
 
 /// Parses TIME text into microseconds since midnight.
@@ -253,7 +278,19 @@ mod tests {
         assert_eq!(hex(&pack_numeric(1_500_000_000)), "00 2f 68 59");
         assert_eq!(hex(&pack_numeric(-1_500_000_000)), "00 d1 97 a6");
         assert_eq!(hex(&pack_numeric(0)), "00");
-        for v in [0, 1, -1, 127, 128, -128, -129, 255, 1_500_000_000, NUMERIC_MAX_UNSCALED, -NUMERIC_MAX_UNSCALED] {
+        for v in [
+            0,
+            1,
+            -1,
+            127,
+            128,
+            -128,
+            -129,
+            255,
+            1_500_000_000,
+            NUMERIC_MAX_UNSCALED,
+            -NUMERIC_MAX_UNSCALED,
+        ] {
             assert_eq!(unpack_numeric(&pack_numeric(v)), Some(v), "{v}");
         }
         assert_eq!(pack_numeric(128), vec![0x80, 0x00]);
@@ -264,7 +301,10 @@ mod tests {
     fn bignumeric_vector() {
         let one_and_half = i256::from_i128(15).wrapping_mul(i256::from_i128(10).wrapping_pow(37));
         // 1.5 x 10^38 is 0x70d8f2fc87ca26b70e4f336000000000: 16 bytes, the top one 0x70.
-        assert_eq!(hex(&pack_bignumeric(one_and_half)), "00 00 00 00 60 33 4f 0e b7 26 ca 87 fc f2 d8 70");
+        assert_eq!(
+            hex(&pack_bignumeric(one_and_half)),
+            "00 00 00 00 60 33 4f 0e b7 26 ca 87 fc f2 d8 70"
+        );
         for v in [i256::MAX, i256::MIN, i256::ZERO, i256::MINUS_ONE, one_and_half] {
             assert_eq!(unpack_bignumeric(&pack_bignumeric(v)), Some(v));
         }
@@ -299,8 +339,17 @@ mod tests {
         let last = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap();
         assert_eq!((first - epoch).num_days(), i64::from(DATE_MIN_DAYS));
         assert_eq!((last - epoch).num_days(), i64::from(DATE_MAX_DAYS));
-        assert_eq!(first.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_micros(), MICROS_MIN);
-        assert_eq!(last.and_hms_micro_opt(23, 59, 59, 999_999).unwrap().and_utc().timestamp_micros(), MICROS_MAX);
+        assert_eq!(
+            first.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_micros(),
+            MICROS_MIN
+        );
+        assert_eq!(
+            last.and_hms_micro_opt(23, 59, 59, 999_999)
+                .unwrap()
+                .and_utc()
+                .timestamp_micros(),
+            MICROS_MAX
+        );
     }
 
     #[test]
@@ -308,12 +357,24 @@ mod tests {
         assert_eq!(decimal_text(-15, 1), "-1.5");
         assert_eq!(decimal_text(5, 9), "0.000000005");
         assert_eq!(decimal_text(7, 0), "7");
-        for (text, scale, expected) in [("1.5", 9, Some(1_500_000_000)), ("-0.25", 2, Some(-25)), ("3", 2, Some(300)),
-            (".5", 1, Some(5)), ("1.230", 2, Some(123)), ("1.234", 2, None), ("1e3", 0, None), ("", 0, None), ("-", 0, None)] {
+        for (text, scale, expected) in [
+            ("1.5", 9, Some(1_500_000_000)),
+            ("-0.25", 2, Some(-25)),
+            ("3", 2, Some(300)),
+            (".5", 1, Some(5)),
+            ("1.230", 2, Some(123)),
+            ("1.234", 2, None),
+            ("1e3", 0, None),
+            ("", 0, None),
+            ("-", 0, None),
+        ] {
             assert_eq!(parse_decimal_i128(text, scale), expected, "{text}");
         }
         assert_eq!(parse_decimal_i256(&decimal_text(i256::MIN, 38), 38), Some(i256::MIN));
         assert_eq!(parse_decimal_i256(&decimal_text(i256::MAX, 38), 38), Some(i256::MAX));
-        assert_eq!(parse_decimal_i256("-1.5", 38), Some(i256::from_i128(-15).wrapping_mul(i256::from_i128(10).wrapping_pow(37))));
+        assert_eq!(
+            parse_decimal_i256("-1.5", 38),
+            Some(i256::from_i128(-15).wrapping_mul(i256::from_i128(10).wrapping_pow(37)))
+        );
     }
 }

@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use arrow::array::{AsArray, Int64Array};
 use arrow::datatypes::Int64Type;
-use common::{error_text, Fixture};
+use common::{Fixture, error_text};
 
 const SCHEMA: &str = "id:INT64:REQUIRED,name:STRING,amount:FLOAT64";
 
 fn insert_rows(n: usize) -> String {
-    format!("INSERT INTO dest SELECT value AS id, concat('name-', value) AS name, value * 0.5 AS amount FROM range({n})")
+    format!(
+        "INSERT INTO dest SELECT value AS id, concat('name-', value) AS name, value * 0.5 AS amount FROM range({n})"
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,7 +26,11 @@ async fn four_stream_insert_is_invisible_until_one_commit() {
 
     gate.arrived().await;
     assert_eq!(f.visible_rows(), 0, "no row is visible before the commit");
-    assert_eq!(f.server.invisible_row_count(&f.table), 50_000, "all rows are appended and pending");
+    assert_eq!(
+        f.server.invisible_row_count(&f.table),
+        50_000,
+        "all rows are appended and pending"
+    );
     assert_eq!(f.server.stats().streams_created, 4);
     assert_eq!(f.server.stats().commits, 0);
     gate.release();
@@ -35,17 +41,31 @@ async fn four_stream_insert_is_invisible_until_one_commit() {
     assert_eq!(f.server.stats().commits, 1, "one BatchCommitWriteStreams");
 
     let batches = f.committed("id").await;
-    let ids: Vec<i64> = batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect();
+    let ids: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
     assert_eq!(ids, (0..50_000).collect::<Vec<i64>>(), "every row exactly once");
-    let names: Vec<String> =
-        batches.iter().flat_map(|b| b.column(1).as_string::<i32>().iter().map(|s| s.unwrap_or("").to_string()).collect::<Vec<_>>()).collect();
+    let names: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column(1)
+                .as_string::<i32>()
+                .iter()
+                .map(|s| s.unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
     assert_eq!(names[49_999], "name-49999");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_insert_uses_one_stream() {
     let f = Fixture::new(SCHEMA, "'bigquery.streams' '4'").await;
-    let count = f.run("INSERT INTO dest VALUES (1, 'a', 1.5), (2, NULL, NULL), (3, 'c', -0.0)").await.expect("insert");
+    let count = f
+        .run("INSERT INTO dest VALUES (1, 'a', 1.5), (2, NULL, NULL), (3, 'c', -0.0)")
+        .await
+        .expect("insert");
     assert_eq!(count, 3);
     assert_eq!(f.server.stats().streams_created, 1);
     assert_eq!(f.visible_rows(), 3);
@@ -56,11 +76,16 @@ async fn small_insert_uses_one_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_writer_leaves_the_table_unchanged() {
     let f = Fixture::new(SCHEMA, "'bigquery.streams' '4'").await;
-    f.run("INSERT INTO dest VALUES (-1, 'before', 0)").await.expect("first insert");
+    f.run("INSERT INTO dest VALUES (-1, 'before', 0)")
+        .await
+        .expect("first insert");
     f.server.fail_append(4, tonic::Code::PermissionDenied);
     let err = f.run(&insert_rows(40_000)).await.expect_err("insert fails");
     let text = error_text(&err);
-    assert!(text.contains("injected fault") && text.contains("PermissionDenied"), "{text}");
+    assert!(
+        text.contains("injected fault") && text.contains("PermissionDenied"),
+        "{text}"
+    );
     assert_eq!(f.visible_rows(), 1, "only the earlier row is visible");
     assert_eq!(f.server.stats().commits, 1, "the failed insert committed nothing");
 }
@@ -82,7 +107,10 @@ async fn a_dropped_query_commits_nothing() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(f.server.stats().commits, 0);
     assert_eq!(f.visible_rows(), 0);
-    assert!(f.server.stats().rows_appended > 0, "rows were appended to streams that are never committed");
+    assert!(
+        f.server.stats().rows_appended > 0,
+        "rows were appended to streams that are never committed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,17 +119,31 @@ async fn requests_are_split_at_the_byte_limit() {
     let count = f.run(&insert_rows(20_000)).await.expect("insert");
     assert_eq!(count, 20_000);
     let stats = f.server.stats();
-    assert!(stats.largest_append_bytes <= 16_384, "largest request {} bytes", stats.largest_append_bytes);
-    assert!(stats.append_requests >= 20_000 * 20 / 16_384, "{} requests", stats.append_requests);
+    assert!(
+        stats.largest_append_bytes <= 16_384,
+        "largest request {} bytes",
+        stats.largest_append_bytes
+    );
+    assert!(
+        stats.append_requests >= 20_000 * 20 / 16_384,
+        "{} requests",
+        stats.append_requests
+    );
     assert_eq!(f.visible_rows(), 20_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn null_in_required_column_names_column_and_commits_nothing() {
     let f = Fixture::new(SCHEMA, "").await;
-    let err = f.run("INSERT INTO dest VALUES (1, 'a', 1.0), (NULL, 'b', 2.0)").await.expect_err("must fail");
+    let err = f
+        .run("INSERT INTO dest VALUES (1, 'a', 1.0), (NULL, 'b', 2.0)")
+        .await
+        .expect_err("must fail");
     let text = error_text(&err);
-    assert!(text.contains("column id") && text.contains("REQUIRED") && text.contains("demo.tests.dest"), "{text}");
+    assert!(
+        text.contains("column id") && text.contains("REQUIRED") && text.contains("demo.tests.dest"),
+        "{text}"
+    );
     assert_eq!(f.visible_rows(), 0);
     assert_eq!(f.server.stats().commits, 0);
 }
@@ -109,10 +151,20 @@ async fn null_in_required_column_names_column_and_commits_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_column_the_table_lacks_is_named() {
     let f = Fixture::new(SCHEMA, "").await;
-    let err = f.run("INSERT INTO dest (id, nope) VALUES (1, 2)").await.expect_err("must fail");
+    let err = f
+        .run("INSERT INTO dest (id, nope) VALUES (1, 2)")
+        .await
+        .expect_err("must fail");
     assert!(error_text(&err).contains("nope"), "{}", error_text(&err));
-    let err = f.run("INSERT INTO dest SELECT 1 AS id, 'x' AS name, 1.0 AS amount, 5 AS extra").await.expect_err("must fail");
-    assert!(error_text(&err).to_lowercase().contains("column"), "{}", error_text(&err));
+    let err = f
+        .run("INSERT INTO dest SELECT 1 AS id, 'x' AS name, 1.0 AS amount, 5 AS extra")
+        .await
+        .expect_err("must fail");
+    assert!(
+        error_text(&err).to_lowercase().contains("column"),
+        "{}",
+        error_text(&err)
+    );
     assert_eq!(f.visible_rows(), 0);
 }
 
@@ -124,7 +176,10 @@ async fn an_unknown_table_is_named() {
         .await
         .expect_err("must fail");
     let text = error_text(&err);
-    assert!(text.contains("demo.tests.missing") && text.contains("not found"), "{text}");
+    assert!(
+        text.contains("demo.tests.missing") && text.contains("not found"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,13 +193,19 @@ async fn an_unreachable_endpoint_is_named() {
     );
     let err = f.run(&sql).await.expect_err("must fail");
     let text = error_text(&err);
-    assert!(text.contains(&format!("http://127.0.0.1:{port}")) && text.contains("cannot connect"), "{text}");
+    assert!(
+        text.contains(&format!("http://127.0.0.1:{port}")) && text.contains("cannot connect"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overwrite_is_refused_clearly() {
     let f = Fixture::new(SCHEMA, "").await;
-    let err = f.run("INSERT OVERWRITE dest VALUES (1, 'a', 1.0)").await.expect_err("must fail");
+    let err = f
+        .run("INSERT OVERWRITE dest VALUES (1, 'a', 1.0)")
+        .await
+        .expect_err("must fail");
     assert!(error_text(&err).contains("not supported yet"), "{}", error_text(&err));
     assert_eq!(f.visible_rows(), 0);
 }
@@ -153,10 +214,16 @@ async fn overwrite_is_refused_clearly() {
 async fn unknown_options_are_refused() {
     let server = datafusion_bigquery::EmbeddedServer::start().await.expect("server");
     let ctx = datafusion::prelude::SessionContext::new();
-    datafusion_bigquery::register_bigquery(&ctx, datafusion_bigquery::BigQueryOptions::default().with_endpoint(server.endpoint()));
-    let err = common::run(&ctx, "CREATE EXTERNAL TABLE t STORED AS BIGQUERY LOCATION 'a.b.c' OPTIONS ('bigquery.strems' '4')")
-        .await
-        .expect_err("must fail");
+    datafusion_bigquery::register_bigquery(
+        &ctx,
+        datafusion_bigquery::BigQueryOptions::default().with_endpoint(server.endpoint()),
+    );
+    let err = common::run(
+        &ctx,
+        "CREATE EXTERNAL TABLE t STORED AS BIGQUERY LOCATION 'a.b.c' OPTIONS ('bigquery.strems' '4')",
+    )
+    .await
+    .expect_err("must fail");
     assert!(error_text(&err).contains("bigquery.strems"), "{}", error_text(&err));
     let _ = Int64Array::from(vec![0]);
 }

@@ -9,8 +9,8 @@ use arrow::array::{
     ListArray, RecordBatch, StringArray, Time64MicrosecondArray, TimestampMicrosecondArray,
 };
 use arrow::compute::concat_batches;
-use arrow::datatypes::{i256, Int64Type};
-use datafusion_bigquery::{schema, values, BigQueryOptions, EmbeddedServer, Error, Loader, TableRef, WireEncoding};
+use arrow::datatypes::{Int64Type, i256};
+use datafusion_bigquery::{BigQueryOptions, EmbeddedServer, Error, Loader, TableRef, WireEncoding, schema, values};
 use futures::stream;
 
 const SCHEMA: &str = "id:INT64:REQUIRED,f:FLOAT64,b:BOOL,s:STRING,by:BYTES,d:DATE,ts:TIMESTAMP,n:NUMERIC,\
@@ -20,11 +20,31 @@ fn sample(schema: arrow::datatypes::SchemaRef) -> RecordBatch {
     let max_numeric = values::NUMERIC_MAX_UNSCALED;
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(vec![i64::MIN, 0, i64::MAX, 7])),
-        Arc::new(Float64Array::from(vec![Some(f64::NAN), Some(f64::INFINITY), None, Some(-0.1)])),
+        Arc::new(Float64Array::from(vec![
+            Some(f64::NAN),
+            Some(f64::INFINITY),
+            None,
+            Some(-0.1),
+        ])),
         Arc::new(BooleanArray::from(vec![Some(true), Some(false), None, Some(true)])),
-        Arc::new(StringArray::from(vec![Some(""), Some("héllo, 世界"), None, Some("x".repeat(1000).as_str())])),
-        Arc::new(BinaryArray::from(vec![Some(&b""[..]), Some(&[0u8, 255, 1][..]), None, Some(&b"abc"[..])])),
-        Arc::new(Date32Array::from(vec![Some(values::DATE_MIN_DAYS), Some(values::DATE_MAX_DAYS), None, Some(-1)])),
+        Arc::new(StringArray::from(vec![
+            Some(""),
+            Some("héllo, 世界"),
+            None,
+            Some("x".repeat(1000).as_str()),
+        ])),
+        Arc::new(BinaryArray::from(vec![
+            Some(&b""[..]),
+            Some(&[0u8, 255, 1][..]),
+            None,
+            Some(&b"abc"[..]),
+        ])),
+        Arc::new(Date32Array::from(vec![
+            Some(values::DATE_MIN_DAYS),
+            Some(values::DATE_MAX_DAYS),
+            None,
+            Some(-1),
+        ])),
         Arc::new(
             TimestampMicrosecondArray::from(vec![Some(values::MICROS_MIN), Some(values::MICROS_MAX), None, Some(-1)])
                 .with_timezone("UTC"),
@@ -40,13 +60,23 @@ fn sample(schema: arrow::datatypes::SchemaRef) -> RecordBatch {
             None,
             Some(1_480_774_287_123_456),
         ])),
-        Arc::new(Time64MicrosecondArray::from(vec![Some(0), Some(values::MICROS_PER_DAY - 1), None, Some(51_087_123_456)])),
+        Arc::new(Time64MicrosecondArray::from(vec![
+            Some(0),
+            Some(values::MICROS_PER_DAY - 1),
+            None,
+            Some(51_087_123_456),
+        ])),
         Arc::new(
             Decimal256Array::from(vec![Some(i256::MAX), Some(i256::MIN), None, Some(i256::from_i128(-15))])
                 .with_precision_and_scale(76, 38)
                 .expect("decimal256"),
         ),
-        Arc::new(StringArray::from(vec![Some(r#"{"a":[1,2]}"#), Some("null"), None, Some("3")])),
+        Arc::new(StringArray::from(vec![
+            Some(r#"{"a":[1,2]}"#),
+            Some("null"),
+            None,
+            Some("3"),
+        ])),
         Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(vec![
             Some(vec![Some(1), Some(-2), Some(i64::MAX)]),
             Some(vec![]),
@@ -80,7 +110,10 @@ async fn round_trip(encoding: WireEncoding) {
     let server = EmbeddedServer::start().await.expect("server");
     let table: TableRef = "demo.types.all".parse().expect("name");
     server.create_table(&table, schema::parse_inline_schema(SCHEMA).expect("schema"));
-    let options = BigQueryOptions::default().with_endpoint(server.endpoint()).with_streams(2).with_wire_encoding(encoding);
+    let options = BigQueryOptions::default()
+        .with_endpoint(server.endpoint())
+        .with_streams(2)
+        .with_wire_encoding(encoding);
     let loader = Loader::connect(table.clone(), options).await.expect("connect");
     let batch = sample(loader.arrow_schema());
     let input = vec![Ok::<_, std::io::Error>(batch.clone()), Ok(batch.slice(1, 2))];
@@ -98,12 +131,23 @@ async fn round_trip(encoding: WireEncoding) {
         // NaN != NaN under PartialEq: compare floats by bits.
         if field.name() == "f" {
             let bits = |b: &RecordBatch| -> Vec<Option<u64>> {
-                b.column(i).as_any().downcast_ref::<Float64Array>().expect("f64").iter().map(|v| v.map(f64::to_bits)).collect()
+                b.column(i)
+                    .as_any()
+                    .downcast_ref::<Float64Array>()
+                    .expect("f64")
+                    .iter()
+                    .map(|v| v.map(f64::to_bits))
+                    .collect()
             };
             assert_eq!(bits(&committed), bits(&expected), "column f");
             continue;
         }
-        assert_eq!(committed.column(i).as_ref(), expected.column(i).as_ref(), "column {} ({encoding:?})", field.name());
+        assert_eq!(
+            committed.column(i).as_ref(),
+            expected.column(i).as_ref(),
+            "column {} ({encoding:?})",
+            field.name()
+        );
     }
 }
 
@@ -121,8 +165,13 @@ async fn every_issue_type_round_trips_as_text() {
 async fn write_and_commit_are_separate_halves() {
     let server = EmbeddedServer::start().await.expect("server");
     let table: TableRef = "demo.halves.t".parse().expect("name");
-    server.create_table(&table, schema::parse_inline_schema("id:INT64:REQUIRED").expect("schema"));
-    let options = BigQueryOptions::default().with_endpoint(server.endpoint()).with_streams(3);
+    server.create_table(
+        &table,
+        schema::parse_inline_schema("id:INT64:REQUIRED").expect("schema"),
+    );
+    let options = BigQueryOptions::default()
+        .with_endpoint(server.endpoint())
+        .with_streams(3);
     let loader = Loader::connect(table.clone(), options).await.expect("connect");
     let batches: Vec<_> = (0..6)
         .map(|i| {
@@ -130,20 +179,34 @@ async fn write_and_commit_are_separate_halves() {
             Ok::<_, std::io::Error>(RecordBatch::try_new(loader.arrow_schema(), vec![Arc::new(ids)]).expect("batch"))
         })
         .collect();
-    let handles = loader.write_streams(&loader.arrow_schema(), stream::iter(batches)).await.expect("write");
+    let handles = loader
+        .write_streams(&loader.arrow_schema(), stream::iter(batches))
+        .await
+        .expect("write");
     assert_eq!(handles.len(), 3);
     assert_eq!(handles.iter().map(|h| h.rows).sum::<u64>(), 6000);
-    assert_eq!(server.row_count(&table), Some(0), "finalized but uncommitted rows are invisible");
+    assert_eq!(
+        server.row_count(&table),
+        Some(0),
+        "finalized but uncommitted rows are invisible"
+    );
 
     // Handles are plain data: they survive serialization, e.g. to commit elsewhere.
     let saved = serde_json::to_string(&handles).expect("serialize");
     let restored: Vec<datafusion_bigquery::StreamHandle> = serde_json::from_str(&saved).expect("deserialize");
-    let time = datafusion_bigquery::commit(loader.client(), &table, &restored).await.expect("commit");
+    let time = datafusion_bigquery::commit(loader.client(), &table, &restored)
+        .await
+        .expect("commit");
     assert!(time.is_some());
     assert_eq!(server.row_count(&table), Some(6000));
 
-    let again = datafusion_bigquery::commit(loader.client(), &table, &restored).await.expect_err("second commit");
-    assert!(matches!(&again, Error::CommitRejected { errors, .. } if errors[0].contains("STREAM_ALREADY_COMMITTED")), "{again}");
+    let again = datafusion_bigquery::commit(loader.client(), &table, &restored)
+        .await
+        .expect_err("second commit");
+    assert!(
+        matches!(&again, Error::CommitRejected { errors, .. } if errors[0].contains("STREAM_ALREADY_COMMITTED")),
+        "{again}"
+    );
     assert_eq!(server.row_count(&table), Some(6000));
 }
 
@@ -152,12 +215,25 @@ async fn values_out_of_range_fail_before_any_stream_is_created() {
     let server = EmbeddedServer::start().await.expect("server");
     let table: TableRef = "demo.range.t".parse().expect("name");
     server.create_table(&table, schema::parse_inline_schema("n:NUMERIC").expect("schema"));
-    let loader = Loader::connect(table.clone(), BigQueryOptions::default().with_endpoint(server.endpoint())).await.expect("connect");
-    let too_big = Decimal128Array::from(vec![Some(1), Some(values::NUMERIC_MAX_UNSCALED + 1)]).with_precision_and_scale(38, 9).expect("decimal");
+    let loader = Loader::connect(
+        table.clone(),
+        BigQueryOptions::default().with_endpoint(server.endpoint()),
+    )
+    .await
+    .expect("connect");
+    let too_big = Decimal128Array::from(vec![Some(1), Some(values::NUMERIC_MAX_UNSCALED + 1)])
+        .with_precision_and_scale(38, 9)
+        .expect("decimal");
     let batch = RecordBatch::try_new(loader.arrow_schema(), vec![Arc::new(too_big)]).expect("batch");
-    let err = loader.load(batch.schema(), stream::iter(vec![Ok::<_, std::io::Error>(batch)])).await.expect_err("must fail");
+    let err = loader
+        .load(batch.schema(), stream::iter(vec![Ok::<_, std::io::Error>(batch)]))
+        .await
+        .expect_err("must fail");
     let text = err.to_string();
-    assert!(text.contains("column n, row 1") && text.contains("outside NUMERIC's range"), "{text}");
+    assert!(
+        text.contains("column n, row 1") && text.contains("outside NUMERIC's range"),
+        "{text}"
+    );
     assert_eq!(server.stats().streams_created, 0);
     assert_eq!(server.row_count(&table), Some(0));
 }

@@ -25,7 +25,11 @@ pub struct AppendConnection {
 
 impl AppendConnection {
     pub(crate) fn new(client: WriteClient, stream: String) -> Self {
-        Self { client, stream, open: None }
+        Self {
+            client,
+            stream,
+            open: None,
+        }
     }
 
     /// The write stream this connection appends to.
@@ -40,7 +44,9 @@ impl AppendConnection {
             write_stream: self.stream.clone(),
             offset,
             rows: Some(Rows::ProtoRows(ProtoData {
-                writer_schema: first.then(|| ProtoSchema { proto_descriptor: Some(descriptor.clone()) }),
+                writer_schema: first.then(|| ProtoSchema {
+                    proto_descriptor: Some(descriptor.clone()),
+                }),
                 rows: Some(ProtoRows { serialized_rows: rows }),
             })),
             ..Default::default()
@@ -59,7 +65,10 @@ impl AppendConnection {
             }
             None => {
                 let (sender, receiver) = mpsc::channel(SEND_BUFFER);
-                sender.send(request).await.map_err(|_| failed("could not queue the first request".into()))?;
+                sender
+                    .send(request)
+                    .await
+                    .map_err(|_| failed("could not queue the first request".into()))?;
                 let call = self
                     .client
                     .request(ReceiverStream::new(receiver), &format!("write_stream={}", self.stream))

@@ -23,14 +23,21 @@ impl Credentials {
     /// Finds Application Default Credentials: `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's user
     /// credentials, then the metadata server.
     pub(crate) async fn application_default() -> Result<Self> {
-        let provider = gcp_auth::provider().await.map_err(|source| Error::Credentials { source })?;
+        let provider = gcp_auth::provider()
+            .await
+            .map_err(|source| Error::Credentials { source })?;
         Ok(Credentials::Google(provider))
     }
 
     /// Adds `authorization: Bearer ...` (marked sensitive) when credentials are in use.
     pub(crate) async fn authorize(&self, metadata: &mut MetadataMap) -> Result<()> {
-        let Credentials::Google(provider) = self else { return Ok(()) };
-        let token = provider.token(SCOPES).await.map_err(|source| Error::Credentials { source })?;
+        let Credentials::Google(provider) = self else {
+            return Ok(());
+        };
+        let token = provider
+            .token(SCOPES)
+            .await
+            .map_err(|source| Error::Credentials { source })?;
         let mut value = MetadataValue::try_from(format!("Bearer {}", token.as_str()))
             .map_err(|_| Error::Internal("access token is not a valid header value".into()))?;
         value.set_sensitive(true);

@@ -6,9 +6,9 @@ mod auth;
 
 use std::time::Duration;
 
+use tonic::Request;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
-use tonic::Request;
 use tracing::Instrument;
 
 pub use append::AppendConnection;
@@ -39,7 +39,9 @@ pub struct WriteClient {
 
 impl std::fmt::Debug for WriteClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WriteClient").field("endpoint", &self.endpoint).finish_non_exhaustive()
+        f.debug_struct("WriteClient")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
     }
 }
 
@@ -47,7 +49,10 @@ impl WriteClient {
     /// Connects to `endpoint`. `https://` uses TLS with verified roots and Application Default
     /// Credentials; `http://` is plaintext without credentials (emulators).
     pub async fn connect(endpoint: &str) -> Result<Self> {
-        let invalid = |reason: &str| Error::InvalidEndpoint { endpoint: endpoint.into(), reason: reason.into() };
+        let invalid = |reason: &str| Error::InvalidEndpoint {
+            endpoint: endpoint.into(),
+            reason: reason.into(),
+        };
         let uri: http::Uri = endpoint.parse().map_err(|_| invalid("not a URL"))?;
         let secure = match uri.scheme_str() {
             Some("https") => true,
@@ -76,7 +81,11 @@ impl WriteClient {
         let grpc = BigQueryWriteClient::new(channel)
             .max_decoding_message_size(MAX_RESPONSE_BYTES)
             .max_encoding_message_size(usize::MAX);
-        Ok(Self { endpoint: endpoint.to_string(), grpc, credentials })
+        Ok(Self {
+            endpoint: endpoint.to_string(),
+            grpc,
+            credentials,
+        })
     }
 
     /// The endpoint this client talks to.
@@ -102,9 +111,20 @@ impl WriteClient {
         let span = tracing::debug_span!("GetWriteStream", stream = %name);
         async {
             let request = self
-                .request(GetWriteStreamRequest { name: name.clone(), view: WriteStreamView::Full as i32 }, &format!("name={name}"))
+                .request(
+                    GetWriteStreamRequest {
+                        name: name.clone(),
+                        view: WriteStreamView::Full as i32,
+                    },
+                    &format!("name={name}"),
+                )
                 .await?;
-            let stream = self.grpc.clone().get_write_stream(request).await.map_err(|s| self.status_error("GetWriteStream", table, &s))?;
+            let stream = self
+                .grpc
+                .clone()
+                .get_write_stream(request)
+                .await
+                .map_err(|s| self.status_error("GetWriteStream", table, &s))?;
             stream.into_inner().table_schema.ok_or_else(|| Error::Schema {
                 table: table.to_string(),
                 message: "the service returned no table schema".into(),
@@ -121,10 +141,18 @@ impl WriteClient {
         async {
             let message = CreateWriteStreamRequest {
                 parent: parent.clone(),
-                write_stream: Some(WriteStream { r#type: kind as i32, ..Default::default() }),
+                write_stream: Some(WriteStream {
+                    r#type: kind as i32,
+                    ..Default::default()
+                }),
             };
             let request = self.request(message, &format!("parent={parent}")).await?;
-            let stream = self.grpc.clone().create_write_stream(request).await.map_err(|s| self.status_error("CreateWriteStream", table, &s))?;
+            let stream = self
+                .grpc
+                .clone()
+                .create_write_stream(request)
+                .await
+                .map_err(|s| self.status_error("CreateWriteStream", table, &s))?;
             Ok(stream.into_inner())
         }
         .instrument(span)
@@ -135,7 +163,14 @@ impl WriteClient {
     pub async fn finalize_write_stream(&self, stream: &str) -> Result<i64> {
         let span = tracing::debug_span!("FinalizeWriteStream", stream = %stream);
         async {
-            let request = self.request(FinalizeWriteStreamRequest { name: stream.to_string() }, &format!("name={stream}")).await?;
+            let request = self
+                .request(
+                    FinalizeWriteStreamRequest {
+                        name: stream.to_string(),
+                    },
+                    &format!("name={stream}"),
+                )
+                .await?;
             let response = self
                 .grpc
                 .clone()
@@ -149,12 +184,22 @@ impl WriteClient {
     }
 
     /// Commits finalized PENDING streams atomically.
-    pub async fn batch_commit_write_streams(&self, table: &TableRef, streams: Vec<String>) -> Result<BatchCommitWriteStreamsResponse> {
+    pub async fn batch_commit_write_streams(
+        &self,
+        table: &TableRef,
+        streams: Vec<String>,
+    ) -> Result<BatchCommitWriteStreamsResponse> {
         let parent = table.resource_path();
         let span = tracing::debug_span!("BatchCommitWriteStreams", table = %parent, streams = streams.len());
         async {
             let request = self
-                .request(BatchCommitWriteStreamsRequest { parent: parent.clone(), write_streams: streams }, &format!("parent={parent}"))
+                .request(
+                    BatchCommitWriteStreamsRequest {
+                        parent: parent.clone(),
+                        write_streams: streams,
+                    },
+                    &format!("parent={parent}"),
+                )
                 .await?;
             let response = self
                 .grpc
@@ -171,9 +216,20 @@ impl WriteClient {
     /// Reads a stream's state (BASIC view: no schema).
     pub async fn get_write_stream(&self, stream: &str) -> Result<WriteStream> {
         let request = self
-            .request(GetWriteStreamRequest { name: stream.to_string(), view: WriteStreamView::Basic as i32 }, &format!("name={stream}"))
+            .request(
+                GetWriteStreamRequest {
+                    name: stream.to_string(),
+                    view: WriteStreamView::Basic as i32,
+                },
+                &format!("name={stream}"),
+            )
             .await?;
-        let response = self.grpc.clone().get_write_stream(request).await.map_err(|s| Error::from_status("GetWriteStream", stream, &s))?;
+        let response = self
+            .grpc
+            .clone()
+            .get_write_stream(request)
+            .await
+            .map_err(|s| Error::from_status("GetWriteStream", stream, &s))?;
         Ok(response.into_inner())
     }
 
@@ -184,10 +240,16 @@ impl WriteClient {
 
     fn status_error(&self, rpc: &'static str, table: &TableRef, status: &tonic::Status) -> Error {
         if status.code() == tonic::Code::Unavailable && is_transport_failure(status) {
-            return Error::Connect { endpoint: self.endpoint.clone(), message: status.message().to_string() };
+            return Error::Connect {
+                endpoint: self.endpoint.clone(),
+                message: status.message().to_string(),
+            };
         }
         match Error::from_status(rpc, &table.resource_path(), status) {
-            Error::TableNotFound { message, .. } => Error::TableNotFound { table: table.to_string(), message },
+            Error::TableNotFound { message, .. } => Error::TableNotFound {
+                table: table.to_string(),
+                message,
+            },
             other => other,
         }
     }

@@ -31,11 +31,18 @@ pub struct BigQueryTableFactory {
 impl BigQueryTableFactory {
     /// A factory whose tables start from `defaults`.
     pub fn new(defaults: BigQueryOptions) -> Self {
-        Self { defaults, clients: Mutex::default() }
+        Self {
+            defaults,
+            clients: Mutex::default(),
+        }
     }
 
     async fn client(&self, endpoint: &str) -> crate::Result<WriteClient> {
-        let cached = self.clients.lock().ok().and_then(|clients| clients.get(endpoint).cloned());
+        let cached = self
+            .clients
+            .lock()
+            .ok()
+            .and_then(|clients| clients.get(endpoint).cloned());
         if let Some(client) = cached {
             return Ok(client);
         }
@@ -52,7 +59,11 @@ impl TableProviderFactory for BigQueryTableFactory {
     async fn create(&self, _state: &dyn Session, cmd: &CreateExternalTable) -> Result<Arc<dyn TableProvider>> {
         let location = match cmd.locations.as_slice() {
             [one] => one,
-            _ => return datafusion::common::plan_err!("STORED AS BIGQUERY takes exactly one LOCATION 'project.dataset.table'"),
+            _ => {
+                return datafusion::common::plan_err!(
+                    "STORED AS BIGQUERY takes exactly one LOCATION 'project.dataset.table'"
+                );
+            }
         };
         if !cmd.schema.fields().is_empty() {
             return datafusion::common::plan_err!(
@@ -61,11 +72,16 @@ impl TableProviderFactory for BigQueryTableFactory {
             );
         }
         let mut options = self.defaults.clone();
-        options.apply_table_options(&cmd.options).map_err(DataFusionError::from)?;
-        let table = TableRef::parse_with_default_project(location, options.project.as_deref()).map_err(DataFusionError::from)?;
+        options
+            .apply_table_options(&cmd.options)
+            .map_err(DataFusionError::from)?;
+        let table = TableRef::parse_with_default_project(location, options.project.as_deref())
+            .map_err(DataFusionError::from)?;
         let client = self.client(&options.endpoint).await.map_err(DataFusionError::from)?;
         let schema = client.table_schema(&table).await.map_err(DataFusionError::from)?;
-        Ok(Arc::new(BigQueryTable::new(Loader::new(client, table, schema, options))))
+        Ok(Arc::new(BigQueryTable::new(Loader::new(
+            client, table, schema, options,
+        ))))
     }
 }
 
@@ -79,5 +95,8 @@ impl TableProviderFactory for BigQueryTableFactory {
 /// ```
 pub fn register_bigquery(ctx: &SessionContext, defaults: BigQueryOptions) {
     let factory: Arc<dyn TableProviderFactory> = Arc::new(BigQueryTableFactory::new(defaults));
-    ctx.state_ref().write().table_factories_mut().insert(FACTORY_NAME.to_string(), factory);
+    ctx.state_ref()
+        .write()
+        .table_factories_mut()
+        .insert(FACTORY_NAME.to_string(), factory);
 }

@@ -6,6 +6,6 @@ mod factory;
 mod sink;
 mod table;
 
-pub use factory::{register_bigquery, BigQueryTableFactory, FACTORY_NAME};
+pub use factory::{BigQueryTableFactory, FACTORY_NAME, register_bigquery};
 pub use sink::BigQuerySink;
 pub use table::BigQueryTable;

@@ -1,10 +1,10 @@
 //! Writes the values of canonical Arrow columns as proto2 fields, one row at a time.
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Decimal256Array,
-    Float64Array, Int64Array, ListArray, StringArray, Time64MicrosecondArray, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Decimal256Array, Float64Array,
+    Int64Array, ListArray, StringArray, Time64MicrosecondArray, TimestampMicrosecondArray,
 };
-use prost::encoding::{encode_key, encode_varint, WireType};
+use prost::encoding::{WireType, encode_key, encode_varint};
 
 use crate::options::WireEncoding;
 use crate::proto::table_field_schema::Type;
@@ -81,7 +81,11 @@ impl<'a> Values<'a> {
     pub(crate) fn write(&self, row: usize, tag: u32, required: bool, buf: &mut Vec<u8>) -> Result<(), ValueError> {
         if self.array().is_null(row) {
             // A NULL array is stored as an empty one; a NULL scalar is an absent field.
-            return if required && !matches!(self, Values::List(..)) { Err(ValueError::NullInRequired) } else { Ok(()) };
+            return if required && !matches!(self, Values::List(..)) {
+                Err(ValueError::NullInRequired)
+            } else {
+                Ok(())
+            };
         }
         match self {
             Values::List(list, element) => {
@@ -112,7 +116,9 @@ impl<'a> Values<'a> {
             Values::Date(a) => {
                 let days = a.value(row);
                 if !(values::DATE_MIN_DAYS..=values::DATE_MAX_DAYS).contains(&days) {
-                    return Err(ValueError::OutOfRange("is outside DATE's range 0001-01-01..9999-12-31".into()));
+                    return Err(ValueError::OutOfRange(
+                        "is outside DATE's range 0001-01-01..9999-12-31".into(),
+                    ));
                 }
                 // int32 fields carry negative values sign-extended to 64 bits.
                 varint(buf, tag, i64::from(days) as u64);
@@ -120,41 +126,65 @@ impl<'a> Values<'a> {
             Values::Timestamp(a) => {
                 let micros = a.value(row);
                 if !(values::MICROS_MIN..=values::MICROS_MAX).contains(&micros) {
-                    return Err(ValueError::OutOfRange("is outside TIMESTAMP's range 0001-01-01..9999-12-31".into()));
+                    return Err(ValueError::OutOfRange(
+                        "is outside TIMESTAMP's range 0001-01-01..9999-12-31".into(),
+                    ));
                 }
                 varint(buf, tag, micros as u64);
             }
             Values::Datetime(a, encoding) => {
                 let micros = a.value(row);
-                let out_of_range = || ValueError::OutOfRange("is outside DATETIME's range 0001-01-01..9999-12-31".into());
+                let out_of_range =
+                    || ValueError::OutOfRange("is outside DATETIME's range 0001-01-01..9999-12-31".into());
                 match encoding {
-                    WireEncoding::Packed => varint(buf, tag, values::pack_datetime(micros).ok_or_else(out_of_range)? as u64),
-                    WireEncoding::Text => bytes(buf, tag, values::datetime_text(micros).ok_or_else(out_of_range)?.as_bytes()),
+                    WireEncoding::Packed => {
+                        varint(buf, tag, values::pack_datetime(micros).ok_or_else(out_of_range)? as u64)
+                    }
+                    WireEncoding::Text => bytes(
+                        buf,
+                        tag,
+                        values::datetime_text(micros).ok_or_else(out_of_range)?.as_bytes(),
+                    ),
                 }
             }
             Values::Time(a, encoding) => {
                 let micros = a.value(row);
-                let out_of_range = || ValueError::OutOfRange("is outside TIME's range 00:00:00..23:59:59.999999".into());
+                let out_of_range =
+                    || ValueError::OutOfRange("is outside TIME's range 00:00:00..23:59:59.999999".into());
                 match encoding {
-                    WireEncoding::Packed => varint(buf, tag, values::pack_time(micros).ok_or_else(out_of_range)? as u64),
-                    WireEncoding::Text => bytes(buf, tag, values::time_text(micros).ok_or_else(out_of_range)?.as_bytes()),
+                    WireEncoding::Packed => {
+                        varint(buf, tag, values::pack_time(micros).ok_or_else(out_of_range)? as u64)
+                    }
+                    WireEncoding::Text => {
+                        bytes(buf, tag, values::time_text(micros).ok_or_else(out_of_range)?.as_bytes())
+                    }
                 }
             }
             Values::Numeric(a, encoding) => {
                 let unscaled = a.value(row);
                 if !(-values::NUMERIC_MAX_UNSCALED..=values::NUMERIC_MAX_UNSCALED).contains(&unscaled) {
-                    return Err(ValueError::OutOfRange("is outside NUMERIC's range (29 integer digits)".into()));
+                    return Err(ValueError::OutOfRange(
+                        "is outside NUMERIC's range (29 integer digits)".into(),
+                    ));
                 }
                 match encoding {
                     WireEncoding::Packed => bytes(buf, tag, &values::pack_numeric(unscaled)),
-                    WireEncoding::Text => bytes(buf, tag, values::decimal_text(unscaled, values::NUMERIC_SCALE).as_bytes()),
+                    WireEncoding::Text => bytes(
+                        buf,
+                        tag,
+                        values::decimal_text(unscaled, values::NUMERIC_SCALE).as_bytes(),
+                    ),
                 }
             }
             Values::BigNumeric(a, encoding) => {
                 let unscaled = a.value(row);
                 match encoding {
                     WireEncoding::Packed => bytes(buf, tag, &values::pack_bignumeric(unscaled)),
-                    WireEncoding::Text => bytes(buf, tag, values::decimal_text(unscaled, values::BIGNUMERIC_SCALE).as_bytes()),
+                    WireEncoding::Text => bytes(
+                        buf,
+                        tag,
+                        values::decimal_text(unscaled, values::BIGNUMERIC_SCALE).as_bytes(),
+                    ),
                 }
             }
             Values::List(..) => unreachable!("lists are written element by element"),

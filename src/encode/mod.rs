@@ -16,8 +16,8 @@ use prost_types::DescriptorProto;
 
 use crate::error::{Error, Result};
 use crate::options::{BigQueryOptions, WireEncoding};
-use crate::proto::table_field_schema::{Mode, Type};
 use crate::proto::TableSchema;
+use crate::proto::table_field_schema::{Mode, Type};
 use crate::schema::{field_mode, field_type, row_descriptor, to_arrow_field, type_name};
 use crate::table_ref::TableRef;
 use columns::{ValueError, Values};
@@ -91,10 +91,16 @@ impl RowEncoder {
     /// Plans the encoding of batches with schema `input` into rows of `schema`.
     pub fn new(table: &TableRef, schema: &TableSchema, input: &Schema, options: &BigQueryOptions) -> Result<Self> {
         let table_name = table.to_string();
-        let schema_error = |message: String| Error::Schema { table: table_name.clone(), message };
+        let schema_error = |message: String| Error::Schema {
+            table: table_name.clone(),
+            message,
+        };
         let descriptor = row_descriptor(schema, options.wire_encoding).map_err(&schema_error)?;
         let find = |name: &str| {
-            schema.fields.iter().position(|c| c.name == name)
+            schema
+                .fields
+                .iter()
+                .position(|c| c.name == name)
                 .or_else(|| schema.fields.iter().position(|c| c.name.eq_ignore_ascii_case(name)))
         };
         let mut used = vec![None; schema.fields.len()];
@@ -108,7 +114,10 @@ impl RowEncoder {
                 )));
             };
             if used[col].replace(i).is_some() {
-                return Err(schema_error(format!("column '{}' appears twice in the input", schema.fields[col].name)));
+                return Err(schema_error(format!(
+                    "column '{}' appears twice in the input",
+                    schema.fields[col].name
+                )));
             }
         }
         let mut columns = Vec::with_capacity(schema.fields.len());
@@ -159,11 +168,19 @@ impl RowEncoder {
             .max_request_bytes
             .checked_sub(descriptor_len + REQUEST_OVERHEAD)
             .filter(|b| *b > 0)
-            .ok_or_else(|| schema_error(format!(
-                "max_request_bytes {} is too small for the row descriptor ({descriptor_len} bytes)",
-                options.max_request_bytes
-            )))?;
-        Ok(Self { table: table_name, columns, encoding: options.wire_encoding, descriptor, row_budget })
+            .ok_or_else(|| {
+                schema_error(format!(
+                    "max_request_bytes {} is too small for the row descriptor ({descriptor_len} bytes)",
+                    options.max_request_bytes
+                ))
+            })?;
+        Ok(Self {
+            table: table_name,
+            columns,
+            encoding: options.wire_encoding,
+            descriptor,
+            row_budget,
+        })
     }
 
     /// The proto2 descriptor of the rows, sent as `writer_schema`.
@@ -232,9 +249,7 @@ impl RowEncoder {
                 let Some(index) = plan.input else { return Ok(None) };
                 let array = batch.column(index);
                 let converted = match (plan.mode, array.data_type()) {
-                    (Mode::Repeated, DataType::Null) => {
-                        arrow::array::new_null_array(&plan.target, array.len())
-                    }
+                    (Mode::Repeated, DataType::Null) => arrow::array::new_null_array(&plan.target, array.len()),
                     _ => normalize::to_canonical(array, &plan.target).map_err(|r| Error::InvalidValue {
                         table: self.table.clone(),
                         column: plan.name.clone(),
@@ -248,11 +263,22 @@ impl RowEncoder {
             .collect()
     }
 
-    fn value_error(&self, err: ValueError, plan: &ColumnPlan, input: Option<&ArrayRef>, row: usize, first_row: u64) -> Error {
+    fn value_error(
+        &self,
+        err: ValueError,
+        plan: &ColumnPlan,
+        input: Option<&ArrayRef>,
+        row: usize,
+        first_row: u64,
+    ) -> Error {
         let (table, column, row_index) = (self.table.clone(), plan.name.clone(), first_row + row as u64);
         let value = || input.map(|a| normalize::display(a.as_ref(), row)).unwrap_or_default();
         match err {
-            ValueError::NullInRequired => Error::NullInRequired { table, column, row: row_index },
+            ValueError::NullInRequired => Error::NullInRequired {
+                table,
+                column,
+                row: row_index,
+            },
             ValueError::NullElement(i) => Error::InvalidValue {
                 table,
                 column,
@@ -260,7 +286,13 @@ impl RowEncoder {
                 value: value(),
                 reason: format!("has a NULL element at index {i}; BigQuery arrays cannot hold NULL"),
             },
-            ValueError::OutOfRange(reason) => Error::InvalidValue { table, column, row: row_index, value: value(), reason },
+            ValueError::OutOfRange(reason) => Error::InvalidValue {
+                table,
+                column,
+                row: row_index,
+                value: value(),
+                reason,
+            },
         }
     }
 }

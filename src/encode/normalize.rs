@@ -2,7 +2,7 @@
 //! conversions that would lose a digit or overflow fail and name the row and value.
 
 use arrow::array::{Array, ArrayRef};
-use arrow::compute::{cast_with_options, CastOptions};
+use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, TimeUnit};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
@@ -24,13 +24,20 @@ pub(crate) fn compatible(input: &DataType, ty: Type) -> bool {
         Type::String | Type::Json | Type::Geography | Type::Interval => {
             matches!(input, D::Utf8 | D::LargeUtf8 | D::Utf8View)
         }
-        Type::Bytes => matches!(input, D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_)),
+        Type::Bytes => matches!(
+            input,
+            D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_)
+        ),
         Type::Date => matches!(input, D::Date32 | D::Date64),
         Type::Timestamp => matches!(input, D::Timestamp(_, _)),
         Type::Datetime => matches!(input, D::Timestamp(_, None)),
         Type::Time => matches!(input, D::Time32(_) | D::Time64(_)),
         Type::Numeric | Type::Bignumeric => {
-            input.is_integer() || matches!(input, D::Decimal32(_, _) | D::Decimal64(_, _) | D::Decimal128(_, _) | D::Decimal256(_, _))
+            input.is_integer()
+                || matches!(
+                    input,
+                    D::Decimal32(_, _) | D::Decimal64(_, _) | D::Decimal128(_, _) | D::Decimal256(_, _)
+                )
         }
         Type::Struct | Type::Range | Type::Unspecified => false,
     }
@@ -51,7 +58,10 @@ pub(crate) fn to_canonical(array: &ArrayRef, target: &DataType) -> Result<ArrayR
     if let Some(rejected) = first_lossy_value(array, target) {
         return Err(rejected);
     }
-    let safe = CastOptions { safe: true, ..Default::default() };
+    let safe = CastOptions {
+        safe: true,
+        ..Default::default()
+    };
     match cast_with_options(array, target, &safe) {
         Ok(cast) => match first_new_null(array, &cast) {
             Some(row) => Err(Rejected {
@@ -61,7 +71,11 @@ pub(crate) fn to_canonical(array: &ArrayRef, target: &DataType) -> Result<ArrayR
             }),
             None => Ok(cast),
         },
-        Err(e) => Err(Rejected { row: 0, value: String::new(), reason: e.to_string() }),
+        Err(e) => Err(Rejected {
+            row: 0,
+            value: String::new(),
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -110,11 +124,13 @@ fn first_lossy_value(array: &ArrayRef, target: &DataType) -> Option<Rejected> {
     };
     let raw = cast_with_options(&raw, &DataType::Decimal128(38, 0), &CastOptions::default()).ok()?;
     let raw = raw.as_any().downcast_ref::<arrow::array::Decimal128Array>()?;
-    (0..raw.len()).find(|&i| raw.is_valid(i) && raw.value(i) % divisor != 0).map(|row| Rejected {
-        row,
-        value: display(array, row),
-        reason: format!("has more digits than {target} keeps; refusing to round"),
-    })
+    (0..raw.len())
+        .find(|&i| raw.is_valid(i) && raw.value(i) % divisor != 0)
+        .map(|row| Rejected {
+            row,
+            value: display(array, row),
+            reason: format!("has more digits than {target} keeps; refusing to round"),
+        })
 }
 
 /// The unscaled integers of a decimal array, as an Int-like decimal of scale 0.
@@ -155,13 +171,23 @@ mod tests {
 
     #[test]
     fn refuses_to_round_decimals_and_timestamps() {
-        let input: ArrayRef = Arc::new(Decimal128Array::from(vec![15_000, 1_234_567_890_123]).with_precision_and_scale(20, 12).unwrap());
+        let input: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![15_000, 1_234_567_890_123])
+                .with_precision_and_scale(20, 12)
+                .unwrap(),
+        );
         let err = to_canonical(&input, &DataType::Decimal128(38, 9)).err().unwrap();
         assert_eq!(err.row, 1);
-        let exact: ArrayRef = Arc::new(Decimal128Array::from(vec![1_000, 2_000]).with_precision_and_scale(20, 12).unwrap());
+        let exact: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![1_000, 2_000])
+                .with_precision_and_scale(20, 12)
+                .unwrap(),
+        );
         assert!(to_canonical(&exact, &DataType::Decimal128(38, 9)).is_ok());
         let ns: ArrayRef = Arc::new(TimestampNanosecondArray::from(vec![1_000, 1_001]));
-        let err = to_canonical(&ns, &DataType::Timestamp(TimeUnit::Microsecond, None)).err().unwrap();
+        let err = to_canonical(&ns, &DataType::Timestamp(TimeUnit::Microsecond, None))
+            .err()
+            .unwrap();
         assert_eq!(err.row, 1);
     }
 }

@@ -15,7 +15,10 @@ pub async fn commit(client: &WriteClient, table: &TableRef, handles: &[StreamHan
         return Ok(None);
     }
     if let Some(other) = handles.iter().find(|h| &h.table != table) {
-        return Err(Error::Internal(format!("stream {} belongs to {}, not {table}", other.stream, other.table)));
+        return Err(Error::Internal(format!(
+            "stream {} belongs to {}, not {table}",
+            other.stream, other.table
+        )));
     }
     let names = handles.iter().map(|h| h.stream.clone()).collect();
     let response = client.batch_commit_write_streams(table, names).await?;
@@ -24,16 +27,24 @@ pub async fn commit(client: &WriteClient, table: &TableRef, handles: &[StreamHan
             .stream_errors
             .iter()
             .map(|e| {
-                let code = StorageErrorCode::try_from(e.code).map(|c| c.as_str_name()).unwrap_or("UNKNOWN");
+                let code = StorageErrorCode::try_from(e.code)
+                    .map(|c| c.as_str_name())
+                    .unwrap_or("UNKNOWN");
                 format!("{} {}: {}", code, e.entity, e.error_message)
             })
             .collect();
-        return Err(Error::CommitRejected { table: table.to_string(), errors });
+        return Err(Error::CommitRejected {
+            table: table.to_string(),
+            errors,
+        });
     }
     let time = response.commit_time.ok_or_else(|| Error::CommitRejected {
         table: table.to_string(),
         errors: vec!["the service returned no commit_time".into()],
     })?;
-    let since_epoch = Duration::new(u64::try_from(time.seconds).unwrap_or(0), u32::try_from(time.nanos).unwrap_or(0));
+    let since_epoch = Duration::new(
+        u64::try_from(time.seconds).unwrap_or(0),
+        u32::try_from(time.nanos).unwrap_or(0),
+    );
     Ok(Some(UNIX_EPOCH + since_epoch))
 }

@@ -82,7 +82,12 @@ impl Loader {
 
     /// A loader over an existing client and a known table schema.
     pub fn new(client: WriteClient, table: TableRef, schema: TableSchema, options: BigQueryOptions) -> Self {
-        Self { client, table, schema, options }
+        Self {
+            client,
+            table,
+            schema,
+            options,
+        }
     }
 
     /// The destination table.
@@ -163,7 +168,10 @@ impl Loader {
             let batch = match item {
                 Ok(batch) => batch,
                 Err(e) => {
-                    failure = Some(Error::Input { table: self.table.to_string(), message: e.to_string() });
+                    failure = Some(Error::Input {
+                        table: self.table.to_string(),
+                        message: e.to_string(),
+                    });
                     break;
                 }
             };

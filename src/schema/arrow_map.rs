@@ -70,7 +70,10 @@ fn element_type(column: &TableFieldSchema) -> DataType {
                 .as_ref()
                 .and_then(|e| Type::try_from(e.r#type).ok())
                 .unwrap_or(Type::Date);
-            let bound_column = TableFieldSchema { r#type: bound as i32, ..Default::default() };
+            let bound_column = TableFieldSchema {
+                r#type: bound as i32,
+                ..Default::default()
+            };
             let bound_type = element_type(&bound_column);
             DataType::Struct(Fields::from(vec![
                 Field::new("start", bound_type.clone(), true),
@@ -99,8 +102,14 @@ mod tests {
         };
         let arrow = to_arrow_schema(&schema);
         assert!(!arrow.field(0).is_nullable());
-        assert_eq!(arrow.field(1).data_type(), &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));
-        assert_eq!(arrow.field(2).data_type(), &DataType::Timestamp(TimeUnit::Microsecond, None));
+        assert_eq!(
+            arrow.field(1).data_type(),
+            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        );
+        assert_eq!(
+            arrow.field(2).data_type(),
+            &DataType::Timestamp(TimeUnit::Microsecond, None)
+        );
         assert_eq!(arrow.field(3).data_type(), &DataType::Time64(TimeUnit::Microsecond));
         match arrow.field(4).data_type() {
             DataType::List(item) => {
@@ -109,6 +118,13 @@ mod tests {
             }
             other => panic!("{other}"),
         }
-        assert_eq!(arrow.field(5).metadata().get(BIGQUERY_TYPE_METADATA_KEY).map(String::as_str), Some("JSON"));
+        assert_eq!(
+            arrow
+                .field(5)
+                .metadata()
+                .get(BIGQUERY_TYPE_METADATA_KEY)
+                .map(String::as_str),
+            Some("JSON")
+        );
     }
 }

@@ -29,11 +29,15 @@ pub fn is_proto_identifier(name: &str) -> bool {
 /// assert_eq!(d.field[0].number, Some(1));
 /// ```
 pub fn row_descriptor(schema: &TableSchema, encoding: WireEncoding) -> Result<DescriptorProto, String> {
-    let mut row = DescriptorProto { name: Some(ROW_MESSAGE_NAME.into()), ..Default::default() };
+    let mut row = DescriptorProto {
+        name: Some(ROW_MESSAGE_NAME.into()),
+        ..Default::default()
+    };
     let mut nested = Vec::new();
     let path = format!(".{ROW_MESSAGE_NAME}");
     for (i, column) in schema.fields.iter().enumerate() {
-        row.field.push(field_descriptor(column, i, &path, encoding, &mut nested)?);
+        row.field
+            .push(field_descriptor(column, i, &path, encoding, &mut nested)?);
     }
     row.nested_type = nested;
     Ok(row)
@@ -48,7 +52,10 @@ fn field_descriptor(
     nested: &mut Vec<DescriptorProto>,
 ) -> Result<FieldDescriptorProto, String> {
     if !is_proto_identifier(&column.name) {
-        return Err(format!("column name '{}' is not supported yet: only [A-Za-z_][A-Za-z0-9_]* names", column.name));
+        return Err(format!(
+            "column name '{}' is not supported yet: only [A-Za-z_][A-Za-z0-9_]* names",
+            column.name
+        ));
     }
     let label = match field_mode(column) {
         Mode::Required => Label::Required,
@@ -79,10 +86,15 @@ fn field_descriptor(
         },
         Type::Struct | Type::Range => {
             let message_name = format!("{}_{}", column.name, nested.len());
-            let mut message = DescriptorProto { name: Some(message_name.clone()), ..Default::default() };
+            let mut message = DescriptorProto {
+                name: Some(message_name.clone()),
+                ..Default::default()
+            };
             let members = nested_members(column);
             for (j, member) in members.iter().enumerate() {
-                message.field.push(field_descriptor(member, j, row_path, encoding, nested)?);
+                message
+                    .field
+                    .push(field_descriptor(member, j, row_path, encoding, nested)?);
             }
             nested.push(message);
             out.type_name = Some(format!("{row_path}.{message_name}"));
@@ -99,10 +111,19 @@ fn nested_members(column: &TableFieldSchema) -> Vec<TableFieldSchema> {
     if field_type(column) == Type::Struct {
         return column.fields.clone();
     }
-    let bound = column.range_element_type.as_ref().map(|e| e.r#type).unwrap_or(Type::Date as i32);
+    let bound = column
+        .range_element_type
+        .as_ref()
+        .map(|e| e.r#type)
+        .unwrap_or(Type::Date as i32);
     ["start", "end"]
         .iter()
-        .map(|name| TableFieldSchema { name: (*name).into(), r#type: bound, mode: Mode::Nullable as i32, ..Default::default() })
+        .map(|name| TableFieldSchema {
+            name: (*name).into(),
+            r#type: bound,
+            mode: Mode::Nullable as i32,
+            ..Default::default()
+        })
         .collect()
 }
 
@@ -152,7 +173,12 @@ mod tests {
 
     #[test]
     fn rejects_names_that_are_not_identifiers() {
-        let err = row_descriptor(&TableSchema { fields: vec![field("a-b", Type::Int64, Mode::Nullable)] }, WireEncoding::Packed);
+        let err = row_descriptor(
+            &TableSchema {
+                fields: vec![field("a-b", Type::Int64, Mode::Nullable)],
+            },
+            WireEncoding::Packed,
+        );
         assert!(err.unwrap_err().contains("a-b"));
         assert!(is_proto_identifier("_a1") && !is_proto_identifier("1a") && !is_proto_identifier(""));
     }

@@ -5,8 +5,8 @@ mod arrow_map;
 mod descriptor;
 mod text;
 
-pub use arrow_map::{to_arrow_field, to_arrow_schema, BIGQUERY_TYPE_METADATA_KEY};
-pub use descriptor::{describe_column, is_proto_identifier, row_descriptor, ROW_MESSAGE_NAME};
+pub use arrow_map::{BIGQUERY_TYPE_METADATA_KEY, to_arrow_field, to_arrow_schema};
+pub use descriptor::{ROW_MESSAGE_NAME, describe_column, is_proto_identifier, row_descriptor};
 pub use text::{parse_inline_schema, parse_json_schema, parse_schema_arg};
 
 use crate::proto::table_field_schema::{Mode, Type};
@@ -21,7 +21,12 @@ use crate::proto::{TableFieldSchema, TableSchema};
 /// assert_eq!(id.name, "id");
 /// ```
 pub fn field(name: &str, ty: Type, mode: Mode) -> TableFieldSchema {
-    TableFieldSchema { name: name.to_string(), r#type: ty as i32, mode: mode as i32, ..Default::default() }
+    TableFieldSchema {
+        name: name.to_string(),
+        r#type: ty as i32,
+        mode: mode as i32,
+        ..Default::default()
+    }
 }
 
 /// Builds a table schema from fields.

@@ -33,7 +33,9 @@ pub fn parse_json_schema(json: &str) -> Result<TableSchema, String> {
     let fields = match parsed {
         JsonSchema::Fields(f) | JsonSchema::Wrapped { fields: f } => f,
     };
-    Ok(TableSchema { fields: fields.into_iter().map(json_field).collect::<Result<_, _>>()? })
+    Ok(TableSchema {
+        fields: fields.into_iter().map(json_field).collect::<Result<_, _>>()?,
+    })
 }
 
 fn json_field(f: JsonField) -> Result<TableFieldSchema, String> {

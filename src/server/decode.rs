@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{new_empty_array, ArrayRef, ListArray, RecordBatch};
+use arrow::array::{ArrayRef, ListArray, RecordBatch, new_empty_array};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, SchemaRef};
 use bytes::Bytes;
@@ -11,8 +11,8 @@ use datafusion::common::ScalarValue;
 use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
 use prost_types::{DescriptorProto, FileDescriptorProto, FileDescriptorSet};
 
-use crate::proto::table_field_schema::{Mode, Type};
 use crate::proto::TableSchema;
+use crate::proto::table_field_schema::{Mode, Type};
 use crate::schema::{field_mode, field_type, to_arrow_field, type_name};
 use crate::values;
 
@@ -45,7 +45,11 @@ pub(crate) struct RowDecoder {
 
 impl RowDecoder {
     /// Checks the writer's descriptor against the table and plans the decoding.
-    pub(crate) fn new(descriptor: &DescriptorProto, table: &TableSchema, schema: SchemaRef) -> Result<Self, DecodeError> {
+    pub(crate) fn new(
+        descriptor: &DescriptorProto,
+        table: &TableSchema,
+        schema: SchemaRef,
+    ) -> Result<Self, DecodeError> {
         let message = message_descriptor(descriptor).map_err(DecodeError::Schema)?;
         for field in message.fields() {
             if !table.fields.iter().any(|c| c.name.eq_ignore_ascii_case(field.name())) {
@@ -59,16 +63,29 @@ impl RowDecoder {
             if let Some(f) = &field {
                 check_kind(column.name.as_str(), ty, mode, f)?;
             } else if mode == Mode::Required {
-                return Err(DecodeError::Schema(format!("writer schema lacks REQUIRED column {}", column.name)));
+                return Err(DecodeError::Schema(format!(
+                    "writer schema lacks REQUIRED column {}",
+                    column.name
+                )));
             }
             let arrow = to_arrow_field(column);
             let element_type = match (mode, arrow.data_type()) {
                 (Mode::Repeated, DataType::List(item)) => item.data_type().clone(),
                 (_, t) => t.clone(),
             };
-            columns.push(Column { name: column.name.clone(), ty, mode, field, element_type });
+            columns.push(Column {
+                name: column.name.clone(),
+                ty,
+                mode,
+                field,
+                element_type,
+            });
         }
-        Ok(Self { message, columns, schema })
+        Ok(Self {
+            message,
+            columns,
+            schema,
+        })
     }
 
     /// Decodes serialized rows into one batch of the table's schema.
@@ -77,8 +94,10 @@ impl RowDecoder {
             .iter()
             .enumerate()
             .map(|(index, row)| {
-                DynamicMessage::decode(self.message.clone(), row.clone())
-                    .map_err(|e| DecodeError::Row { index, message: format!("cannot parse row: {e}") })
+                DynamicMessage::decode(self.message.clone(), row.clone()).map_err(|e| DecodeError::Row {
+                    index,
+                    message: format!("cannot parse row: {e}"),
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let arrays = self
@@ -91,16 +110,20 @@ impl RowDecoder {
 
     fn decode_column(&self, column: &Column, messages: &[DynamicMessage]) -> Result<ArrayRef, DecodeError> {
         let null = ScalarValue::try_from(&column.element_type).map_err(|e| DecodeError::Schema(e.to_string()))?;
-        let row_error = |index: usize, message: String| DecodeError::Row { index, message: format!("column {}: {message}", column.name) };
+        let row_error = |index: usize, message: String| DecodeError::Row {
+            index,
+            message: format!("column {}: {message}", column.name),
+        };
         if column.mode == Mode::Repeated {
             let mut elements = Vec::new();
             let mut offsets = vec![0i32];
             for (index, message) in messages.iter().enumerate() {
-                if let Some(field) = &column.field {
-                    if let Value::List(items) = message.get_field(field).as_ref() {
-                        for item in items {
-                            elements.push(to_scalar(column.ty, &column.element_type, item).map_err(|m| row_error(index, m))?);
-                        }
+                if let Some(field) = &column.field
+                    && let Value::List(items) = message.get_field(field).as_ref()
+                {
+                    for item in items {
+                        elements
+                            .push(to_scalar(column.ty, &column.element_type, item).map_err(|m| row_error(index, m))?);
                     }
                 }
                 offsets.push(i32::try_from(elements.len()).map_err(|_| row_error(index, "too many elements".into()))?);
@@ -121,7 +144,9 @@ impl RowDecoder {
             match present {
                 Some(field) => {
                     let value = message.get_field(field);
-                    scalars.push(to_scalar(column.ty, &column.element_type, value.as_ref()).map_err(|m| row_error(index, m))?);
+                    scalars.push(
+                        to_scalar(column.ty, &column.element_type, value.as_ref()).map_err(|m| row_error(index, m))?,
+                    );
                 }
                 None if column.mode == Mode::Required => {
                     return Err(row_error(index, "REQUIRED field is missing".into()));
@@ -147,17 +172,31 @@ fn message_descriptor(descriptor: &DescriptorProto) -> Result<MessageDescriptor,
     };
     let pool = DescriptorPool::from_file_descriptor_set(FileDescriptorSet { file: vec![file] })
         .map_err(|e| format!("invalid writer schema: {e}"))?;
-    pool.get_message_by_name(&name).ok_or_else(|| format!("writer schema has no message {name}"))
+    pool.get_message_by_name(&name)
+        .ok_or_else(|| format!("writer schema has no message {name}"))
 }
 
 /// Checks that a writer field can carry the column's values.
 fn check_kind(column: &str, ty: Type, mode: Mode, field: &FieldDescriptor) -> Result<(), DecodeError> {
     if (mode == Mode::Repeated) != field.is_list() {
-        return Err(DecodeError::Schema(format!("column {column}: field {} has the wrong cardinality", field.name())));
+        return Err(DecodeError::Schema(format!(
+            "column {column}: field {} has the wrong cardinality",
+            field.name()
+        )));
     }
     let kind = field.kind();
     let ok = match ty {
-        Type::Int64 => matches!(kind, Kind::Int64 | Kind::Int32 | Kind::Sint64 | Kind::Sint32 | Kind::Uint32 | Kind::Sfixed64 | Kind::Sfixed32 | Kind::Fixed32),
+        Type::Int64 => matches!(
+            kind,
+            Kind::Int64
+                | Kind::Int32
+                | Kind::Sint64
+                | Kind::Sint32
+                | Kind::Uint32
+                | Kind::Sfixed64
+                | Kind::Sfixed32
+                | Kind::Fixed32
+        ),
         Type::Double => matches!(kind, Kind::Double | Kind::Float),
         Type::Bool => matches!(kind, Kind::Bool),
         Type::String | Type::Json | Type::Geography | Type::Interval => matches!(kind, Kind::String),
@@ -171,7 +210,10 @@ fn check_kind(column: &str, ty: Type, mode: Mode, field: &FieldDescriptor) -> Re
     if ok {
         Ok(())
     } else {
-        Err(DecodeError::Schema(format!("column {column} ({}) cannot be written from a {kind:?} field", type_name(ty))))
+        Err(DecodeError::Schema(format!(
+            "column {column} ({}) cannot be written from a {kind:?} field",
+            type_name(ty)
+        )))
     }
 }
 
@@ -196,7 +238,9 @@ fn to_scalar(ty: Type, arrow: &DataType, value: &Value) -> Result<ScalarValue, S
             _ => return Err(bad()),
         })),
         Type::Bool => ScalarValue::Boolean(Some(value.as_bool().ok_or_else(bad)?)),
-        Type::String | Type::Json | Type::Geography | Type::Interval => ScalarValue::Utf8(Some(text().ok_or_else(bad)?.to_string())),
+        Type::String | Type::Json | Type::Geography | Type::Interval => {
+            ScalarValue::Utf8(Some(text().ok_or_else(bad)?.to_string()))
+        }
         Type::Bytes => ScalarValue::Binary(Some(value.as_bytes().ok_or_else(bad)?.to_vec())),
         Type::Date => {
             let days = match text() {
@@ -205,12 +249,17 @@ fn to_scalar(ty: Type, arrow: &DataType, value: &Value) -> Result<ScalarValue, S
                     .map_err(|_| bad())?,
                 None => int().ok_or_else(bad)?,
             };
-            let days = i32::try_from(days).ok().filter(|d| (values::DATE_MIN_DAYS..=values::DATE_MAX_DAYS).contains(d)).ok_or_else(bad)?;
+            let days = i32::try_from(days)
+                .ok()
+                .filter(|d| (values::DATE_MIN_DAYS..=values::DATE_MAX_DAYS).contains(d))
+                .ok_or_else(bad)?;
             ScalarValue::Date32(Some(days))
         }
         Type::Timestamp => {
             let micros = match text() {
-                Some(s) => chrono::DateTime::parse_from_rfc3339(s).map(|t| t.timestamp_micros()).map_err(|_| bad())?,
+                Some(s) => chrono::DateTime::parse_from_rfc3339(s)
+                    .map(|t| t.timestamp_micros())
+                    .map_err(|_| bad())?,
                 None => int().ok_or_else(bad)?,
             };
             if !(values::MICROS_MIN..=values::MICROS_MAX).contains(&micros) {

@@ -53,7 +53,10 @@ pub struct CommitGate {
 
 impl Default for CommitGate {
     fn default() -> Self {
-        Self { arrived: Notify::new(), release: Semaphore::new(0) }
+        Self {
+            arrived: Notify::new(),
+            release: Semaphore::new(0),
+        }
     }
 }
 

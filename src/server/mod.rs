@@ -19,8 +19,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 pub use faults::{CommitGate, ServerStats};
 
 use crate::error::{Error, Result};
-use crate::proto::big_query_write_server::BigQueryWriteServer;
 use crate::proto::TableSchema;
+use crate::proto::big_query_write_server::BigQueryWriteServer;
 use crate::table_ref::TableRef;
 use service::{Service, Shared};
 
@@ -46,7 +46,9 @@ pub struct EmbeddedServer {
 
 impl std::fmt::Debug for EmbeddedServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedServer").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("EmbeddedServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -79,7 +81,12 @@ impl EmbeddedServer {
                 tracing::error!(error = %e, "embedded server stopped");
             }
         });
-        Ok(Self { addr, shared, shutdown: Some(shutdown), task: Some(task) })
+        Ok(Self {
+            addr,
+            shared,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        })
     }
 
     /// The plaintext endpoint, `http://127.0.0.1:PORT`.
@@ -99,12 +106,17 @@ impl EmbeddedServer {
 
     /// The committed (visible) rows of a table, or `None` if it does not exist.
     pub fn rows(&self, table: &TableRef) -> Option<Vec<RecordBatch>> {
-        self.shared.store().tables.get(&table.resource_path()).map(|t| t.visible.clone())
+        self.shared
+            .store()
+            .tables
+            .get(&table.resource_path())
+            .map(|t| t.visible.clone())
     }
 
     /// Number of visible rows of a table.
     pub fn row_count(&self, table: &TableRef) -> Option<usize> {
-        self.rows(table).map(|batches| batches.iter().map(RecordBatch::num_rows).sum())
+        self.rows(table)
+            .map(|batches| batches.iter().map(RecordBatch::num_rows).sum())
     }
 
     /// Rows appended to PENDING or BUFFERED streams of the table and not yet visible.

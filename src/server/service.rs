@@ -12,7 +12,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::decode::{DecodeError, RowDecoder};
 use super::faults::{Counters, Faults};
-use super::state::{split_stream_name, Rejection, Store};
+use super::state::{Rejection, Store, split_stream_name};
 use crate::proto::append_rows_request::Rows;
 use crate::proto::append_rows_response::{AppendResult, Response as AppendOutcome};
 use crate::proto::big_query_write_server::BigQueryWrite;
@@ -46,11 +46,17 @@ pub(crate) struct Service {
 
 /// Requires the routing header to start with `key=`.
 fn check_routing<T>(request: &Request<T>, key: &str) -> Result<(), Status> {
-    let value = request.metadata().get("x-goog-request-params").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let value = request
+        .metadata()
+        .get("x-goog-request-params")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if value.split('&').any(|part| part.starts_with(&format!("{key}="))) {
         Ok(())
     } else {
-        Err(Status::invalid_argument(format!("missing x-goog-request-params routing header with {key}=")))
+        Err(Status::invalid_argument(format!(
+            "missing x-goog-request-params routing header with {key}="
+        )))
     }
 }
 
@@ -82,15 +88,30 @@ impl Service {
         }
     }
 
-    fn append(&self, connection: &mut Connection, request: AppendRowsRequest, size: usize, number: u64) -> Result<Option<i64>, Rejection> {
+    fn append(
+        &self,
+        connection: &mut Connection,
+        request: AppendRowsRequest,
+        size: usize,
+        number: u64,
+    ) -> Result<Option<i64>, Rejection> {
         if let Some(code) = self.shared.faults.append_failure(number) {
-            return Err(Rejection::new(code, format!("injected fault on AppendRows request {number}")));
+            return Err(Rejection::new(
+                code,
+                format!("injected fault on AppendRows request {number}"),
+            ));
         }
         if connection.stream.is_empty() {
-            return Err(Rejection::new(Code::InvalidArgument, "the first request must name write_stream"));
+            return Err(Rejection::new(
+                Code::InvalidArgument,
+                "the first request must name write_stream",
+            ));
         }
         if size > MAX_APPEND_BYTES {
-            return Err(Rejection::new(Code::ResourceExhausted, format!("AppendRows request of {size} bytes exceeds the limit of {MAX_APPEND_BYTES}")));
+            return Err(Rejection::new(
+                Code::ResourceExhausted,
+                format!("AppendRows request of {size} bytes exceeds the limit of {MAX_APPEND_BYTES}"),
+            ));
         }
         let Some(Rows::ProtoRows(data)) = request.rows else {
             return Err(Rejection::new(Code::InvalidArgument, "only proto_rows are supported"));
@@ -114,17 +135,24 @@ impl Service {
                         &name,
                         format!("writer schema field {field} is not a column of the table"),
                     ),
-                    DecodeError::Schema(m) | DecodeError::Row { message: m, .. } => Rejection::new(Code::InvalidArgument, m),
+                    DecodeError::Schema(m) | DecodeError::Row { message: m, .. } => {
+                        Rejection::new(Code::InvalidArgument, m)
+                    }
                 })?;
                 connection.decoder = Some((descriptor, Arc::new(decoder)));
             }
         }
         let Some((_, decoder)) = &connection.decoder else {
-            return Err(Rejection::new(Code::InvalidArgument, "the first request of a connection must carry writer_schema"));
+            return Err(Rejection::new(
+                Code::InvalidArgument,
+                "the first request of a connection must carry writer_schema",
+            ));
         };
         let rows = data.rows.map(|r| r.serialized_rows).unwrap_or_default();
         let batch = decoder.decode(&rows).map_err(|e| match e {
-            DecodeError::Row { index, message } => Rejection::new(Code::InvalidArgument, format!("row {index} of the request: {message}")),
+            DecodeError::Row { index, message } => {
+                Rejection::new(Code::InvalidArgument, format!("row {index} of the request: {message}"))
+            }
             DecodeError::Schema(m) | DecodeError::ExtraField(m) => Rejection::new(Code::InvalidArgument, m),
         })?;
         let count = batch.num_rows() as u64;
@@ -138,21 +166,31 @@ type AppendStream = Pin<Box<dyn Stream<Item = Result<AppendRowsResponse, Status>
 
 #[tonic::async_trait]
 impl BigQueryWrite for Service {
-    async fn create_write_stream(&self, request: Request<CreateWriteStreamRequest>) -> Result<Response<WriteStream>, Status> {
+    async fn create_write_stream(
+        &self,
+        request: Request<CreateWriteStreamRequest>,
+    ) -> Result<Response<WriteStream>, Status> {
         check_routing(&request, "parent")?;
         let request = request.into_inner();
         let kind = request
             .write_stream
             .and_then(|s| StreamType::try_from(s.r#type).ok())
             .unwrap_or(StreamType::Unspecified);
-        let stream = self.shared.store().create_stream(&request.parent, kind).map_err(|r| r.to_status())?;
+        let stream = self
+            .shared
+            .store()
+            .create_stream(&request.parent, kind)
+            .map_err(|r| r.to_status())?;
         self.shared.counters.streams_created.fetch_add(1, Ordering::SeqCst);
         Ok(Response::new(stream))
     }
 
     type AppendRowsStream = AppendStream;
 
-    async fn append_rows(&self, request: Request<Streaming<AppendRowsRequest>>) -> Result<Response<Self::AppendRowsStream>, Status> {
+    async fn append_rows(
+        &self,
+        request: Request<Streaming<AppendRowsRequest>>,
+    ) -> Result<Response<Self::AppendRowsStream>, Status> {
         check_routing(&request, "write_stream")?;
         let mut incoming = request.into_inner();
         let (responses, outgoing) = mpsc::channel(64);
@@ -178,13 +216,24 @@ impl BigQueryWrite for Service {
         check_routing(&request, "name")?;
         let request = request.into_inner();
         let full = request.view == WriteStreamView::Full as i32;
-        let stream = self.shared.store().describe_stream(&request.name, full).map_err(|r| r.to_status())?;
+        let stream = self
+            .shared
+            .store()
+            .describe_stream(&request.name, full)
+            .map_err(|r| r.to_status())?;
         Ok(Response::new(stream))
     }
 
-    async fn finalize_write_stream(&self, request: Request<FinalizeWriteStreamRequest>) -> Result<Response<FinalizeWriteStreamResponse>, Status> {
+    async fn finalize_write_stream(
+        &self,
+        request: Request<FinalizeWriteStreamRequest>,
+    ) -> Result<Response<FinalizeWriteStreamResponse>, Status> {
         check_routing(&request, "name")?;
-        let row_count = self.shared.store().finalize(&request.into_inner().name).map_err(|r| r.to_status())?;
+        let row_count = self
+            .shared
+            .store()
+            .finalize(&request.into_inner().name)
+            .map_err(|r| r.to_status())?;
         Ok(Response::new(FinalizeWriteStreamResponse { row_count }))
     }
 
@@ -197,21 +246,37 @@ impl BigQueryWrite for Service {
             gate.pass().await;
         }
         let request = request.into_inner();
-        let outcome = self.shared.store().batch_commit(&request.parent, &request.write_streams).map_err(|r| r.to_status())?;
+        let outcome = self
+            .shared
+            .store()
+            .batch_commit(&request.parent, &request.write_streams)
+            .map_err(|r| r.to_status())?;
         Ok(Response::new(match outcome {
             Ok(time) => {
                 self.shared.counters.commits.fetch_add(1, Ordering::SeqCst);
-                BatchCommitWriteStreamsResponse { commit_time: Some(time), stream_errors: Vec::new() }
+                BatchCommitWriteStreamsResponse {
+                    commit_time: Some(time),
+                    stream_errors: Vec::new(),
+                }
             }
-            Err(stream_errors) => BatchCommitWriteStreamsResponse { commit_time: None, stream_errors },
+            Err(stream_errors) => BatchCommitWriteStreamsResponse {
+                commit_time: None,
+                stream_errors,
+            },
         }))
     }
 
     async fn flush_rows(&self, request: Request<FlushRowsRequest>) -> Result<Response<FlushRowsResponse>, Status> {
         check_routing(&request, "write_stream")?;
         let request = request.into_inner();
-        let offset = request.offset.ok_or_else(|| Status::invalid_argument("offset is required"))?;
-        let offset = self.shared.store().flush(&request.write_stream, offset).map_err(|r| r.to_status())?;
+        let offset = request
+            .offset
+            .ok_or_else(|| Status::invalid_argument("offset is required"))?;
+        let offset = self
+            .shared
+            .store()
+            .flush(&request.write_stream, offset)
+            .map_err(|r| r.to_status())?;
         Ok(Response::new(FlushRowsResponse { offset }))
     }
 }

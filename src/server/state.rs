@@ -25,11 +25,19 @@ pub(crate) struct Rejection {
 
 impl Rejection {
     pub(crate) fn new(code: Code, message: impl Into<String>) -> Self {
-        Self { code, storage: None, message: message.into() }
+        Self {
+            code,
+            storage: None,
+            message: message.into(),
+        }
     }
 
     pub(crate) fn storage(code: Code, storage: StorageErrorCode, entity: &str, message: impl Into<String>) -> Self {
-        Self { code, storage: Some((storage, entity.to_string())), message: message.into() }
+        Self {
+            code,
+            storage: Some((storage, entity.to_string())),
+            message: message.into(),
+        }
     }
 
     /// The StorageError this rejection carries, if any.
@@ -51,7 +59,11 @@ impl Rejection {
             })
             .into_iter()
             .collect();
-        crate::proto::rpc::Status { code: self.code as i32, message: self.message.clone(), details }
+        crate::proto::rpc::Status {
+            code: self.code as i32,
+            message: self.message.clone(),
+            details,
+        }
     }
 
     /// As a gRPC status for unary RPCs.
@@ -104,12 +116,24 @@ pub(crate) fn split_stream_name(name: &str) -> Option<(&str, &str)> {
 impl Store {
     pub(crate) fn create_table(&mut self, path: String, schema: TableSchema) {
         let arrow = Arc::new(to_arrow_schema(&schema));
-        self.tables.insert(path, Table { schema: Arc::new(schema), arrow, visible: Vec::new() });
+        self.tables.insert(
+            path,
+            Table {
+                schema: Arc::new(schema),
+                arrow,
+                visible: Vec::new(),
+            },
+        );
     }
 
     pub(crate) fn table(&self, path: &str) -> Result<&Table, Rejection> {
         self.tables.get(path).ok_or_else(|| {
-            Rejection::storage(Code::NotFound, StorageErrorCode::TableNotFound, path, format!("Table {path} not found"))
+            Rejection::storage(
+                Code::NotFound,
+                StorageErrorCode::TableNotFound,
+                path,
+                format!("Table {path} not found"),
+            )
         })
     }
 
@@ -173,7 +197,12 @@ impl Store {
 
     pub(crate) fn stream(&self, name: &str) -> Result<&Stream, Rejection> {
         self.streams.get(name).ok_or_else(|| {
-            Rejection::storage(Code::NotFound, StorageErrorCode::StreamNotFound, name, format!("Stream {name} not found"))
+            Rejection::storage(
+                Code::NotFound,
+                StorageErrorCode::StreamNotFound,
+                name,
+                format!("Stream {name} not found"),
+            )
         })
     }
 
@@ -184,13 +213,21 @@ impl Store {
         self.table(table_path)?;
         if id == "_default" {
             return match offset {
-                Some(_) => Err(Rejection::new(Code::InvalidArgument, "offsets are not allowed on the _default stream")),
+                Some(_) => Err(Rejection::new(
+                    Code::InvalidArgument,
+                    "offsets are not allowed on the _default stream",
+                )),
                 None => Ok(()),
             };
         }
         let stream = self.stream(name)?;
         if stream.finalized {
-            return Err(Rejection::storage(Code::InvalidArgument, StorageErrorCode::StreamFinalized, name, format!("Stream {name} is finalized")));
+            return Err(Rejection::storage(
+                Code::InvalidArgument,
+                StorageErrorCode::StreamFinalized,
+                name,
+                format!("Stream {name} is finalized"),
+            ));
         }
         match offset {
             Some(o) if o < stream.row_count => Err(Rejection::storage(
@@ -215,16 +252,25 @@ impl Store {
         let (table_path, id) = split_stream_name(name).unwrap_or_default();
         let rows = batch.num_rows() as i64;
         if id == "_default" {
-            let table = self.tables.get_mut(table_path).ok_or_else(|| Rejection::new(Code::NotFound, table_path))?;
+            let table = self
+                .tables
+                .get_mut(table_path)
+                .ok_or_else(|| Rejection::new(Code::NotFound, table_path))?;
             table.visible.push(batch);
             return Ok(0);
         }
-        let stream = self.streams.get_mut(name).ok_or_else(|| Rejection::new(Code::NotFound, name))?;
+        let stream = self
+            .streams
+            .get_mut(name)
+            .ok_or_else(|| Rejection::new(Code::NotFound, name))?;
         let at = stream.row_count;
         stream.row_count += rows;
         if stream.kind == StreamType::Committed {
             let table_name = stream.table.clone();
-            let table = self.tables.get_mut(&table_name).ok_or_else(|| Rejection::new(Code::NotFound, table_name))?;
+            let table = self
+                .tables
+                .get_mut(&table_name)
+                .ok_or_else(|| Rejection::new(Code::NotFound, table_name))?;
             table.visible.push(batch);
         } else {
             stream.pending.push(batch);
@@ -234,7 +280,10 @@ impl Store {
 
     pub(crate) fn finalize(&mut self, name: &str) -> Result<i64, Rejection> {
         self.stream(name)?;
-        let stream = self.streams.get_mut(name).ok_or_else(|| Rejection::new(Code::NotFound, name))?;
+        let stream = self
+            .streams
+            .get_mut(name)
+            .ok_or_else(|| Rejection::new(Code::NotFound, name))?;
         stream.finalized = true;
         Ok(stream.row_count)
     }
@@ -243,12 +292,25 @@ impl Store {
     pub(crate) fn flush(&mut self, name: &str, offset: i64) -> Result<i64, Rejection> {
         let stream = self.stream(name)?;
         if stream.kind != StreamType::Buffered {
-            return Err(Rejection::storage(Code::InvalidArgument, StorageErrorCode::InvalidStreamType, name, "FlushRows needs a BUFFERED stream"));
+            return Err(Rejection::storage(
+                Code::InvalidArgument,
+                StorageErrorCode::InvalidStreamType,
+                name,
+                "FlushRows needs a BUFFERED stream",
+            ));
         }
         if offset >= stream.row_count || offset < stream.flushed - 1 {
-            return Err(Rejection::storage(Code::OutOfRange, StorageErrorCode::OffsetOutOfRange, name, format!("flush offset {offset} out of range")));
+            return Err(Rejection::storage(
+                Code::OutOfRange,
+                StorageErrorCode::OffsetOutOfRange,
+                name,
+                format!("flush offset {offset} out of range"),
+            ));
         }
-        let stream = self.streams.get_mut(name).ok_or_else(|| Rejection::new(Code::NotFound, name))?;
+        let stream = self
+            .streams
+            .get_mut(name)
+            .ok_or_else(|| Rejection::new(Code::NotFound, name))?;
         let mut take = (offset + 1 - stream.flushed) as usize;
         let mut moved = Vec::new();
         while take > 0 && !stream.pending.is_empty() {
@@ -264,14 +326,21 @@ impl Store {
         }
         stream.flushed = offset + 1;
         let table_name = stream.table.clone();
-        let table = self.tables.get_mut(&table_name).ok_or_else(|| Rejection::new(Code::NotFound, table_name))?;
+        let table = self
+            .tables
+            .get_mut(&table_name)
+            .ok_or_else(|| Rejection::new(Code::NotFound, table_name))?;
         table.visible.extend(moved);
         Ok(offset)
     }
 
     /// Commits finalized PENDING streams atomically; on any problem, commits none and returns
     /// the stream errors.
-    pub(crate) fn batch_commit(&mut self, table: &str, names: &[String]) -> Result<Result<Timestamp, Vec<StorageError>>, Rejection> {
+    pub(crate) fn batch_commit(
+        &mut self,
+        table: &str,
+        names: &[String],
+    ) -> Result<Result<Timestamp, Vec<StorageError>>, Rejection> {
         self.table(table)?;
         if names.is_empty() {
             return Err(Rejection::new(Code::InvalidArgument, "no write streams to commit"));
@@ -280,15 +349,28 @@ impl Store {
         for (i, name) in names.iter().enumerate() {
             let problem = match self.streams.get(name) {
                 None => Some((StorageErrorCode::StreamNotFound, "stream not found")),
-                Some(s) if s.table != table => Some((StorageErrorCode::StreamNotFound, "stream belongs to another table")),
-                Some(s) if s.kind != StreamType::Pending => Some((StorageErrorCode::InvalidStreamType, "only PENDING streams can be committed")),
-                Some(s) if s.commit_time.is_some() => Some((StorageErrorCode::StreamAlreadyCommitted, "stream already committed")),
+                Some(s) if s.table != table => {
+                    Some((StorageErrorCode::StreamNotFound, "stream belongs to another table"))
+                }
+                Some(s) if s.kind != StreamType::Pending => Some((
+                    StorageErrorCode::InvalidStreamType,
+                    "only PENDING streams can be committed",
+                )),
+                Some(s) if s.commit_time.is_some() => {
+                    Some((StorageErrorCode::StreamAlreadyCommitted, "stream already committed"))
+                }
                 Some(s) if !s.finalized => Some((StorageErrorCode::InvalidStreamState, "stream is not finalized")),
-                Some(_) if names[..i].contains(name) => Some((StorageErrorCode::InvalidStreamState, "stream listed twice")),
+                Some(_) if names[..i].contains(name) => {
+                    Some((StorageErrorCode::InvalidStreamState, "stream listed twice"))
+                }
                 Some(_) => None,
             };
             if let Some((code, message)) = problem {
-                errors.push(StorageError { code: code as i32, entity: name.clone(), error_message: message.into() });
+                errors.push(StorageError {
+                    code: code as i32,
+                    entity: name.clone(),
+                    error_message: message.into(),
+                });
             }
         }
         if !errors.is_empty() {

@@ -5,7 +5,7 @@
 
 use arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
-use datafusion_bigquery::{register_bigquery, schema, BigQueryOptions, EmbeddedServer, TableRef};
+use datafusion_bigquery::{BigQueryOptions, EmbeddedServer, TableRef, register_bigquery, schema};
 
 /// A running server, a table in it, and a session with the table registered as `dest`.
 pub struct Fixture {
@@ -23,10 +23,16 @@ impl Fixture {
         server.create_table(&table, schema::parse_schema_arg(schema_spec).expect("schema"));
         let ctx = SessionContext::new();
         register_bigquery(&ctx, BigQueryOptions::default().with_endpoint(server.endpoint()));
-        let options = if options.is_empty() { String::new() } else { format!(" OPTIONS ({options})") };
-        ctx.sql(&format!("CREATE EXTERNAL TABLE dest STORED AS BIGQUERY LOCATION '{table}'{options}"))
-            .await
-            .expect("create external table");
+        let options = if options.is_empty() {
+            String::new()
+        } else {
+            format!(" OPTIONS ({options})")
+        };
+        ctx.sql(&format!(
+            "CREATE EXTERNAL TABLE dest STORED AS BIGQUERY LOCATION '{table}'{options}"
+        ))
+        .await
+        .expect("create external table");
         Fixture { server, table, ctx }
     }
 
@@ -50,8 +56,14 @@ impl Fixture {
             ))
         });
         let table = datafusion::datasource::MemTable::try_new(schema, vec![batches]).expect("mem table");
-        ctx.register_table("committed", std::sync::Arc::new(table)).expect("register");
-        ctx.sql(&format!("SELECT * FROM committed ORDER BY {order_by}")).await.expect("query").collect().await.expect("collect")
+        ctx.register_table("committed", std::sync::Arc::new(table))
+            .expect("register");
+        ctx.sql(&format!("SELECT * FROM committed ORDER BY {order_by}"))
+            .await
+            .expect("query")
+            .collect()
+            .await
+            .expect("collect")
     }
 }
 
@@ -61,7 +73,12 @@ pub async fn run(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<u
     let count = batches
         .first()
         .filter(|b| b.num_columns() == 1 && b.schema().field(0).name() == "count")
-        .and_then(|b| b.column(0).as_any().downcast_ref::<arrow::array::UInt64Array>().map(|a| a.value(0)))
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::UInt64Array>()
+                .map(|a| a.value(0))
+        })
         .unwrap_or(0);
     Ok(count)
 }

@@ -43,7 +43,11 @@ fn main() -> ExitCode {
 /// 1 for usage errors.
 fn usage_error(err: &clap::Error) -> ExitCode {
     let _ = err.print();
-    if err.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if err.use_stderr() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Runs the subcommand, or the SQL sources.

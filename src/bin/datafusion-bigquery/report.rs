@@ -17,7 +17,10 @@ pub(crate) struct Failure {
 impl Failure {
     /// A failure with only a cause.
     pub(crate) fn new(cause: impl Into<String>) -> Self {
-        Self { cause: cause.into(), context: Vec::new() }
+        Self {
+            cause: cause.into(),
+            context: Vec::new(),
+        }
     }
 
     /// A DataFusion error, unwrapped down to the crate's or the root error.
@@ -44,14 +47,14 @@ impl fmt::Display for Failure {
 
 /// The most useful message of an error chain: a `datafusion_bigquery::Error` anywhere in
 /// it, else the deepest DataFusion error without wrapper prefixes.
-pub(crate) fn cause_of(err: &DataFusionError) -> String {
+fn cause_of(err: &DataFusionError) -> String {
     if let Some(bigquery) = find_bigquery_error(err) {
         return bigquery.to_string();
     }
     match err.find_root() {
         DataFusionError::External(inner) => strip_prefixes(&inner.to_string()).to_string(),
-        DataFusionError::SQL(parser, _) => format!("SQL error: {parser}"),
-        root => strip_prefixes(&root.strip_backtrace()).to_string(),
+        DataFusionError::SQL(parser, _) => parser.to_string(),
+        root => without_backtrace(&root.message()).to_string(),
     }
 }
 
@@ -75,6 +78,11 @@ fn strip_prefixes(message: &str) -> &str {
         rest = stripped;
     }
     rest
+}
+
+/// A message without the backtrace DataFusion appends when built with backtraces.
+fn without_backtrace(message: &str) -> &str {
+    message.split(DataFusionError::BACK_TRACE_SEP).next().unwrap_or(message)
 }
 
 /// One line of SQL for context, shortened to `max` characters.
@@ -108,7 +116,11 @@ mod tests {
             None,
         )))
         .context("while inserting");
-        assert!(cause_of(&wrapped).starts_with("invalid table name 'nope'"), "{}", cause_of(&wrapped));
+        assert!(
+            cause_of(&wrapped).starts_with("invalid table name 'nope'"),
+            "{}",
+            cause_of(&wrapped)
+        );
     }
 
     #[test]
@@ -119,9 +131,9 @@ mod tests {
     }
 
     #[test]
-    fn keeps_plan_errors_readable() {
+    fn drops_variant_prefixes() {
         let err = DataFusionError::Plan("table 'x' not found".into());
-        assert_eq!(cause_of(&err), "Error during planning: table 'x' not found");
+        assert_eq!(cause_of(&err), "table 'x' not found");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use datafusion::sql::sqlparser::dialect::dialect_from_str;
 use datafusion_bigquery::{BigQueryOptions, register_bigquery};
 
 use crate::args::{Cli, SqlSource};
-use crate::report::{Failure, cause_of, one_line};
+use crate::report::{Failure, one_line};
 
 /// Longest SQL excerpt shown in error context.
 const SQL_EXCERPT_CHARS: usize = 120;
@@ -77,12 +77,13 @@ fn read_source(source: &SqlSource) -> Result<(String, String), Failure> {
 
 /// Splits `sql` into statements and runs them one by one.
 async fn run_sql(ctx: &SessionContext, label: &str, sql: &str) -> Result<(), Failure> {
-    let statements = parse_statements(ctx, sql).map_err(|e| Failure::from_datafusion(&e).context(format!("in {label}")))?;
+    let statements =
+        parse_statements(ctx, sql).map_err(|e| Failure::from_datafusion(&e).context(format!("in {label}")))?;
     for statement in statements {
         let text = statement.to_string();
-        run_statement(ctx, statement)
-            .await
-            .map_err(|e| Failure::new(cause_of(&e)).context(format!("in {label}: {}", one_line(&text, SQL_EXCERPT_CHARS))))?;
+        run_statement(ctx, statement).await.map_err(|e| {
+            Failure::from_datafusion(&e).context(format!("in {label}: {}", one_line(&text, SQL_EXCERPT_CHARS)))
+        })?;
     }
     Ok(())
 }

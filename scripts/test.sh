@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every test: unit, integration (embedded server), CLI, doc tests, and the conformance
+# suite against bqemulator, which this script installs into a virtualenv and starts.
+#
+#   scripts/test.sh [extra cargo test arguments]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/bqemulator.sh install
+emulator_env=$(scripts/bqemulator.sh start)
+trap 'scripts/bqemulator.sh stop' EXIT
+eval "$emulator_env"
+
+# The conformance suite fails instead of skipping when the emulator is missing.
+export DFBQ_REQUIRE_CONFORMANCE=1
+cargo test "$@"

@@ -1,0 +1,342 @@
+//! End-to-end tests of the `datafusion-bigquery` binary against the embedded server.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use datafusion_bigquery::{EmbeddedServer, TableRef, schema};
+
+const BIN: &str = env!("CARGO_BIN_EXE_datafusion-bigquery");
+const ORDERS_SCHEMA: &str = "id:INT64:REQUIRED,name:STRING";
+const CREATE_ORDERS: &str = "CREATE EXTERNAL TABLE orders STORED AS BIGQUERY LOCATION 'demo.sales.orders'";
+const INSERT_100: &str = "INSERT INTO orders SELECT value AS id, concat('n', value) AS name FROM range(100)";
+
+/// Runs the binary with `args` and `stdin`, without inheriting emulator settings.
+fn run(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("BIGQUERY_STORAGE_EMULATOR_HOST")
+        .env_remove("GOOGLE_CLOUD_PROJECT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("binary finishes")
+}
+
+/// Runs the binary with an in-process emulator holding `demo.sales.orders`.
+fn run_with_orders(extra: &[&str], stdin: &str) -> Output {
+    let mut args = vec![
+        "--emulator",
+        "--emulator-table",
+        "demo.sales.orders=id:INT64:REQUIRED,name:STRING",
+    ];
+    args.extend_from_slice(extra);
+    run(&args, stdin)
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn first_stderr_line(output: &Output) -> String {
+    stderr(output).lines().next().unwrap_or_default().to_string()
+}
+
+/// The cells of every row of the printed tables, header rows included.
+fn cells(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .filter(|line| line.starts_with('|'))
+        .map(|line| {
+            line.trim_matches('|')
+                .split('|')
+                .map(|cell| cell.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        stdout(output),
+        stderr(output)
+    );
+}
+
+fn assert_failure(output: &Output) {
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(output),
+        stderr(output)
+    );
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("datafusion-bigquery-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+fn orders() -> TableRef {
+    "demo.sales.orders".parse().expect("valid table name")
+}
+
+/// Starts an embedded server in this process holding `demo.sales.orders`.
+async fn server_with_orders() -> EmbeddedServer {
+    let server = EmbeddedServer::start().await.expect("server starts");
+    server.create_table(&orders(), schema::parse_inline_schema(ORDERS_SCHEMA).expect("schema"));
+    server
+}
+
+/// Runs the binary on a blocking thread so that an in-process server keeps serving.
+async fn run_async(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&args, "")
+    })
+    .await
+    .expect("runner thread")
+}
+
+#[test]
+fn insert_prints_the_row_count() {
+    let output = run_with_orders(&["-c", CREATE_ORDERS, "-c", INSERT_100], "");
+    assert_success(&output);
+    assert_eq!(cells(&stdout(&output)), vec![vec!["count"], vec!["100"]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_commits_every_row_to_the_endpoint() {
+    let server = server_with_orders().await;
+    let args = [
+        "--endpoint",
+        &server.endpoint(),
+        "--streams",
+        "3",
+        "-c",
+        CREATE_ORDERS,
+        "-c",
+        INSERT_100,
+    ];
+    let output = run_async(args.iter().map(|a| a.to_string()).collect()).await;
+    assert_success(&output);
+    assert_eq!(server.row_count(&orders()), Some(100));
+    assert_eq!(server.invisible_row_count(&orders()), 0);
+}
+
+#[test]
+fn missing_table_fails_naming_the_table() {
+    let create = "CREATE EXTERNAL TABLE t STORED AS BIGQUERY LOCATION 'demo.sales.nope'";
+    let output = run_with_orders(&["-c", create, "-c", "SELECT 'not reached' AS x"], "");
+    assert_failure(&output);
+    let first = first_stderr_line(&output);
+    assert!(first.starts_with("Error: table demo.sales.nope not found"), "{first}");
+    assert!(
+        !stdout(&output).contains("not reached"),
+        "later statements must not run"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_in_required_column_fails_naming_the_column_and_commits_nothing() {
+    let server = server_with_orders().await;
+    let insert =
+        "INSERT INTO orders SELECT CASE WHEN value = 42 THEN NULL ELSE value END AS id, 'x' AS name FROM range(100)";
+    let args = ["--endpoint", &server.endpoint(), "-c", CREATE_ORDERS, "-c", insert];
+    let output = run_async(args.iter().map(|a| a.to_string()).collect()).await;
+    assert_failure(&output);
+    let first = first_stderr_line(&output);
+    assert!(
+        first.starts_with("Error: table demo.sales.orders, column id"),
+        "{first}"
+    );
+    assert!(first.contains("NULL in a REQUIRED column"), "{first}");
+    assert_eq!(server.row_count(&orders()), Some(0), "a failed load commits nothing");
+}
+
+#[test]
+fn reads_statements_from_stdin() {
+    let sql = format!("{CREATE_ORDERS};\n-- a comment; with a semicolon\n{INSERT_100};\nSELECT 'a;b' AS text;\n");
+    let output = run_with_orders(&[], &sql);
+    assert_success(&output);
+    assert_eq!(
+        cells(&stdout(&output)),
+        vec![vec!["count"], vec!["100"], vec!["text"], vec!["a;b"]]
+    );
+}
+
+#[test]
+fn runs_files_and_commands_in_command_line_order() {
+    let file = temp_path("create.sql");
+    std::fs::write(&file, format!("{CREATE_ORDERS};\nSELECT 1 AS step;")).expect("write SQL file");
+    let file = file.to_str().expect("utf-8 path");
+    let output = run_with_orders(&["-f", file, "-c", INSERT_100, "-c", "SELECT 3 AS step"], "");
+    let _ = std::fs::remove_file(file);
+    assert_success(&output);
+    assert_eq!(
+        cells(&stdout(&output)),
+        vec![
+            vec!["step"],
+            vec!["1"],
+            vec!["count"],
+            vec!["100"],
+            vec!["step"],
+            vec!["3"]
+        ]
+    );
+}
+
+#[test]
+fn emulator_table_from_a_json_schema_file() {
+    let file = temp_path("events.json");
+    let json = r#"[{"name": "id", "type": "INTEGER", "mode": "REQUIRED"}, {"name": "tags", "type": "STRING", "mode": "REPEATED"}]"#;
+    std::fs::write(&file, json).expect("write schema");
+    let table = format!("demo.logs.events={}", file.display());
+    let create = "CREATE EXTERNAL TABLE events STORED AS BIGQUERY LOCATION 'demo.logs.events'";
+    let insert = "INSERT INTO events SELECT value AS id, make_array('a', 'b') AS tags FROM range(7)";
+    let output = run(
+        &["--emulator", "--emulator-table", &table, "-c", create, "-c", insert],
+        "",
+    );
+    assert_success(&output);
+    assert_eq!(cells(&stdout(&output)), vec![vec!["count"], vec!["7"]]);
+
+    let null_id = "INSERT INTO events SELECT NULL AS id, make_array('a') AS tags";
+    let output = run(
+        &["--emulator", "--emulator-table", &table, "-c", create, "-c", null_id],
+        "",
+    );
+    let _ = std::fs::remove_file(&file);
+    assert_failure(&output);
+    assert!(
+        first_stderr_line(&output).contains("column id"),
+        "the JSON schema's REQUIRED mode applies: {}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn emulator_table_needs_emulator() {
+    let output = run(
+        &["--emulator-table", "demo.sales.orders=id:INT64", "-c", "SELECT 1"],
+        "",
+    );
+    assert_failure(&output);
+    assert_eq!(first_stderr_line(&output), "Error: --emulator-table needs --emulator");
+    assert!(stdout(&output).is_empty());
+}
+
+#[test]
+fn bad_emulator_table_spec_names_the_flag() {
+    let output = run(
+        &[
+            "--emulator",
+            "--emulator-table",
+            "demo.sales.orders=id:NOPE",
+            "-c",
+            "SELECT 1",
+        ],
+        "",
+    );
+    assert_failure(&output);
+    let first = first_stderr_line(&output);
+    assert!(
+        first.starts_with("Error: --emulator-table 'demo.sales.orders=id:NOPE': column id: unknown type"),
+        "{first}"
+    );
+}
+
+#[test]
+fn sql_errors_have_the_cause_on_the_first_line() {
+    let output = run(&["-c", "SELECT * FROM missing_table"], "");
+    assert_failure(&output);
+    let first = first_stderr_line(&output);
+    assert!(
+        first.starts_with("Error: ") && first.contains("missing_table"),
+        "{first}"
+    );
+    assert!(!first.contains("External error"), "{first}");
+}
+
+/// Kills the child process if a test fails before it has stopped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn emulator_subcommand_serves_until_sigterm() {
+    let child = Command::new(BIN)
+        .args([
+            "emulator",
+            "--port",
+            "0",
+            "--table",
+            &format!("demo.sales.orders={ORDERS_SCHEMA}"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("emulator starts");
+    let mut child = KillOnDrop(child);
+    let mut endpoint = String::new();
+    BufReader::new(child.0.stdout.take().expect("stdout"))
+        .read_line(&mut endpoint)
+        .expect("endpoint line");
+    let endpoint = endpoint.trim().to_string();
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint:?}");
+
+    let output = run(&["--endpoint", &endpoint, "-c", CREATE_ORDERS, "-c", INSERT_100], "");
+    let terminated = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    let status = child.0.wait().expect("emulator exits");
+    assert_success(&output);
+    assert_eq!(cells(&stdout(&output)), vec![vec!["count"], vec!["100"]]);
+    assert!(terminated.success());
+    assert!(status.success(), "emulator exit status after SIGTERM: {status:?}");
+}
+
+#[test]
+fn help_documents_every_flag() {
+    let output = run(&["--help"], "");
+    assert_success(&output);
+    let help = stdout(&output);
+    for flag in [
+        "--command",
+        "--file",
+        "--endpoint",
+        "--project",
+        "--streams",
+        "--option",
+        "--emulator",
+        "--emulator-table",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+    let output = run(&["emulator", "--help"], "");
+    assert_success(&output);
+    assert!(stdout(&output).contains("--port") && stdout(&output).contains("--table"));
+}
