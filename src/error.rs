@@ -58,7 +58,7 @@ pub enum Error {
     },
 
     /// The destination table does not exist.
-    #[error("table {table} not found: {message}")]
+    #[error("table {table} not found{}", detail(message))]
     TableNotFound {
         /// The table.
         table: String,
@@ -199,15 +199,6 @@ impl Error {
                 table: entity.to_string(),
                 message: status.message().to_string(),
             },
-            Code::Unavailable
-                if status.message().contains("error trying to connect")
-                    || status.message().contains("transport error") =>
-            {
-                Error::Connect {
-                    endpoint: entity.to_string(),
-                    message: status.message().to_string(),
-                }
-            }
             code => Error::Rpc {
                 rpc,
                 entity: entity.to_string(),
@@ -215,6 +206,15 @@ impl Error {
                 message: status.message().to_string(),
             },
         }
+    }
+}
+
+/// The service's words, unless they only restate that something was not found.
+fn detail(message: &str) -> String {
+    if message.is_empty() || message.to_ascii_lowercase().contains("not found") {
+        String::new()
+    } else {
+        format!(" ({message})")
     }
 }
 
