@@ -31,6 +31,7 @@ pub mod error;
 pub mod load;
 pub mod options;
 pub mod proto;
+pub mod retry;
 pub mod schema;
 pub mod server;
 pub mod table_ref;

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
+use crate::retry::RetryConfig;
 
 /// The public endpoint of the Storage Write API.
 pub const DEFAULT_ENDPOINT: &str = "https://bigquerystorage.googleapis.com";
@@ -13,6 +14,9 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 5 * 1024 * 1024;
 
 /// Default number of AppendRows requests each writer keeps in flight.
 pub const DEFAULT_MAX_INFLIGHT_REQUESTS: usize = 4;
+
+/// Default bound of the bytes each writer keeps in flight (sent, not yet acknowledged).
+pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 32 * 1024 * 1024;
 
 /// How NUMERIC, BIGNUMERIC, DATETIME and TIME values travel in proto rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,8 +65,13 @@ pub struct BigQueryOptions {
     pub max_request_bytes: usize,
     /// AppendRows requests in flight per stream (`bigquery.max_inflight_requests`).
     pub max_inflight_requests: usize,
+    /// Bytes in flight per stream (`bigquery.max_inflight_bytes`); at least one request is
+    /// always allowed.
+    pub max_inflight_bytes: usize,
     /// Wire form of NUMERIC, BIGNUMERIC, DATETIME and TIME (`bigquery.wire_encoding`).
     pub wire_encoding: WireEncoding,
+    /// Retry policy of every RPC and of AppendRows reconnects (`bigquery.retry_*`).
+    pub retry: RetryConfig,
 }
 
 impl Default for BigQueryOptions {
@@ -73,7 +82,9 @@ impl Default for BigQueryOptions {
             streams: None,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             max_inflight_requests: DEFAULT_MAX_INFLIGHT_REQUESTS,
+            max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
             wire_encoding: WireEncoding::Packed,
+            retry: RetryConfig::default(),
         }
     }
 }
@@ -127,6 +138,12 @@ impl BigQueryOptions {
         self
     }
 
+    /// Sets the retry policy.
+    pub fn with_retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
     /// Sets the wire encoding.
     pub fn with_wire_encoding(mut self, encoding: WireEncoding) -> Self {
         self.wire_encoding = encoding;
@@ -157,11 +174,21 @@ impl BigQueryOptions {
                 self.max_request_bytes = n;
             }
             "max_inflight_requests" => self.max_inflight_requests = positive()?,
+            "max_inflight_bytes" => self.max_inflight_bytes = positive()?,
+            "retry_max_attempts" => {
+                self.retry.max_attempts = u32::try_from(positive()?).map_err(|_| invalid("too large"))?;
+            }
+            "retry_initial_backoff_ms" => {
+                self.retry.initial_backoff = std::time::Duration::from_millis(positive()? as u64);
+            }
+            "retry_max_backoff_ms" => self.retry.max_backoff = std::time::Duration::from_millis(positive()? as u64),
+            "retry_timeout_ms" => self.retry.timeout = std::time::Duration::from_millis(positive()? as u64),
             "wire_encoding" => self.wire_encoding = value.parse()?,
             _ => {
                 return Err(invalid(
                     "unknown option; known: endpoint, project, streams, max_request_bytes, \
-                     max_inflight_requests, wire_encoding",
+                     max_inflight_requests, max_inflight_bytes, wire_encoding, retry_max_attempts, \
+                     retry_initial_backoff_ms, retry_max_backoff_ms, retry_timeout_ms",
                 ));
             }
         }

@@ -418,11 +418,9 @@ async fn finalized_streams_stay_invisible_until_the_one_commit() {
         0,
         "finalized rows are invisible before the commit"
     );
-    datafusion_bigquery::commit(loader.client(), &table, &handles)
-        .await
-        .expect("commit");
+    loader.commit(&handles).await.expect("commit");
     assert_eq!(count(&rest, &table), 9_000);
-    let again = datafusion_bigquery::commit(loader.client(), &table, &handles).await;
+    let again = loader.commit(&handles).await;
     assert!(again.is_err(), "a stream cannot be committed twice");
     assert_eq!(count(&rest, &table), 9_000);
 }

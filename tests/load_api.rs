@@ -194,15 +194,11 @@ async fn write_and_commit_are_separate_halves() {
     // Handles are plain data: they survive serialization, e.g. to commit elsewhere.
     let saved = serde_json::to_string(&handles).expect("serialize");
     let restored: Vec<datafusion_bigquery::StreamHandle> = serde_json::from_str(&saved).expect("deserialize");
-    let time = datafusion_bigquery::commit(loader.client(), &table, &restored)
-        .await
-        .expect("commit");
+    let time = loader.commit(&restored).await.expect("commit");
     assert!(time.is_some());
     assert_eq!(server.row_count(&table), Some(6000));
 
-    let again = datafusion_bigquery::commit(loader.client(), &table, &restored)
-        .await
-        .expect_err("second commit");
+    let again = loader.commit(&restored).await.expect_err("second commit");
     assert!(
         matches!(&again, Error::CommitRejected { errors, .. } if errors[0].contains("STREAM_ALREADY_COMMITTED")),
         "{again}"

@@ -1,16 +1,31 @@
 //! The commit protocol: one BatchCommitWriteStreams over finalized streams, all or nothing.
+//!
+//! A commit that fails in transport is ambiguous: the service may have applied it. Before
+//! retrying, the streams are asked (GetWriteStream) whether they carry a commit time, so a
+//! commit is never doubled nor lost.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prost_types::Timestamp;
 
 use super::StreamHandle;
 use crate::client::WriteClient;
 use crate::error::{Error, Result};
+use crate::proto::StorageError;
 use crate::proto::storage_error::StorageErrorCode;
+use crate::retry::{Backoff, RetryConfig};
 use crate::table_ref::TableRef;
 
 /// Makes the rows of every handle visible at once. Fails, committing nothing, if the service
 /// reports any stream error or no commit time. An empty list commits nothing and succeeds.
-pub async fn commit(client: &WriteClient, table: &TableRef, handles: &[StreamHandle]) -> Result<Option<SystemTime>> {
+/// Returns the commit time (`None` when nothing was committed, or when an ambiguous commit
+/// was found applied by a service that does not report the time).
+pub async fn commit(
+    client: &WriteClient,
+    table: &TableRef,
+    handles: &[StreamHandle],
+    retry: &RetryConfig,
+) -> Result<Option<SystemTime>> {
     if handles.is_empty() {
         return Ok(None);
     }
@@ -20,31 +35,75 @@ pub async fn commit(client: &WriteClient, table: &TableRef, handles: &[StreamHan
             other.stream, other.table
         )));
     }
-    let names = handles.iter().map(|h| h.stream.clone()).collect();
-    let response = client.batch_commit_write_streams(table, names).await?;
-    if !response.stream_errors.is_empty() {
-        let errors = response
-            .stream_errors
-            .iter()
-            .map(|e| {
-                let code = StorageErrorCode::try_from(e.code)
-                    .map(|c| c.as_str_name())
-                    .unwrap_or("UNKNOWN");
-                format!("{} {}: {}", code, e.entity, e.error_message)
-            })
-            .collect();
-        return Err(Error::CommitRejected {
-            table: table.to_string(),
-            errors,
-        });
+    let names: Vec<String> = handles.iter().map(|h| h.stream.clone()).collect();
+    let mut backoff = Backoff::new(retry);
+    let mut ambiguous = false;
+    loop {
+        let failure = match client.batch_commit_write_streams(table, names.clone()).await {
+            Ok(response) if response.stream_errors.is_empty() => {
+                let time = response.commit_time.ok_or_else(|| Error::CommitRejected {
+                    table: table.to_string(),
+                    errors: vec!["the service returned no commit_time".into()],
+                })?;
+                return Ok(Some(to_system_time(time)));
+            }
+            // An earlier attempt was applied: the streams are ours alone, so "already
+            // committed" after an ambiguous failure means our commit went through.
+            Ok(response) if ambiguous && response.stream_errors.iter().all(already_committed) => {
+                return Ok(committed_at(client, &names).await.ok().flatten().map(to_system_time));
+            }
+            Ok(response) => {
+                let errors = response.stream_errors.iter().map(describe).collect();
+                return Err(Error::CommitRejected {
+                    table: table.to_string(),
+                    errors,
+                });
+            }
+            Err(e) => e,
+        };
+        let Some(delay) = backoff.next_delay(failure.disposition()) else {
+            return Err(failure);
+        };
+        ambiguous = true;
+        if let Ok(Some(time)) = committed_at(client, &names).await {
+            return Ok(Some(to_system_time(time)));
+        }
+        tracing::warn!(%table, error = %failure, ?delay, "retrying BatchCommitWriteStreams");
+        tokio::time::sleep(delay).await;
     }
-    let time = response.commit_time.ok_or_else(|| Error::CommitRejected {
-        table: table.to_string(),
-        errors: vec!["the service returned no commit_time".into()],
-    })?;
-    let since_epoch = Duration::new(
-        u64::try_from(time.seconds).unwrap_or(0),
-        u32::try_from(time.nanos).unwrap_or(0),
-    );
-    Ok(Some(UNIX_EPOCH + since_epoch))
+}
+
+/// The commit time if every stream carries one, `None` if none does.
+async fn committed_at(client: &WriteClient, names: &[String]) -> Result<Option<Timestamp>> {
+    let mut times = Vec::with_capacity(names.len());
+    for name in names {
+        times.push(client.get_write_stream(name).await?.commit_time);
+    }
+    match (times.iter().all(Option::is_some), times.iter().all(Option::is_none)) {
+        (true, _) => Ok(times.into_iter().next().flatten()),
+        (_, true) => Ok(None),
+        _ => Err(Error::Internal(format!(
+            "streams of one commit disagree on whether it was applied: {names:?}"
+        ))),
+    }
+}
+
+fn already_committed(error: &StorageError) -> bool {
+    error.code == StorageErrorCode::StreamAlreadyCommitted as i32
+        || error.error_message.to_ascii_uppercase().contains("COMMITTED")
+}
+
+fn describe(error: &StorageError) -> String {
+    let code = StorageErrorCode::try_from(error.code)
+        .map(|c| c.as_str_name())
+        .unwrap_or("UNKNOWN");
+    format!("{} {}: {}", code, error.entity, error.error_message)
+}
+
+fn to_system_time(time: Timestamp) -> SystemTime {
+    UNIX_EPOCH
+        + Duration::new(
+            u64::try_from(time.seconds).unwrap_or(0),
+            u32::try_from(time.nanos).unwrap_or(0),
+        )
 }

@@ -25,6 +25,7 @@ use crate::encode::RowEncoder;
 use crate::error::{Error, Result};
 use crate::options::BigQueryOptions;
 use crate::proto::TableSchema;
+use crate::retry::with_retries;
 use crate::schema::to_arrow_schema;
 use crate::table_ref::TableRef;
 
@@ -48,6 +49,8 @@ pub struct LoadSummary {
     pub streams: usize,
     /// AppendRows requests sent.
     pub requests: u64,
+    /// Reconnects after transient AppendRows failures.
+    pub retries: u64,
     /// When the rows became visible (`None` if there were none).
     pub commit_time: Option<SystemTime>,
 }
@@ -76,7 +79,7 @@ impl Loader {
     /// Connects to the options' endpoint and reads the table's schema.
     pub async fn connect(table: TableRef, options: BigQueryOptions) -> Result<Self> {
         let client = WriteClient::connect(&options.endpoint).await?;
-        let schema = client.table_schema(&table).await?;
+        let schema = with_retries(&options.retry, "GetWriteStream", || client.table_schema(&table)).await?;
         Ok(Self::new(client, table, schema, options))
     }
 
@@ -122,14 +125,21 @@ impl Loader {
         E: Display,
     {
         let handles = self.write_streams(&input_schema, input).await?;
-        let commit_time = commit(&self.client, &self.table, &handles).await?;
+        let commit_time = commit(&self.client, &self.table, &handles, &self.options.retry).await?;
         Ok(LoadSummary {
             rows: handles.iter().map(|h| h.rows).sum(),
             bytes: handles.iter().map(|h| h.bytes).sum(),
             streams: handles.len(),
             requests: handles.iter().map(|h| h.requests).sum(),
+            retries: handles.iter().map(|h| h.retries).sum(),
             commit_time,
         })
+    }
+
+    /// The second half of [`Loader::load`]: commits finalized streams in one
+    /// BatchCommitWriteStreams, with this loader's retry policy.
+    pub async fn commit(&self, handles: &[StreamHandle]) -> Result<Option<SystemTime>> {
+        commit(&self.client, &self.table, handles, &self.options.retry).await
     }
 
     /// The first half of [`Loader::load`]: writes the input over up to N PENDING streams and
@@ -150,7 +160,7 @@ impl Loader {
                 self.client.clone(),
                 self.table.clone(),
                 encoder.clone(),
-                self.options.max_inflight_requests,
+                self.options.clone(),
             );
             tasks.spawn(async move {
                 while let Some((batch, first_row)) = batches.recv().await {

@@ -1,17 +1,25 @@
 //! One writer: batches in, a finalized PENDING stream out.
+//!
+//! Every request keeps its offset until acknowledged. When the connection breaks or a
+//! request fails transiently, the writer reconnects and resends every unacknowledged request
+//! with its original offset: ALREADY_EXISTS then means those rows are in (not a duplicate),
+//! OUT_OF_RANGE means a gap and fails the writer. Finalize's row count must equal the rows sent.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
+use tonic::Code;
 
 use crate::client::{AppendConnection, WriteClient};
 use crate::encode::{EncodedRows, RowEncoder};
 use crate::error::{Error, Result};
+use crate::options::BigQueryOptions;
 use crate::proto::AppendRowsResponse;
 use crate::proto::append_rows_response::Response;
 use crate::proto::write_stream::Type as StreamType;
+use crate::retry::{Backoff, Disposition, with_retries};
 use crate::table_ref::TableRef;
 
 /// A finalized PENDING stream, ready to be committed: plain data that can be saved or sent to
@@ -26,16 +34,36 @@ pub struct StreamHandle {
     pub rows: u64,
     /// Encoded row bytes written.
     pub bytes: u64,
-    /// AppendRows requests sent.
+    /// AppendRows requests sent (resends not counted).
     pub requests: u64,
+    /// Reconnects after transient failures.
+    pub retries: u64,
+}
+
+/// A request sent and not yet acknowledged.
+struct Pending {
+    offset: i64,
+    /// Index of the request's first row in the whole input, for error messages.
+    first_input_row: u64,
+    rows: EncodedRows,
+}
+
+/// What one response says about its request.
+enum Outcome {
+    /// The rows are in the stream (accepted now or by an earlier send).
+    Written,
+    /// The request was refused for its size: split it and send again.
+    TooLarge(Error),
+    /// Failed; retry or give up according to the error's disposition.
+    Failed(Error),
 }
 
 /// An open stream with its connection and the requests awaiting a response.
 struct OpenStream {
     name: String,
     connection: AppendConnection,
-    /// (offset, row count) of each request sent and not yet acknowledged, oldest first.
-    in_flight: VecDeque<(i64, usize)>,
+    in_flight: VecDeque<Pending>,
+    in_flight_bytes: usize,
 }
 
 /// Writes batches to one PENDING stream, created on the first non-empty batch.
@@ -43,92 +71,225 @@ pub struct StreamWriter {
     client: WriteClient,
     table: TableRef,
     encoder: Arc<RowEncoder>,
-    max_inflight: usize,
+    options: BigQueryOptions,
     open: Option<OpenStream>,
+    backoff: Backoff,
     rows: u64,
     bytes: u64,
     requests: u64,
+    retries: u64,
 }
 
 impl StreamWriter {
-    /// A writer for `table` that encodes with `encoder` and keeps up to `max_inflight`
-    /// requests unacknowledged.
-    pub fn new(client: WriteClient, table: TableRef, encoder: Arc<RowEncoder>, max_inflight: usize) -> Self {
+    /// A writer for `table` that encodes with `encoder`, with the flow-control and retry
+    /// settings of `options`.
+    pub fn new(client: WriteClient, table: TableRef, encoder: Arc<RowEncoder>, options: BigQueryOptions) -> Self {
+        let backoff = Backoff::new(&options.retry);
         Self {
             client,
             table,
             encoder,
-            max_inflight: max_inflight.max(1),
+            options,
             open: None,
+            backoff,
             rows: 0,
             bytes: 0,
             requests: 0,
+            retries: 0,
         }
     }
 
     /// Encodes and appends a batch; `first_row` is the index of its first row in the whole
     /// input, for error messages.
     pub async fn write(&mut self, batch: &RecordBatch, first_row: u64) -> Result<()> {
+        let mut next_input_row = first_row;
         for rows in self.encoder.encode(batch, first_row)? {
-            self.append(rows).await?;
+            let first_input_row = next_input_row;
+            next_input_row += rows.len() as u64;
+            self.append(rows, first_input_row).await?;
         }
         Ok(())
     }
 
-    async fn append(&mut self, rows: EncodedRows) -> Result<()> {
+    /// Rows appended so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    async fn append(&mut self, rows: EncodedRows, first_input_row: u64) -> Result<()> {
         if self.open.is_none() {
-            let stream = self
-                .client
-                .create_write_stream(&self.table, StreamType::Pending)
-                .await?;
+            let (client, table) = (&self.client, &self.table);
+            let stream = with_retries(&self.options.retry, "CreateWriteStream", || {
+                client.create_write_stream(table, StreamType::Pending)
+            })
+            .await?;
             tracing::debug!(stream = %stream.name, "created pending stream");
             let connection = self.client.append_connection(&stream.name);
             self.open = Some(OpenStream {
                 name: stream.name,
                 connection,
                 in_flight: VecDeque::new(),
+                in_flight_bytes: 0,
             });
         }
-        let open = self
-            .open
-            .as_mut()
-            .ok_or_else(|| Error::Internal("stream not open".into()))?;
         let offset = i64::try_from(self.rows).map_err(|_| Error::Internal("row count overflow".into()))?;
-        let count = rows.len();
+        self.rows += rows.len() as u64;
         self.bytes += rows.bytes as u64;
-        open.connection
-            .send(Some(offset), self.encoder.descriptor(), rows.rows)
-            .await?;
-        open.in_flight.push_back((offset, count));
-        self.rows += count as u64;
         self.requests += 1;
-        while open.in_flight.len() >= self.max_inflight {
-            Self::acknowledge_oldest(open).await?;
+        let pending = Pending {
+            offset,
+            first_input_row,
+            rows,
+        };
+        let encoder = self.encoder.clone();
+        let open = self.open_stream()?;
+        let sent = open
+            .connection
+            .send(Some(pending.offset), encoder.descriptor(), pending.rows.rows.clone())
+            .await;
+        open.in_flight_bytes += pending.rows.bytes;
+        open.in_flight.push_back(pending);
+        if let Err(e) = sent {
+            self.recover(e).await?;
         }
+        let (max_requests, max_bytes) = (
+            self.options.max_inflight_requests.max(1),
+            self.options.max_inflight_bytes,
+        );
+        loop {
+            let open = self.open_stream()?;
+            let over_requests = open.in_flight.len() >= max_requests;
+            let over_bytes = open.in_flight.len() > 1 && open.in_flight_bytes > max_bytes;
+            if !(over_requests || over_bytes) {
+                return Ok(());
+            }
+            self.acknowledge_oldest().await?;
+        }
+    }
+
+    fn open_stream(&mut self) -> Result<&mut OpenStream> {
+        self.open
+            .as_mut()
+            .ok_or_else(|| Error::Internal("stream not open".into()))
+    }
+
+    /// Waits until the oldest request in flight is acknowledged, reconnecting as needed.
+    async fn acknowledge_oldest(&mut self) -> Result<()> {
+        loop {
+            let open = self.open_stream()?;
+            let Some(oldest) = open.in_flight.front() else {
+                return Ok(());
+            };
+            let (offset, first_input_row) = (oldest.offset, oldest.first_input_row);
+            let outcome = match open.connection.next_response().await {
+                Ok(response) => check_response(&open.name, offset, first_input_row, response),
+                Err(e) => Outcome::Failed(e),
+            };
+            match outcome {
+                Outcome::Written => {
+                    if let Some(done) = open.in_flight.pop_front() {
+                        open.in_flight_bytes -= done.rows.bytes;
+                    }
+                    self.backoff.reset();
+                    return Ok(());
+                }
+                Outcome::TooLarge(e) => {
+                    self.split_oldest(e)?;
+                    self.recover_after(Disposition::Retry, None).await?;
+                }
+                Outcome::Failed(e) => self.recover(e).await?,
+            }
+        }
+    }
+
+    /// Splits the oldest request in two (same rows, same offsets in total).
+    fn split_oldest(&mut self, cause: Error) -> Result<()> {
+        let open = self.open_stream()?;
+        let Some(oldest) = open.in_flight.pop_front() else {
+            return Err(cause);
+        };
+        if oldest.rows.len() < 2 {
+            return Err(cause);
+        }
+        let half = oldest.rows.len() / 2;
+        let (first, second) = split_rows(oldest.rows, half);
+        let tail = Pending {
+            offset: oldest.offset + half as i64,
+            first_input_row: oldest.first_input_row + half as u64,
+            rows: second,
+        };
+        let head = Pending {
+            offset: oldest.offset,
+            first_input_row: oldest.first_input_row,
+            rows: first,
+        };
+        open.in_flight.push_front(tail);
+        open.in_flight.push_front(head);
         Ok(())
     }
 
-    /// Waits for the response to the oldest request in flight and checks it.
-    async fn acknowledge_oldest(open: &mut OpenStream) -> Result<()> {
-        let response = open.connection.next_response().await?;
-        let (offset, _rows) = open
-            .in_flight
-            .pop_front()
-            .ok_or_else(|| Error::Internal(format!("{}: a response with no request in flight", open.name)))?;
-        check_response(&open.name, offset, response)
+    /// Handles a failure: fatal errors end the writer; transient ones reconnect and resend.
+    async fn recover(&mut self, error: Error) -> Result<()> {
+        let disposition = error.disposition();
+        self.recover_after(disposition, Some(error)).await
+    }
+
+    async fn recover_after(&mut self, disposition: Disposition, error: Option<Error>) -> Result<()> {
+        let mut last = error;
+        let mut disposition = disposition;
+        loop {
+            let Some(delay) = self.backoff.next_delay(disposition) else {
+                return Err(last.unwrap_or_else(|| Error::Internal("retries exhausted".into())));
+            };
+            let stream = &self.open_stream()?.name;
+            tracing::warn!(%stream, error = ?last.as_ref().map(ToString::to_string), ?delay, "reconnecting AppendRows");
+            tokio::time::sleep(delay).await;
+            self.retries += 1;
+            match self.reconnect_and_resend().await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    disposition = e.disposition();
+                    last = Some(e);
+                }
+            }
+        }
+    }
+
+    /// Opens a new connection and resends every unacknowledged request with its offset.
+    async fn reconnect_and_resend(&mut self) -> Result<()> {
+        let client = self.client.clone();
+        let descriptor = self.encoder.descriptor().clone();
+        let open = self.open_stream()?;
+        open.connection.close();
+        open.connection = client.append_connection(&open.name);
+        for pending in &open.in_flight {
+            open.connection
+                .send(Some(pending.offset), &descriptor, pending.rows.rows.clone())
+                .await?;
+        }
+        Ok(())
     }
 
     /// Waits for every response, finalizes the stream and checks its row count. Returns
     /// `None` if no row was ever written (no stream was created).
     pub async fn finish(mut self) -> Result<Option<StreamHandle>> {
-        let Some(mut open) = self.open.take() else {
+        if self.open.is_none() {
             return Ok(None);
-        };
-        while !open.in_flight.is_empty() {
-            Self::acknowledge_oldest(&mut open).await?;
         }
+        while !self.open_stream()?.in_flight.is_empty() {
+            self.acknowledge_oldest().await?;
+        }
+        let mut open = self
+            .open
+            .take()
+            .ok_or_else(|| Error::Internal("stream not open".into()))?;
         open.connection.close();
-        let reported = self.client.finalize_write_stream(&open.name).await?;
+        let client = &self.client;
+        let name = open.name.as_str();
+        let reported = with_retries(&self.options.retry, "FinalizeWriteStream", || {
+            client.finalize_write_stream(name)
+        })
+        .await?;
         let sent = i64::try_from(self.rows).map_err(|_| Error::Internal("row count overflow".into()))?;
         if reported != sent {
             return Err(Error::RowCountMismatch {
@@ -143,13 +304,37 @@ impl StreamWriter {
             rows: self.rows,
             bytes: self.bytes,
             requests: self.requests,
+            retries: self.retries,
         }))
     }
 }
 
+/// Splits rows at `at`, dividing the byte count accordingly.
+fn split_rows(rows: EncodedRows, at: usize) -> (EncodedRows, EncodedRows) {
+    let mut first = rows.rows;
+    let second = first.split_off(at);
+    let framed = |r: &Vec<bytes::Bytes>| {
+        r.iter()
+            .map(|b| 1 + prost::length_delimiter_len(b.len()) + b.len())
+            .sum()
+    };
+    let (a, b) = (framed(&first), framed(&second));
+    (
+        EncodedRows { rows: first, bytes: a },
+        EncodedRows { rows: second, bytes: b },
+    )
+}
+
+/// True if an error message says a request was too large.
+fn is_size_rejection(code: Code, message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    matches!(code, Code::ResourceExhausted | Code::InvalidArgument)
+        && (m.contains("size") || m.contains("too large") || m.contains("larger than"))
+}
+
 /// Checks one AppendRows response against the offset of its request.
-fn check_response(stream: &str, offset: i64, response: AppendRowsResponse) -> Result<()> {
-    let rejected = |code: tonic::Code, message: String| Error::Append {
+fn check_response(stream: &str, offset: i64, first_input_row: u64, response: AppendRowsResponse) -> Outcome {
+    let failed = |code: Code, message: String| Error::Append {
         stream: stream.to_string(),
         offset,
         code,
@@ -160,7 +345,7 @@ fn check_response(stream: &str, offset: i64, response: AppendRowsResponse) -> Re
             .row_errors
             .iter()
             .take(5)
-            .map(|e| format!("row {} of the stream: {}", offset + e.index, e.message))
+            .map(|e| format!("input row {}: {}", first_input_row as i64 + e.index, e.message))
             .collect();
         let more = response.row_errors.len().saturating_sub(shown.len());
         let suffix = if more > 0 {
@@ -168,20 +353,32 @@ fn check_response(stream: &str, offset: i64, response: AppendRowsResponse) -> Re
         } else {
             String::new()
         };
-        return Err(rejected(
-            tonic::Code::InvalidArgument,
+        return Outcome::Failed(failed(
+            Code::InvalidArgument,
             format!("rows rejected: {}{suffix}", shown.join("; ")),
         ));
     }
     match response.response {
-        Some(Response::Error(status)) => Err(rejected(tonic::Code::from(status.code), status.message)),
+        // Rows at this offset were written by an earlier send whose answer was lost.
+        Some(Response::Error(status)) if Code::from(status.code) == Code::AlreadyExists => Outcome::Written,
+        Some(Response::Error(status)) => {
+            let code = Code::from(status.code);
+            if is_size_rejection(code, &status.message) {
+                Outcome::TooLarge(failed(code, status.message))
+            } else {
+                Outcome::Failed(failed(code, status.message))
+            }
+        }
         Some(Response::AppendResult(result)) => match result.offset {
-            Some(acked) if acked != offset => Err(rejected(
-                tonic::Code::Internal,
-                format!("the service acknowledged offset {acked}"),
-            )),
-            _ => Ok(()),
+            Some(acked) if acked != offset => {
+                // A protocol violation, not a transient failure: never retried.
+                Outcome::Failed(failed(
+                    Code::DataLoss,
+                    format!("the service acknowledged offset {acked}"),
+                ))
+            }
+            _ => Outcome::Written,
         },
-        None => Err(rejected(tonic::Code::Internal, "empty response".into())),
+        None => Outcome::Failed(failed(Code::Internal, "empty response".into())),
     }
 }

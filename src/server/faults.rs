@@ -1,5 +1,6 @@
 //! Faults and pauses a test can inject into the embedded server, and what the server counts.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,16 +30,19 @@ pub struct ServerStats {
     pub streams_created: u64,
     /// Successful BatchCommitWriteStreams calls.
     pub commits: u64,
+    /// Injected faults that fired.
+    pub faults_injected: u64,
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self) -> ServerStats {
+    pub(crate) fn snapshot(&self, faults: &Faults) -> ServerStats {
         ServerStats {
             append_requests: self.append_requests.load(Ordering::SeqCst),
             largest_append_bytes: self.largest_append_bytes.load(Ordering::SeqCst),
             rows_appended: self.rows_appended.load(Ordering::SeqCst),
             streams_created: self.streams_created.load(Ordering::SeqCst),
             commits: self.commits.load(Ordering::SeqCst),
+            faults_injected: faults.injected.load(Ordering::SeqCst),
         }
     }
 }
@@ -79,11 +83,54 @@ impl CommitGate {
     }
 }
 
-/// Injected faults.
+/// A fault on one AppendRows request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendFault {
+    /// Answer the request with this status in the response's `error` (RESOURCE_EXHAUSTED
+    /// throttles); the connection stays open.
+    Fail(tonic::Code),
+    /// Break the connection with UNAVAILABLE without processing the request.
+    Cut,
+    /// Process the request, then break the connection before answering it (the rows are in,
+    /// the client does not know).
+    CutAfter,
+    /// End the response stream cleanly before processing the request, as a draining server does.
+    Drain,
+}
+
+/// The unary RPCs a fault can target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rpc {
+    /// CreateWriteStream.
+    CreateWriteStream,
+    /// GetWriteStream.
+    GetWriteStream,
+    /// FinalizeWriteStream.
+    FinalizeWriteStream,
+    /// BatchCommitWriteStreams.
+    BatchCommitWriteStreams,
+}
+
+/// A fault on one unary call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RpcFault {
+    /// Fail with this code without doing anything.
+    Fail(tonic::Code),
+    /// Do the work, then report this code (an ambiguous failure).
+    ApplyThenFail(tonic::Code),
+}
+
+/// Injected faults, keyed by request or call number (1-based).
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
-    /// Answer the n-th AppendRows request (1-based, across connections) with this code.
-    pub(crate) fail_append: Mutex<Option<(u64, tonic::Code)>>,
+    /// Faults by AppendRows request number, counted over all connections.
+    pub(crate) append: Mutex<HashMap<u64, AppendFault>>,
+    /// Faults by (RPC, call number of that RPC).
+    pub(crate) rpc: Mutex<HashMap<(Rpc, u64), RpcFault>>,
+    /// Calls so far per RPC.
+    pub(crate) rpc_calls: Mutex<HashMap<Rpc, u64>>,
+    /// Faults that fired.
+    pub(crate) injected: AtomicU64,
     /// Delay before answering each AppendRows request.
     pub(crate) append_delay: Mutex<Duration>,
     /// Hold commits at this gate.
@@ -91,9 +138,28 @@ pub(crate) struct Faults {
 }
 
 impl Faults {
-    pub(crate) fn append_failure(&self, request_number: u64) -> Option<tonic::Code> {
-        let guard = self.fail_append.lock().ok()?;
-        guard.filter(|(n, _)| *n == request_number).map(|(_, code)| code)
+    /// The fault planned for AppendRows request `number`, if any (counted as injected).
+    pub(crate) fn append_fault(&self, number: u64) -> Option<AppendFault> {
+        let fault = self.append.lock().ok()?.remove(&number);
+        if fault.is_some() {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+        }
+        fault
+    }
+
+    /// Counts a call of `rpc` and returns the fault planned for it, if any.
+    pub(crate) fn rpc_fault(&self, rpc: Rpc) -> Option<RpcFault> {
+        let number = {
+            let mut calls = self.rpc_calls.lock().ok()?;
+            let n = calls.entry(rpc).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let fault = self.rpc.lock().ok()?.remove(&(rpc, number));
+        if fault.is_some() {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+        }
+        fault
     }
 
     pub(crate) fn append_delay(&self) -> Duration {

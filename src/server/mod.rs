@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
-pub use faults::{CommitGate, ServerStats};
+pub use faults::{AppendFault, CommitGate, Rpc, RpcFault, ServerStats};
 
 use crate::error::{Error, Result};
 use crate::proto::TableSchema;
@@ -133,13 +133,25 @@ impl EmbeddedServer {
 
     /// The server's counters.
     pub fn stats(&self) -> ServerStats {
-        self.shared.counters.snapshot()
+        self.shared.counters.snapshot(&self.shared.faults)
     }
 
     /// Answers the `n`-th AppendRows request (1-based, counted over all connections) with `code`.
     pub fn fail_append(&self, n: u64, code: tonic::Code) {
-        if let Ok(mut f) = self.shared.faults.fail_append.lock() {
-            *f = Some((n, code));
+        self.inject_append_fault(n, AppendFault::Fail(code));
+    }
+
+    /// Plans a fault on the `n`-th AppendRows request (1-based, counted over all connections).
+    pub fn inject_append_fault(&self, n: u64, fault: AppendFault) {
+        if let Ok(mut faults) = self.shared.faults.append.lock() {
+            faults.insert(n, fault);
+        }
+    }
+
+    /// Plans a fault on the `n`-th call (1-based) of a unary RPC.
+    pub fn inject_rpc_fault(&self, rpc: Rpc, n: u64, fault: RpcFault) {
+        if let Ok(mut faults) = self.shared.faults.rpc.lock() {
+            faults.insert((rpc, n), fault);
         }
     }
 

@@ -11,7 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::decode::{DecodeError, RowDecoder};
-use super::faults::{Counters, Faults};
+use super::faults::{AppendFault, Counters, Faults, Rpc, RpcFault};
 use super::state::{Rejection, Store, split_stream_name};
 use crate::proto::append_rows_request::Rows;
 use crate::proto::append_rows_response::{AppendResult, Response as AppendOutcome};
@@ -68,16 +68,24 @@ struct Connection {
 }
 
 impl Service {
-    fn handle_append(&self, connection: &mut Connection, request: AppendRowsRequest) -> AppendRowsResponse {
+    /// Answers one request; `injected` replaces the outcome with an injected error.
+    fn handle_append(
+        &self,
+        connection: &mut Connection,
+        request: AppendRowsRequest,
+        injected: Option<Code>,
+    ) -> AppendRowsResponse {
         let counters = &self.shared.counters;
-        let number = counters.append_requests.fetch_add(1, Ordering::SeqCst) + 1;
         let size = request.encoded_len();
         counters.largest_append_bytes.fetch_max(size as u64, Ordering::SeqCst);
         if !request.write_stream.is_empty() {
             connection.stream = request.write_stream.clone();
         }
         let stream = connection.stream.clone();
-        let outcome = self.append(connection, request, size, number);
+        let outcome = match injected {
+            Some(code) => Err(Rejection::new(code, "injected fault")),
+            None => self.append(connection, request, size),
+        };
         AppendRowsResponse {
             response: Some(match outcome {
                 Ok(offset) => AppendOutcome::AppendResult(AppendResult { offset }),
@@ -93,14 +101,7 @@ impl Service {
         connection: &mut Connection,
         request: AppendRowsRequest,
         size: usize,
-        number: u64,
     ) -> Result<Option<i64>, Rejection> {
-        if let Some(code) = self.shared.faults.append_failure(number) {
-            return Err(Rejection::new(
-                code,
-                format!("injected fault on AppendRows request {number}"),
-            ));
-        }
         if connection.stream.is_empty() {
             return Err(Rejection::new(
                 Code::InvalidArgument,
@@ -164,14 +165,21 @@ impl Service {
 
 type AppendStream = Pin<Box<dyn Stream<Item = Result<AppendRowsResponse, Status>> + Send + 'static>>;
 
-#[tonic::async_trait]
-impl BigQueryWrite for Service {
-    async fn create_write_stream(
-        &self,
-        request: Request<CreateWriteStreamRequest>,
-    ) -> Result<Response<WriteStream>, Status> {
-        check_routing(&request, "parent")?;
-        let request = request.into_inner();
+impl Service {
+    /// Runs a unary call's `work` under the faults planned for `rpc`.
+    fn unary<T>(&self, rpc: Rpc, work: impl FnOnce() -> Result<T, Status>) -> Result<Response<T>, Status> {
+        let injected = |code| Status::new(code, format!("injected fault on {rpc:?}"));
+        match self.shared.faults.rpc_fault(rpc) {
+            Some(RpcFault::Fail(code)) => Err(injected(code)),
+            Some(RpcFault::ApplyThenFail(code)) => {
+                let _ = work();
+                Err(injected(code))
+            }
+            None => work().map(Response::new),
+        }
+    }
+
+    fn create(&self, request: CreateWriteStreamRequest) -> Result<WriteStream, Status> {
         let kind = request
             .write_stream
             .and_then(|s| StreamType::try_from(s.r#type).ok())
@@ -182,76 +190,16 @@ impl BigQueryWrite for Service {
             .create_stream(&request.parent, kind)
             .map_err(|r| r.to_status())?;
         self.shared.counters.streams_created.fetch_add(1, Ordering::SeqCst);
-        Ok(Response::new(stream))
+        Ok(stream)
     }
 
-    type AppendRowsStream = AppendStream;
-
-    async fn append_rows(
-        &self,
-        request: Request<Streaming<AppendRowsRequest>>,
-    ) -> Result<Response<Self::AppendRowsStream>, Status> {
-        check_routing(&request, "write_stream")?;
-        let mut incoming = request.into_inner();
-        let (responses, outgoing) = mpsc::channel(64);
-        let service = self.clone();
-        tokio::spawn(async move {
-            let mut connection = Connection::default();
-            while let Some(next) = incoming.next().await {
-                let Ok(request) = next else { break };
-                let delay = service.shared.faults.append_delay();
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-                let response = service.handle_append(&mut connection, request);
-                if responses.send(Ok(response)).await.is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(outgoing))))
-    }
-
-    async fn get_write_stream(&self, request: Request<GetWriteStreamRequest>) -> Result<Response<WriteStream>, Status> {
-        check_routing(&request, "name")?;
-        let request = request.into_inner();
-        let full = request.view == WriteStreamView::Full as i32;
-        let stream = self
-            .shared
-            .store()
-            .describe_stream(&request.name, full)
-            .map_err(|r| r.to_status())?;
-        Ok(Response::new(stream))
-    }
-
-    async fn finalize_write_stream(
-        &self,
-        request: Request<FinalizeWriteStreamRequest>,
-    ) -> Result<Response<FinalizeWriteStreamResponse>, Status> {
-        check_routing(&request, "name")?;
-        let row_count = self
-            .shared
-            .store()
-            .finalize(&request.into_inner().name)
-            .map_err(|r| r.to_status())?;
-        Ok(Response::new(FinalizeWriteStreamResponse { row_count }))
-    }
-
-    async fn batch_commit_write_streams(
-        &self,
-        request: Request<BatchCommitWriteStreamsRequest>,
-    ) -> Result<Response<BatchCommitWriteStreamsResponse>, Status> {
-        check_routing(&request, "parent")?;
-        if let Some(gate) = self.shared.faults.commit_gate() {
-            gate.pass().await;
-        }
-        let request = request.into_inner();
+    fn commit(&self, request: BatchCommitWriteStreamsRequest) -> Result<BatchCommitWriteStreamsResponse, Status> {
         let outcome = self
             .shared
             .store()
             .batch_commit(&request.parent, &request.write_streams)
             .map_err(|r| r.to_status())?;
-        Ok(Response::new(match outcome {
+        Ok(match outcome {
             Ok(time) => {
                 self.shared.counters.commits.fetch_add(1, Ordering::SeqCst);
                 BatchCommitWriteStreamsResponse {
@@ -263,7 +211,101 @@ impl BigQueryWrite for Service {
                 commit_time: None,
                 stream_errors,
             },
-        }))
+        })
+    }
+
+    /// Serves one AppendRows connection: reads requests, answers each in order, and applies
+    /// the faults planned for them.
+    async fn serve_appends(
+        self,
+        mut incoming: Streaming<AppendRowsRequest>,
+        responses: mpsc::Sender<Result<AppendRowsResponse, Status>>,
+    ) {
+        let mut connection = Connection::default();
+        while let Some(next) = incoming.next().await {
+            let Ok(request) = next else { break };
+            let delay = self.shared.faults.append_delay();
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let number = self.shared.counters.append_requests.fetch_add(1, Ordering::SeqCst) + 1;
+            let reset = || Err(Status::unavailable("connection reset (injected fault)"));
+            let response = match self.shared.faults.append_fault(number) {
+                Some(AppendFault::Cut) => {
+                    let _ = responses.send(reset()).await;
+                    break;
+                }
+                Some(AppendFault::Drain) => break,
+                Some(AppendFault::CutAfter) => {
+                    let _ = self.handle_append(&mut connection, request, None);
+                    let _ = responses.send(reset()).await;
+                    break;
+                }
+                Some(AppendFault::Fail(code)) => self.handle_append(&mut connection, request, Some(code)),
+                None => self.handle_append(&mut connection, request, None),
+            };
+            if responses.send(Ok(response)).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl BigQueryWrite for Service {
+    async fn create_write_stream(
+        &self,
+        request: Request<CreateWriteStreamRequest>,
+    ) -> Result<Response<WriteStream>, Status> {
+        check_routing(&request, "parent")?;
+        self.unary(Rpc::CreateWriteStream, || self.create(request.into_inner()))
+    }
+
+    type AppendRowsStream = AppendStream;
+
+    async fn append_rows(
+        &self,
+        request: Request<Streaming<AppendRowsRequest>>,
+    ) -> Result<Response<Self::AppendRowsStream>, Status> {
+        check_routing(&request, "write_stream")?;
+        let (responses, outgoing) = mpsc::channel(64);
+        tokio::spawn(self.clone().serve_appends(request.into_inner(), responses));
+        Ok(Response::new(Box::pin(ReceiverStream::new(outgoing))))
+    }
+
+    async fn get_write_stream(&self, request: Request<GetWriteStreamRequest>) -> Result<Response<WriteStream>, Status> {
+        check_routing(&request, "name")?;
+        let request = request.into_inner();
+        let full = request.view == WriteStreamView::Full as i32;
+        self.unary(Rpc::GetWriteStream, || {
+            self.shared
+                .store()
+                .describe_stream(&request.name, full)
+                .map_err(|r| r.to_status())
+        })
+    }
+
+    async fn finalize_write_stream(
+        &self,
+        request: Request<FinalizeWriteStreamRequest>,
+    ) -> Result<Response<FinalizeWriteStreamResponse>, Status> {
+        check_routing(&request, "name")?;
+        let name = request.into_inner().name;
+        self.unary(Rpc::FinalizeWriteStream, || {
+            let row_count = self.shared.store().finalize(&name).map_err(|r| r.to_status())?;
+            Ok(FinalizeWriteStreamResponse { row_count })
+        })
+    }
+
+    async fn batch_commit_write_streams(
+        &self,
+        request: Request<BatchCommitWriteStreamsRequest>,
+    ) -> Result<Response<BatchCommitWriteStreamsResponse>, Status> {
+        check_routing(&request, "parent")?;
+        if let Some(gate) = self.shared.faults.commit_gate() {
+            gate.pass().await;
+        }
+        self.unary(Rpc::BatchCommitWriteStreams, || self.commit(request.into_inner()))
     }
 
     async fn flush_rows(&self, request: Request<FlushRowsRequest>) -> Result<Response<FlushRowsResponse>, Status> {
