@@ -38,8 +38,17 @@ impl AppendConnection {
     }
 
     /// Sends rows at `offset` (`None` on the `_default` stream). Does not wait for the response.
-    pub async fn send(&mut self, offset: Option<i64>, descriptor: &DescriptorProto, rows: Vec<Bytes>) -> Result<()> {
-        let first = self.open.is_none();
+    /// The writer schema goes with the first request of the connection, and with every request
+    /// when `always_schema` is set (resends after a reconnect, where a server may refuse the
+    /// first one for its offset before taking its schema).
+    pub async fn send(
+        &mut self,
+        offset: Option<i64>,
+        descriptor: &DescriptorProto,
+        rows: Vec<Bytes>,
+        always_schema: bool,
+    ) -> Result<()> {
+        let first = self.open.is_none() || always_schema;
         let request = AppendRowsRequest {
             write_stream: self.stream.clone(),
             offset,

@@ -145,7 +145,12 @@ impl StreamWriter {
         let open = self.open_stream()?;
         let sent = open
             .connection
-            .send(Some(pending.offset), encoder.descriptor(), pending.rows.rows.clone())
+            .send(
+                Some(pending.offset),
+                encoder.descriptor(),
+                pending.rows.rows.clone(),
+                false,
+            )
             .await;
         open.in_flight_bytes += pending.rows.bytes;
         open.in_flight.push_back(pending);
@@ -264,7 +269,7 @@ impl StreamWriter {
         open.connection = client.append_connection(&open.name);
         for pending in &open.in_flight {
             open.connection
-                .send(Some(pending.offset), &descriptor, pending.rows.rows.clone())
+                .send(Some(pending.offset), &descriptor, pending.rows.rows.clone(), true)
                 .await?;
         }
         Ok(())

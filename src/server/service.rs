@@ -73,7 +73,7 @@ impl Service {
         &self,
         connection: &mut Connection,
         request: AppendRowsRequest,
-        injected: Option<Code>,
+        injected: Option<(Code, &str)>,
     ) -> AppendRowsResponse {
         let counters = &self.shared.counters;
         let size = request.encoded_len();
@@ -82,9 +82,10 @@ impl Service {
             connection.stream = request.write_stream.clone();
         }
         let stream = connection.stream.clone();
-        let outcome = match injected {
-            Some(code) => Err(Rejection::new(code, "injected fault")),
-            None => self.append(connection, request, size),
+        let outcome = match (self.bind_writer_schema(connection, &request), injected) {
+            (Err(rejection), _) => Err(rejection),
+            (Ok(()), Some((code, message))) => Err(Rejection::new(code, message)),
+            (Ok(()), None) => self.append(connection, request, size),
         };
         AppendRowsResponse {
             response: Some(match outcome {
@@ -94,6 +95,39 @@ impl Service {
             write_stream: stream,
             ..Default::default()
         }
+    }
+
+    /// Binds the writer schema a request carries to the connection (before anything else,
+    /// so that a request refused for its offset still sets up the connection).
+    fn bind_writer_schema(&self, connection: &mut Connection, request: &AppendRowsRequest) -> Result<(), Rejection> {
+        let Some(Rows::ProtoRows(data)) = &request.rows else {
+            return Ok(());
+        };
+        let Some(descriptor) = data.writer_schema.as_ref().and_then(|s| s.proto_descriptor.as_ref()) else {
+            return Ok(());
+        };
+        if matches!(&connection.decoder, Some((known, _)) if known == descriptor) {
+            return Ok(());
+        }
+        let name = connection.stream.clone();
+        let (schema, arrow) = {
+            let store = self.shared.store();
+            let (table_path, _) = split_stream_name(&name)
+                .ok_or_else(|| Rejection::new(Code::InvalidArgument, format!("not a write stream name: {name}")))?;
+            let table = store.table(table_path)?;
+            (table.schema.clone(), table.arrow.clone())
+        };
+        let decoder = RowDecoder::new(descriptor, &schema, arrow).map_err(|e| match e {
+            DecodeError::ExtraField(field) => Rejection::storage(
+                Code::InvalidArgument,
+                StorageErrorCode::SchemaMismatchExtraFields,
+                &name,
+                format!("writer schema field {field} is not a column of the table"),
+            ),
+            DecodeError::Schema(m) | DecodeError::Row { message: m, .. } => Rejection::new(Code::InvalidArgument, m),
+        })?;
+        connection.decoder = Some((descriptor.clone(), Arc::new(decoder)));
+        Ok(())
     }
 
     fn append(
@@ -119,30 +153,7 @@ impl Service {
         };
         let name = connection.stream.clone();
         let offset = request.offset;
-        let (schema, arrow) = {
-            let store = self.shared.store();
-            store.check_append(&name, offset)?;
-            let (table_path, _) = split_stream_name(&name).unwrap_or_default();
-            let table = store.table(table_path)?;
-            (table.schema.clone(), table.arrow.clone())
-        };
-        if let Some(descriptor) = data.writer_schema.and_then(|s| s.proto_descriptor) {
-            let reuse = matches!(&connection.decoder, Some((known, _)) if *known == descriptor);
-            if !reuse {
-                let decoder = RowDecoder::new(&descriptor, &schema, arrow).map_err(|e| match e {
-                    DecodeError::ExtraField(field) => Rejection::storage(
-                        Code::InvalidArgument,
-                        StorageErrorCode::SchemaMismatchExtraFields,
-                        &name,
-                        format!("writer schema field {field} is not a column of the table"),
-                    ),
-                    DecodeError::Schema(m) | DecodeError::Row { message: m, .. } => {
-                        Rejection::new(Code::InvalidArgument, m)
-                    }
-                })?;
-                connection.decoder = Some((descriptor, Arc::new(decoder)));
-            }
-        }
+        self.shared.store().check_append(&name, offset)?;
         let Some((_, decoder)) = &connection.decoder else {
             return Err(Rejection::new(
                 Code::InvalidArgument,
@@ -241,7 +252,17 @@ impl Service {
                     let _ = responses.send(reset()).await;
                     break;
                 }
-                Some(AppendFault::Fail(code)) => self.handle_append(&mut connection, request, Some(code)),
+                Some(AppendFault::Fail(code)) => {
+                    self.handle_append(&mut connection, request, Some((code, "injected fault")))
+                }
+                Some(AppendFault::TooLarge) => self.handle_append(
+                    &mut connection,
+                    request,
+                    Some((
+                        Code::ResourceExhausted,
+                        "request size exceeds the limit (injected fault)",
+                    )),
+                ),
                 None => self.handle_append(&mut connection, request, None),
             };
             if responses.send(Ok(response)).await.is_err() {
