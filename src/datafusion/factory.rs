@@ -13,6 +13,7 @@ use super::BigQueryTable;
 use crate::client::WriteClient;
 use crate::load::Loader;
 use crate::options::BigQueryOptions;
+use crate::retry::with_retries;
 use crate::table_ref::TableRef;
 
 /// The `STORED AS` name the factory is registered under.
@@ -78,7 +79,9 @@ impl TableProviderFactory for BigQueryTableFactory {
         let table = TableRef::parse_with_default_project(location, options.project.as_deref())
             .map_err(DataFusionError::from)?;
         let client = self.client(&options.endpoint).await.map_err(DataFusionError::from)?;
-        let schema = client.table_schema(&table).await.map_err(DataFusionError::from)?;
+        let schema = with_retries(&options.retry, "GetWriteStream", || client.table_schema(&table))
+            .await
+            .map_err(DataFusionError::from)?;
         Ok(Arc::new(BigQueryTable::new(Loader::new(
             client, table, schema, options,
         ))))
