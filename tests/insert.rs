@@ -227,3 +227,97 @@ async fn unknown_options_are_refused() {
     assert!(error_text(&err).contains("bigquery.strems"), "{}", error_text(&err));
     let _ = Int64Array::from(vec![0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_flight_bytes_are_accounted_to_the_memory_pool() {
+    use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
+
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    use datafusion::prelude::{SessionConfig, SessionContext};
+    use std::sync::Arc;
+
+    let server = datafusion_bigquery::EmbeddedServer::start().await.expect("server");
+    let table: datafusion_bigquery::TableRef = "demo.tests.pool".parse().expect("name");
+    server.create_table(
+        &table,
+        datafusion_bigquery::schema::parse_inline_schema(SCHEMA).expect("schema"),
+    );
+    // Room for about four requests of 64 KiB across all writers: they must wait for
+    // acknowledgements instead of sending more.
+    let pool = Arc::new(RecordingPool {
+        inner: GreedyMemoryPool::new(300 * 1024),
+        consumers: Default::default(),
+    });
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(pool.clone())
+        .build_arc()
+        .expect("runtime");
+    let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
+    datafusion_bigquery::register_bigquery(
+        &ctx,
+        datafusion_bigquery::BigQueryOptions::default().with_endpoint(server.endpoint()),
+    );
+    common::run(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE dest STORED AS BIGQUERY LOCATION '{table}' \
+             OPTIONS ('bigquery.streams' '4', 'bigquery.max_request_bytes' '65536')"
+        ),
+    )
+    .await
+    .expect("create");
+    let count = common::run(&ctx, &insert_rows(60_000))
+        .await
+        .expect("insert under a small pool");
+    assert_eq!(count, 60_000);
+    assert_eq!(server.row_count(&table), Some(60_000));
+    assert_eq!(pool.reserved(), 0, "every reservation is released");
+    let consumers = pool.consumers.lock().expect("lock").clone();
+    assert_eq!(
+        consumers
+            .iter()
+            .filter(|c| c.starts_with("BigQuerySink[demo.tests.pool"))
+            .count(),
+        4,
+        "{consumers:?}"
+    );
+}
+
+/// A pool that remembers who registered with it.
+#[derive(Debug)]
+struct RecordingPool {
+    inner: datafusion::execution::memory_pool::GreedyMemoryPool,
+    consumers: std::sync::Mutex<Vec<String>>,
+}
+
+impl std::fmt::Display for RecordingPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RecordingPool")
+    }
+}
+
+impl datafusion::execution::memory_pool::MemoryPool for RecordingPool {
+    fn name(&self) -> &str {
+        "RecordingPool"
+    }
+    fn register(&self, consumer: &datafusion::execution::memory_pool::MemoryConsumer) {
+        self.consumers.lock().expect("lock").push(consumer.name().to_string());
+        self.inner.register(consumer);
+    }
+    fn grow(&self, reservation: &datafusion::execution::memory_pool::MemoryReservation, additional: usize) {
+        self.inner.grow(reservation, additional);
+    }
+    fn shrink(&self, reservation: &datafusion::execution::memory_pool::MemoryReservation, shrink: usize) {
+        self.inner.shrink(reservation, shrink);
+    }
+    fn try_grow(
+        &self,
+        reservation: &datafusion::execution::memory_pool::MemoryReservation,
+        additional: usize,
+    ) -> datafusion::error::Result<()> {
+        self.inner.try_grow(reservation, additional)
+    }
+    fn reserved(&self) -> usize {
+        self.inner.reserved()
+    }
+}

@@ -45,15 +45,11 @@ impl DataSink for BigQuerySink {
     }
 
     async fn write_all(&self, data: SendableRecordBatchStream, context: &Arc<TaskContext>) -> Result<u64> {
-        let mut loader = self.loader.clone();
+        let mut loader = self.loader.clone().with_memory_pool(context.memory_pool().clone());
         if loader.options().streams.is_none() {
             let partitions = context.session_config().target_partitions();
-            loader = Loader::new(
-                loader.client().clone(),
-                loader.table().clone(),
-                loader.table_schema().clone(),
-                loader.options().clone().with_streams(partitions),
-            );
+            let options = loader.options().clone().with_streams(partitions);
+            loader = loader.with_options(options);
         }
         let input_schema = data.schema();
         let summary = loader.load(input_schema, data).await?;

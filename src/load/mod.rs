@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool};
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -67,12 +68,22 @@ pub struct LoadSummary {
 /// println!("{} rows committed over {} streams", summary.rows, summary.streams);
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Loader {
     client: WriteClient,
     table: TableRef,
     schema: TableSchema,
     options: BigQueryOptions,
+    memory_pool: Option<Arc<dyn MemoryPool>>,
+}
+
+impl std::fmt::Debug for Loader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loader")
+            .field("table", &self.table)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Loader {
@@ -90,7 +101,21 @@ impl Loader {
             table,
             schema,
             options,
+            memory_pool: None,
         }
+    }
+
+    /// Accounts the bytes in flight of every writer to a DataFusion memory pool (the sink
+    /// passes the query's pool).
+    pub fn with_memory_pool(mut self, pool: Arc<dyn MemoryPool>) -> Self {
+        self.memory_pool = Some(pool);
+        self
+    }
+
+    /// The same loader with other options.
+    pub fn with_options(mut self, options: BigQueryOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// The destination table.
@@ -162,6 +187,10 @@ impl Loader {
                 encoder.clone(),
                 self.options.clone(),
             );
+            if let Some(pool) = &self.memory_pool {
+                let consumer = MemoryConsumer::new(format!("BigQuerySink[{}, stream {index}]", self.table));
+                writer = writer.with_reservation(consumer.register(pool));
+            }
             tasks.spawn(async move {
                 while let Some((batch, first_row)) = batches.recv().await {
                     writer.write(&batch, first_row).await?;

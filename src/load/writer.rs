@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use datafusion::execution::memory_pool::MemoryReservation;
 use serde::{Deserialize, Serialize};
 use tonic::Code;
 
@@ -73,6 +74,8 @@ pub struct StreamWriter {
     encoder: Arc<RowEncoder>,
     options: BigQueryOptions,
     open: Option<OpenStream>,
+    /// Accounts the bytes in flight to a DataFusion memory pool, when there is one.
+    reservation: Option<MemoryReservation>,
     backoff: Backoff,
     rows: u64,
     bytes: u64,
@@ -91,11 +94,43 @@ impl StreamWriter {
             encoder,
             options,
             open: None,
+            reservation: None,
             backoff,
             rows: 0,
             bytes: 0,
             requests: 0,
             retries: 0,
+        }
+    }
+
+    /// Accounts the bytes this writer keeps in flight to `reservation`; when the pool refuses
+    /// more, the writer waits for acknowledgements before sending.
+    pub fn with_reservation(mut self, reservation: MemoryReservation) -> Self {
+        self.reservation = Some(reservation);
+        self
+    }
+
+    /// Reserves `bytes` in the memory pool, waiting for acknowledgements while it refuses.
+    async fn reserve(&mut self, bytes: usize) -> Result<()> {
+        loop {
+            let Some(reservation) = &self.reservation else {
+                return Ok(());
+            };
+            if reservation.try_grow(bytes).is_ok() {
+                return Ok(());
+            }
+            if self.open.as_ref().is_none_or(|o| o.in_flight.is_empty()) {
+                // Nothing to wait for: one request must be allowed to make progress.
+                reservation.grow(bytes);
+                return Ok(());
+            }
+            self.acknowledge_oldest().await?;
+        }
+    }
+
+    fn release(&self, bytes: usize) {
+        if let Some(reservation) = &self.reservation {
+            let _ = reservation.try_shrink(bytes);
         }
     }
 
@@ -132,6 +167,7 @@ impl StreamWriter {
                 in_flight_bytes: 0,
             });
         }
+        self.reserve(rows.bytes).await?;
         let offset = i64::try_from(self.rows).map_err(|_| Error::Internal("row count overflow".into()))?;
         self.rows += rows.len() as u64;
         self.bytes += rows.bytes as u64;
@@ -192,9 +228,9 @@ impl StreamWriter {
             };
             match outcome {
                 Outcome::Written => {
-                    if let Some(done) = open.in_flight.pop_front() {
-                        open.in_flight_bytes -= done.rows.bytes;
-                    }
+                    let done = open.in_flight.pop_front().map(|p| p.rows.bytes).unwrap_or(0);
+                    open.in_flight_bytes -= done;
+                    self.release(done);
                     self.backoff.reset();
                     return Ok(());
                 }
