@@ -142,6 +142,16 @@ async fn permanent_errors_are_not_retried_and_commit_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_errors_name_input_rows_and_commit_nothing() {
+    let f = fixture(1, 16 * 1024).await;
+    f.server.inject_append_fault(1, AppendFault::RowError);
+    let err = f.run(&insert_rows(5_000)).await.expect_err("must fail");
+    let text = error_text(&err);
+    assert!(text.contains("input row 1: value rejected"), "{text}");
+    assert_eq!(f.visible_rows(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_give_up_and_commit_nothing() {
     let f = fixture(1, 16 * 1024).await;
     for n in 2..40 {
@@ -205,7 +215,11 @@ async fn randomized_fault_suite() {
                 9 => f
                     .server
                     .inject_rpc_fault(Rpc::BatchCommitWriteStreams, 1, RpcFault::Fail(Code::Internal)),
-                10 => f.server.inject_append_fault(at, AppendFault::Fail(Code::Aborted)),
+                10 => {
+                    f.server.inject_append_fault(at, AppendFault::Fail(Code::Aborted));
+                    f.server
+                        .delay_appends(std::time::Duration::from_millis(1 + rng.below(3)));
+                }
                 _ => {
                     // A permanent error: the insert must fail and leave the table unchanged.
                     f.server

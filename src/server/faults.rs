@@ -96,6 +96,9 @@ pub enum AppendFault {
     CutAfter,
     /// End the response stream cleanly before processing the request, as a draining server does.
     Drain,
+    /// Reject the request's second row with a row error (FIELDS_ERROR), as the service does
+    /// for a value it cannot take.
+    RowError,
     /// Refuse the request as too large (RESOURCE_EXHAUSTED naming its size), as the service
     /// does past its request limit.
     TooLarge,

@@ -97,6 +97,22 @@ impl Service {
         }
     }
 
+    /// A response rejecting the request's second row (an injected row error).
+    fn row_error_response(&self, connection: &Connection) -> AppendRowsResponse {
+        AppendRowsResponse {
+            response: Some(AppendOutcome::Error(
+                Rejection::new(Code::InvalidArgument, "rows rejected (injected fault)").to_rpc_status(),
+            )),
+            row_errors: vec![RowError {
+                index: 1,
+                code: row_error::RowErrorCode::FieldsError as i32,
+                message: "value rejected (injected fault)".into(),
+            }],
+            write_stream: connection.stream.clone(),
+            ..Default::default()
+        }
+    }
+
     /// Binds the writer schema a request carries to the connection (before anything else,
     /// so that a request refused for its offset still sets up the connection).
     fn bind_writer_schema(&self, connection: &mut Connection, request: &AppendRowsRequest) -> Result<(), Rejection> {
@@ -254,6 +270,13 @@ impl Service {
                 }
                 Some(AppendFault::Fail(code)) => {
                     self.handle_append(&mut connection, request, Some((code, "injected fault")))
+                }
+                Some(AppendFault::RowError) => {
+                    if !request.write_stream.is_empty() {
+                        connection.stream = request.write_stream.clone();
+                    }
+                    let _ = self.bind_writer_schema(&mut connection, &request);
+                    self.row_error_response(&connection)
                 }
                 Some(AppendFault::TooLarge) => self.handle_append(
                     &mut connection,
