@@ -7,7 +7,10 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 
 use super::*;
+use crate::options::WireEncoding;
+use crate::proto::table_field_schema::Type;
 use crate::schema::field;
+use arrow::array::Array;
 
 fn table() -> TableRef {
     "p.d.t".parse().unwrap()
