@@ -249,16 +249,10 @@ fn structs_are_nested_messages() {
         .unwrap_err()
         .to_string();
     // Row 1 is a NULL struct: its NULL `y` does not count. Row 2's does.
-    assert_eq!(
-        err,
-        "table p.d.t, column s.inner.y, row 2: NULL in a REQUIRED column"
-    );
+    assert_eq!(err, "table p.d.t, column s.inner.y, row 2: NULL in a REQUIRED column");
     let rows = encode_one(&schema, &batch.slice(0, 2), &BigQueryOptions::default()).unwrap();
     // s { x: 1, inner { y: true } }
-    assert_eq!(
-        rows[0].rows[0].as_ref(),
-        &[0x0a, 6, 0x08, 1, 0x12, 2, 0x08, 1]
-    );
+    assert_eq!(rows[0].rows[0].as_ref(), &[0x0a, 6, 0x08, 1, 0x12, 2, 0x08, 1]);
     assert!(rows[0].rows[1].is_empty(), "a NULL struct is an absent field");
 }
 
@@ -287,7 +281,10 @@ fn bad_values_name_table_path_row_and_value() {
         let batch = batch_of(vec![(column, array)]);
         let err = encode_one(&schema, &batch, &options).unwrap_err().to_string();
         assert!(err.contains(expected), "{err}");
-        assert!(err.starts_with(&format!("table p.d.t, column {column}, row 1: value")), "{err}");
+        assert!(
+            err.starts_with(&format!("table p.d.t, column {column}, row 1: value")),
+            "{err}"
+        );
     };
     check(
         "i",
@@ -347,8 +344,10 @@ fn array_null_elements_fail_or_are_dropped() {
             vec![field("xs", Type::Int64, Mode::Repeated)],
         )],
     };
-    let list =
-        ListArray::from_iter_primitive::<Int64Type, _, _>(vec![Some(vec![Some(1)]), Some(vec![Some(1), None, Some(3)])]);
+    let list = ListArray::from_iter_primitive::<Int64Type, _, _>(vec![
+        Some(vec![Some(1)]),
+        Some(vec![Some(1), None, Some(3)]),
+    ]);
     let s = arrow::array::StructArray::from(vec![(
         Arc::new(Field::new("xs", list.data_type().clone(), true)),
         Arc::new(list) as ArrayRef,
@@ -381,7 +380,10 @@ fn ranges_intervals_maps_and_dictionaries() {
             struct_field(
                 "m",
                 Mode::Repeated,
-                vec![field("key", Type::String, Mode::Required), field("value", Type::Int64, Mode::Nullable)],
+                vec![
+                    field("key", Type::String, Mode::Required),
+                    field("value", Type::Int64, Mode::Nullable),
+                ],
             ),
             field("d", Type::String, Mode::Nullable),
         ],
@@ -400,7 +402,11 @@ fn ranges_intervals_maps_and_dictionaries() {
         IntervalMonthDayNano::new(14, 3, 14_706_789_000_000),
         IntervalMonthDayNano::new(0, 0, 0),
     ]);
-    let mut map = MapBuilder::new(None, arrow::array::StringBuilder::new(), arrow::array::Int64Builder::new());
+    let mut map = MapBuilder::new(
+        None,
+        arrow::array::StringBuilder::new(),
+        arrow::array::Int64Builder::new(),
+    );
     map.keys().append_value("k");
     map.values().append_value(7);
     map.append(true).unwrap();
@@ -439,16 +445,24 @@ fn types_and_structs_that_cannot_map_are_named() {
         fields: vec![struct_field(
             "s",
             Mode::Nullable,
-            vec![struct_field("inner", Mode::Nullable, vec![field("x", Type::Date, Mode::Nullable)])],
+            vec![struct_field(
+                "inner",
+                Mode::Nullable,
+                vec![field("x", Type::Date, Mode::Nullable)],
+            )],
         )],
     };
     let inner = |members: Vec<Field>| {
         DataType::Struct(vec![Field::new("inner", DataType::Struct(members.into()), true)].into())
     };
     let plan = |data_type: DataType| {
-        encoder(&schema, &Schema::new(vec![Field::new("s", data_type, true)]), &BigQueryOptions::default())
-            .unwrap_err()
-            .to_string()
+        encoder(
+            &schema,
+            &Schema::new(vec![Field::new("s", data_type, true)]),
+            &BigQueryOptions::default(),
+        )
+        .unwrap_err()
+        .to_string()
     };
     let err = plan(inner(vec![Field::new("x", DataType::Float32, true)]));
     assert_eq!(

@@ -63,12 +63,14 @@ fn message(
 }
 
 /// The proto field name of each member: the column name if it is an identifier, else
-/// `_col<number>`, made unique (case-insensitively) among the message's names.
+/// `_col<number>`, made unique among the message's names and their JSON forms (which proto
+/// parsers also require to be distinct), ignoring case.
 fn field_names(members: &[TableFieldSchema]) -> Vec<String> {
+    let key = |name: &str| json_name(name).to_ascii_lowercase();
     let mut taken: std::collections::HashSet<String> = members
         .iter()
         .filter(|m| is_proto_identifier(&m.name))
-        .map(|m| m.name.to_ascii_lowercase())
+        .map(|m| key(&m.name))
         .collect();
     members
         .iter()
@@ -78,12 +80,29 @@ fn field_names(members: &[TableFieldSchema]) -> Vec<String> {
                 return m.name.clone();
             }
             let mut name = format!("_col{}", i + 1);
-            while !taken.insert(name.to_ascii_lowercase()) {
-                name.push('_');
+            while !taken.insert(key(&name)) {
+                name.push('x');
             }
             name
         })
         .collect()
+}
+
+/// The JSON name protobuf derives from a field name: `_` dropped, the next letter upper-cased.
+fn json_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.push(c.to_ascii_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The message name of a STRUCT or RANGE column: an identifier, unique within the row.
@@ -291,7 +310,7 @@ mod tests {
         };
         let d = row_descriptor(&schema, WireEncoding::Packed).unwrap();
         let names: Vec<&str> = d.field.iter().map(|f| f.name()).collect();
-        assert_eq!(names, ["_col1_", "_col1", "_col3", "_col4"]);
+        assert_eq!(names, ["_col1x", "_col1", "_col3", "_col4"]);
         let option = |f: &FieldDescriptorProto| f.options.as_ref().map(|o| o.column_name().to_string());
         assert_eq!(option(&d.field[0]).as_deref(), Some("a-b"));
         assert_eq!(option(&d.field[1]), None);

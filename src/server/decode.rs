@@ -108,8 +108,11 @@ impl RowDecoder {
 /// Wraps a self-contained row descriptor in a file and resolves it.
 fn message_descriptor(descriptor: &DescriptorProto) -> Result<MessageDescriptor, String> {
     // The same message on the wire; the standard type only drops the column_name option.
-    let standard = prost_types::DescriptorProto::decode(descriptor.encode_to_vec().as_slice())
+    let mut standard = prost_types::DescriptorProto::decode(descriptor.encode_to_vec().as_slice())
         .map_err(|e| format!("invalid writer schema: {e}"))?;
+    // JSON names play no part in binary rows; naming each field's after the field keeps the
+    // resolver from refusing distinct columns such as `a_b` and `aB` that share a JSON form.
+    set_json_names(&mut standard);
     let name = standard.name.clone().unwrap_or_default();
     let file = FileDescriptorProto {
         name: Some("writer_schema.proto".into()),
@@ -121,6 +124,13 @@ fn message_descriptor(descriptor: &DescriptorProto) -> Result<MessageDescriptor,
         .map_err(|e| format!("invalid writer schema: {e}"))?;
     pool.get_message_by_name(&name)
         .ok_or_else(|| format!("writer schema has no message {name}"))
+}
+
+fn set_json_names(message: &mut prost_types::DescriptorProto) {
+    for field in &mut message.field {
+        field.json_name = field.name.clone();
+    }
+    message.nested_type.iter_mut().for_each(set_json_names);
 }
 
 fn collect_column_names(message: &DescriptorProto, parent: &str, names: &mut ColumnNames) {
