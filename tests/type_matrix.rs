@@ -423,7 +423,7 @@ fn input_batch(expected: &RecordBatch, table: &TableSchema, picks: &[u8], order:
         let (column, array) = (&table.fields[i], expected.column(i));
         let pick = picks[i % picks.len()];
         let array = match array.data_type() {
-            DataType::List(item) if pick % 3 == 0 => {
+            DataType::List(item) if pick.is_multiple_of(3) => {
                 let list = array.as_any().downcast_ref::<ListArray>().expect("list");
                 let nulls = NullBuffer::from((0..list.len()).map(|r| list.value_length(r) > 0).collect::<Vec<_>>());
                 let item: FieldRef = Arc::new(item.as_ref().clone().with_nullable(true));
