@@ -41,6 +41,6 @@ pub use crate::datafusion::{BigQuerySink, BigQueryTable, BigQueryTableFactory, r
 pub use client::WriteClient;
 pub use error::{Error, Result};
 pub use load::{LoadSummary, Loader, StreamHandle, StreamWriter, commit};
-pub use options::{BigQueryOptions, WireEncoding};
+pub use options::{ArrayNullElements, BigQueryOptions, WireEncoding};
 pub use server::EmbeddedServer;
 pub use table_ref::TableRef;

@@ -43,6 +43,31 @@ impl std::str::FromStr for WireEncoding {
     }
 }
 
+/// What to do with a NULL element inside an array (BigQuery arrays cannot hold NULL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ArrayNullElements {
+    /// Fail the load, naming the column and row.
+    #[default]
+    Error,
+    /// Leave the NULL elements out of the array.
+    Drop,
+}
+
+impl std::str::FromStr for ArrayNullElements {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "error" => Ok(Self::Error),
+            "drop" => Ok(Self::Drop),
+            _ => Err(Error::InvalidOption {
+                key: "bigquery.array_null_elements".into(),
+                value: s.into(),
+                reason: "expected 'error' or 'drop'".into(),
+            }),
+        }
+    }
+}
+
 /// Options of a BigQuery destination.
 ///
 /// ```
@@ -72,6 +97,8 @@ pub struct BigQueryOptions {
     pub wire_encoding: WireEncoding,
     /// Retry policy of every RPC and of AppendRows reconnects (`bigquery.retry_*`).
     pub retry: RetryConfig,
+    /// NULL elements inside arrays (`bigquery.array_null_elements`): an error, or dropped.
+    pub array_null_elements: ArrayNullElements,
 }
 
 impl Default for BigQueryOptions {
@@ -85,6 +112,7 @@ impl Default for BigQueryOptions {
             max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
             wire_encoding: WireEncoding::Packed,
             retry: RetryConfig::default(),
+            array_null_elements: ArrayNullElements::Error,
         }
     }
 }
@@ -150,6 +178,12 @@ impl BigQueryOptions {
         self
     }
 
+    /// Sets what happens to NULL elements inside arrays.
+    pub fn with_array_null_elements(mut self, rule: ArrayNullElements) -> Self {
+        self.array_null_elements = rule;
+        self
+    }
+
     /// Sets one option by key; the `bigquery.` prefix is optional.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let short = key.strip_prefix(OPTION_PREFIX).unwrap_or(key);
@@ -184,11 +218,12 @@ impl BigQueryOptions {
             "retry_max_backoff_ms" => self.retry.max_backoff = std::time::Duration::from_millis(positive()? as u64),
             "retry_timeout_ms" => self.retry.timeout = std::time::Duration::from_millis(positive()? as u64),
             "wire_encoding" => self.wire_encoding = value.parse()?,
+            "array_null_elements" => self.array_null_elements = value.parse()?,
             _ => {
                 return Err(invalid(
                     "unknown option; known: endpoint, project, streams, max_request_bytes, \
-                     max_inflight_requests, max_inflight_bytes, wire_encoding, retry_max_attempts, \
-                     retry_initial_backoff_ms, retry_max_backoff_ms, retry_timeout_ms",
+                     max_inflight_requests, max_inflight_bytes, wire_encoding, array_null_elements, \
+                     retry_max_attempts, retry_initial_backoff_ms, retry_max_backoff_ms, retry_timeout_ms",
                 ));
             }
         }
@@ -223,10 +258,17 @@ mod tests {
         let map = HashMap::from([
             ("bigquery.streams".to_string(), "3".to_string()),
             ("bigquery.wire_encoding".to_string(), "text".to_string()),
+            ("bigquery.array_null_elements".to_string(), "drop".to_string()),
         ]);
         options.apply_table_options(&map).unwrap();
         assert_eq!(options.streams, Some(3));
         assert_eq!(options.wire_encoding, WireEncoding::Text);
+        assert_eq!(options.array_null_elements, ArrayNullElements::Drop);
+        let err = options
+            .set("bigquery.array_null_elements", "keep")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'error' or 'drop'"), "{err}");
         let err = options.set("bigquery.streams", "0").unwrap_err().to_string();
         assert!(err.contains("bigquery.streams"), "{err}");
         let err = options.set("bigquery.nope", "1").unwrap_err().to_string();

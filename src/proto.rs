@@ -1,7 +1,18 @@
 //! Generated types and gRPC stubs of the Storage Write API (`proto/`), nothing else.
-//! Everything of `google.cloud.bigquery.storage.v1` is re-exported here.
+//! Everything of `google.cloud.bigquery.storage.v1` is re-exported here, and [`descriptor`]
+//! holds the row descriptor messages (`google.protobuf.DescriptorProto` on the wire, with the
+//! `column_name` field option kept).
 
 #![allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+
+/// `datafusion_bigquery`: the crate's own messages.
+pub mod datafusion_bigquery {
+    /// `datafusion_bigquery.descriptor`: the subset of `google/protobuf/descriptor.proto`
+    /// used for row descriptors, with the Storage Write API's `column_name` field option.
+    pub mod descriptor {
+        tonic::include_proto!("datafusion_bigquery.descriptor");
+    }
+}
 
 /// Generated packages, nested as their proto package names.
 pub mod google {
@@ -24,5 +35,6 @@ pub mod google {
     }
 }
 
+pub use datafusion_bigquery::descriptor;
 pub use google::cloud::bigquery::storage::v1::*;
 pub use google::rpc;

@@ -22,6 +22,13 @@ pub const MICROS_MAX: i64 = 253_402_300_799_999_999;
 /// Microseconds in a day.
 pub const MICROS_PER_DAY: i64 = 86_400_000_000;
 
+/// Largest INTERVAL year-month part in months (10000 years).
+pub const INTERVAL_MAX_MONTHS: i32 = 120_000;
+/// Largest INTERVAL day part.
+pub const INTERVAL_MAX_DAYS: i32 = 3_660_000;
+/// Largest INTERVAL time part, in microseconds (87840000 hours).
+pub const INTERVAL_MAX_MICROS: i64 = 87_840_000 * 3_600 * 1_000_000;
+
 /// Largest BIGNUMERIC, unscaled at scale 38 (2^255 - 1).
 pub fn bignumeric_max() -> i256 {
     i256::MAX
@@ -265,6 +272,102 @@ pub fn parse_time_text(text: &str) -> Option<i64> {
     Some(i64::from(t.num_seconds_from_midnight()) * 1_000_000 + i64::from(t.nanosecond() / 1000))
 }
 
+/// INTERVAL text in BigQuery's canonical form `[-]Y-M [-]D [-]H:M:S[.ffffff]` from Arrow's
+/// (months, days, nanoseconds); `None` if a part is outside INTERVAL's range or the
+/// nanoseconds are not whole microseconds.
+///
+/// ```
+/// use datafusion_bigquery::values::interval_text;
+/// assert_eq!(interval_text(14, 3, 14_706_789_000_000).as_deref(), Some("1-2 3 4:5:6.789"));
+/// assert_eq!(interval_text(-14, -3, -1_000).as_deref(), Some("-1-2 -3 -0:0:0.000001"));
+/// assert_eq!(interval_text(0, 0, 1), None);
+/// ```
+pub fn interval_text(months: i32, days: i32, nanos: i64) -> Option<String> {
+    if nanos % 1_000 != 0
+        || months.unsigned_abs() > INTERVAL_MAX_MONTHS.unsigned_abs()
+        || days.unsigned_abs() > INTERVAL_MAX_DAYS.unsigned_abs()
+        || (nanos / 1_000).unsigned_abs() > INTERVAL_MAX_MICROS.unsigned_abs()
+    {
+        return None;
+    }
+    let sign = |negative: bool| if negative { "-" } else { "" };
+    let ym = months.unsigned_abs();
+    let micros = (nanos / 1_000).unsigned_abs();
+    let seconds = micros / 1_000_000;
+    let fraction = match micros % 1_000_000 {
+        0 => String::new(),
+        f => format!(".{f:06}").trim_end_matches('0').to_string(),
+    };
+    Some(format!(
+        "{}{}-{} {days} {}{}:{}:{}{fraction}",
+        sign(months < 0),
+        ym / 12,
+        ym % 12,
+        sign(nanos < 0),
+        seconds / 3_600,
+        (seconds / 60) % 60,
+        seconds % 60,
+    ))
+}
+
+/// Parses INTERVAL text `[-]Y-M [-]D [-]H:M:S[.f]` (the canonical form, with months below
+/// 12, minutes and seconds below 60 and at most 6 fractional digits) into (months, days,
+/// nanoseconds); `None` if malformed or out of range.
+pub fn parse_interval_text(text: &str) -> Option<(i32, i32, i64)> {
+    let mut parts = text.split_whitespace();
+    let (ym, d, hms) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let unsigned = |s: &str| -> Option<u64> {
+        if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    };
+    fn split_sign(s: &str) -> (bool, &str) {
+        match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s.strip_prefix('+').unwrap_or(s)),
+        }
+    }
+    let (negative_ym, ym) = split_sign(ym);
+    let (years, month) = ym.split_once('-')?;
+    let (years, month) = (unsigned(years)?, unsigned(month)?);
+    let months = i64::try_from(years.checked_mul(12)?.checked_add(month)?).ok()?;
+    let (negative_d, d) = split_sign(d);
+    let days = i64::try_from(unsigned(d)?).ok()?;
+    let (negative_t, hms) = split_sign(hms);
+    let mut fields = hms.splitn(3, ':');
+    let (h, m, s) = (fields.next()?, fields.next()?, fields.next()?);
+    let (s, fraction) = s.split_once('.').unwrap_or((s, ""));
+    if month >= 12 || fraction.len() > 6 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (h, m, s) = (unsigned(h)?, unsigned(m)?, unsigned(s)?);
+    if m >= 60 || s >= 60 {
+        return None;
+    }
+    let fraction_micros: u64 = format!("{fraction:0<6}").parse().ok()?;
+    let micros = h
+        .checked_mul(3_600)?
+        .checked_add(m * 60 + s)?
+        .checked_mul(1_000_000)?
+        .checked_add(fraction_micros)?;
+    let micros = i64::try_from(micros).ok()?;
+    let apply = |negative: bool, v: i64| if negative { -v } else { v };
+    let (months, days, micros) = (
+        apply(negative_ym, months),
+        apply(negative_d, days),
+        apply(negative_t, micros),
+    );
+    let nanos = micros.checked_mul(1_000)?;
+    let months = i32::try_from(months).ok()?;
+    let days = i32::try_from(days).ok()?;
+    interval_text(months, days, nanos)?;
+    Some((months, days, nanos))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +452,45 @@ mod tests {
                 .and_utc()
                 .timestamp_micros(),
             MICROS_MAX
+        );
+    }
+
+    #[test]
+    fn interval_text_round_trips() {
+        let max_nanos = INTERVAL_MAX_MICROS.checked_mul(1_000);
+        assert_eq!(max_nanos, None, "the time part's range exceeds i64 nanoseconds");
+        for (months, days, nanos, text) in [
+            (0, 0, 0, "0-0 0 0:0:0"),
+            (14, 3, 14_706_789_000_000, "1-2 3 4:5:6.789"),
+            (-1, 0, -90_000_000_000_000, "-0-1 0 -25:0:0"),
+            (120_000, -3_660_000, 1_000, "10000-0 -3660000 0:0:0.000001"),
+            (
+                -120_000,
+                3_660_000,
+                i64::MAX / 1000 * 1000,
+                "-10000-0 3660000 2562047:47:16.854775",
+            ),
+        ] {
+            assert_eq!(interval_text(months, days, nanos).as_deref(), Some(text));
+            assert_eq!(parse_interval_text(text), Some((months, days, nanos)), "{text}");
+        }
+        assert_eq!(interval_text(120_001, 0, 0), None);
+        assert_eq!(interval_text(0, -3_660_001, 0), None);
+        assert_eq!(interval_text(0, 0, 999), None);
+        for bad in [
+            "",
+            "1-2 3",
+            "1-12 0 0:0:0",
+            "0-0 0 0:60:0",
+            "0-0 0 0:0:0.1234567",
+            "a-0 0 0:0:0",
+            "0-0 0 0:0",
+        ] {
+            assert_eq!(parse_interval_text(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_interval_text("+1-0 -2 1:02:03.5"),
+            Some((12, -2, 3_723_500_000_000))
         );
     }
 

@@ -2,7 +2,6 @@
 //! out as they are sent; responses come back one per request, in order.
 
 use bytes::Bytes;
-use prost_types::DescriptorProto;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
@@ -10,6 +9,7 @@ use tonic::Streaming;
 use super::WriteClient;
 use crate::error::{Error, Result};
 use crate::proto::append_rows_request::{ProtoData, Rows};
+use crate::proto::descriptor::DescriptorProto;
 use crate::proto::{AppendRowsRequest, AppendRowsResponse, ProtoRows, ProtoSchema};
 
 /// Requests buffered between the caller and the HTTP/2 stream.

@@ -14,13 +14,15 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use super::BigQuerySink;
 use crate::load::Loader;
+use crate::schema::nullable_everywhere;
 
 /// A BigQuery table that DataFusion can `INSERT INTO`. Reading is not supported.
 ///
-/// Its schema is the table's Arrow schema with every column nullable: DataFusion would
-/// otherwise reject a NULL bound for a REQUIRED column while planning, naming only an
-/// internal column; the encoder rejects it instead, naming table, column and row, before
-/// anything is committed.
+/// Its schema is the table's Arrow schema with every column, struct member and list item
+/// nullable: DataFusion would otherwise reject a NULL bound for a REQUIRED field while
+/// planning, naming only an internal column; the encoder rejects it instead, naming table,
+/// column path and row, before anything is committed (or drops NULL array elements, if
+/// told to).
 #[derive(Debug, Clone)]
 pub struct BigQueryTable {
     loader: Loader,
@@ -80,12 +82,17 @@ impl TableProvider for BigQueryTable {
     }
 }
 
-/// The schema with every top-level column nullable.
+/// The schema with every field nullable, at any depth.
 fn all_nullable(schema: &Schema) -> SchemaRef {
     let fields: Vec<_> = schema
         .fields()
         .iter()
-        .map(|f| f.as_ref().clone().with_nullable(true))
+        .map(|f| {
+            f.as_ref()
+                .clone()
+                .with_data_type(nullable_everywhere(f.data_type()))
+                .with_nullable(true)
+        })
         .collect();
     Arc::new(Schema::new(fields))
 }

@@ -1,63 +1,306 @@
-//! Writes the values of canonical Arrow columns as proto2 fields, one row at a time.
+//! Writes canonical Arrow columns as proto2 fields, one row at a time, checking BigQuery's
+//! rules on the way: REQUIRED fields, NULL array elements, each type's range, parameterized
+//! NUMERIC/BIGNUMERIC digits, STRING/BYTES lengths, JSON text, RANGE bounds.
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Decimal256Array, Float64Array,
-    Int64Array, ListArray, StringArray, Time64MicrosecondArray, TimestampMicrosecondArray,
+    Int64Array, IntervalMonthDayNanoArray, ListArray, StringArray, StructArray, Time64MicrosecondArray,
+    TimestampMicrosecondArray,
 };
-use prost::encoding::{WireType, encode_key, encode_varint};
+use arrow::datatypes::i256;
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 
-use crate::options::WireEncoding;
-use crate::proto::table_field_schema::Type;
+use super::normalize::display;
+use crate::options::{ArrayNullElements, WireEncoding};
+use crate::proto::TableFieldSchema;
+use crate::proto::table_field_schema::{Mode, Type};
+use crate::schema::{field_mode, field_type, nested_members};
 use crate::values;
 
 /// Why one value could not be written.
-pub(crate) enum ValueError {
-    /// A NULL where the column is REQUIRED.
-    NullInRequired,
-    /// A NULL element inside an array.
-    NullElement(usize),
-    /// The value is outside the BigQuery type's range.
-    OutOfRange(String),
+#[derive(Debug)]
+pub(crate) struct ValueError {
+    /// Path from the failing field up to the column written, e.g. `s.inner[2].x`.
+    pub(crate) path: String,
+    pub(crate) kind: ValueErrorKind,
 }
 
-/// The values of one column of one batch, downcast once.
-pub(crate) enum Values<'a> {
+#[derive(Debug)]
+pub(crate) enum ValueErrorKind {
+    /// A NULL where the field is REQUIRED.
+    NullInRequired,
+    /// A value BigQuery cannot hold.
+    Invalid { value: String, reason: String },
+}
+
+impl ValueError {
+    fn invalid(array: &dyn Array, index: usize, reason: impl Into<String>) -> Self {
+        ValueError {
+            path: String::new(),
+            kind: ValueErrorKind::Invalid {
+                value: display(array, index),
+                reason: reason.into(),
+            },
+        }
+    }
+
+    /// Adds the name of the field the error passed through, with the element index if any.
+    fn within(mut self, name: &str, element: Option<usize>) -> Self {
+        let mut prefix = name.to_string();
+        if let Some(k) = element {
+            prefix.push_str(&format!("[{k}]"));
+        }
+        if !self.path.is_empty() && !self.path.starts_with('[') {
+            prefix.push('.');
+        }
+        self.path.insert_str(0, &prefix);
+        self
+    }
+}
+
+/// How the writer treats things the options decide.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriteOptions {
+    pub(crate) encoding: WireEncoding,
+    pub(crate) null_elements: ArrayNullElements,
+}
+
+/// One field of a message: a column of the row, or a member of a STRUCT or RANGE.
+pub(crate) struct FieldWriter<'a> {
+    name: &'a str,
+    tag: u32,
+    mode: Mode,
+    /// The arrays of a REPEATED field; `values` are then its elements.
+    list: Option<&'a ListArray>,
+    values: Values<'a>,
+    null_elements: ArrayNullElements,
+}
+
+/// The values of one field, downcast once per batch.
+enum Values<'a> {
     Int64(&'a Int64Array),
     Float64(&'a Float64Array),
     Bool(&'a BooleanArray),
-    Utf8(&'a StringArray),
-    Binary(&'a BinaryArray),
+    /// STRING (with its maximum length in characters), JSON, GEOGRAPHY.
+    Text {
+        array: &'a StringArray,
+        max_chars: Option<usize>,
+        json: bool,
+    },
+    Bytes {
+        array: &'a BinaryArray,
+        max_len: Option<usize>,
+    },
     Date(&'a Date32Array),
     Timestamp(&'a TimestampMicrosecondArray),
     Datetime(&'a TimestampMicrosecondArray, WireEncoding),
     Time(&'a Time64MicrosecondArray, WireEncoding),
-    Numeric(&'a Decimal128Array, WireEncoding),
-    BigNumeric(&'a Decimal256Array, WireEncoding),
-    /// A REPEATED column: the list and its element values.
-    List(&'a ListArray, Box<Values<'a>>),
+    Numeric {
+        array: &'a Decimal128Array,
+        encoding: WireEncoding,
+        /// NUMERIC(P, S): (10^(P - S + 9), 10^(9 - S)).
+        digits: Option<(i128, i128)>,
+    },
+    BigNumeric {
+        array: &'a Decimal256Array,
+        encoding: WireEncoding,
+        /// BIGNUMERIC(P, S): (10^(P - S + 38), 10^(38 - S)).
+        digits: Option<(i256, i256)>,
+    },
+    Interval(&'a IntervalMonthDayNanoArray),
+    /// STRUCT, or RANGE (`range`: its two bounds must be in order).
+    Message {
+        array: &'a StructArray,
+        fields: Vec<FieldWriter<'a>>,
+        range: bool,
+    },
+}
+
+impl<'a> FieldWriter<'a> {
+    /// Plans the writing of a canonical array (from [`super::normalize`]) as field `tag`.
+    pub(crate) fn new(
+        column: &'a TableFieldSchema,
+        tag: u32,
+        array: &'a ArrayRef,
+        options: WriteOptions,
+    ) -> Result<Self, String> {
+        let mode = field_mode(column);
+        let (list, element) = if mode == Mode::Repeated {
+            let list = array
+                .as_list_opt::<i32>()
+                .ok_or_else(|| format!("column {} is {}, not a list", column.name, array.data_type()))?;
+            (Some(list), list.values())
+        } else {
+            (None, array)
+        };
+        Ok(FieldWriter {
+            name: &column.name,
+            tag,
+            mode,
+            list,
+            values: Values::new(column, element, options).map_err(|e| format!("column {}: {e}", column.name))?,
+            null_elements: options.null_elements,
+        })
+    }
+
+    /// Appends this field of row `row` to `buf`; writes nothing for NULL.
+    pub(crate) fn write(&self, row: usize, buf: &mut Vec<u8>) -> Result<(), ValueError> {
+        let Some(list) = self.list else {
+            if self.values.array().is_null(row) {
+                return match self.mode {
+                    Mode::Required => Err(ValueError {
+                        path: String::new(),
+                        kind: ValueErrorKind::NullInRequired,
+                    }
+                    .within(self.name, None)),
+                    _ => Ok(()),
+                };
+            }
+            return self
+                .values
+                .write(row, self.tag, buf)
+                .map_err(|e| e.within(self.name, None));
+        };
+        // A NULL array is stored as an empty one.
+        if list.is_null(row) {
+            return Ok(());
+        }
+        let offsets = list.value_offsets();
+        let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+        for i in start..end {
+            if self.values.array().is_null(i) {
+                match self.null_elements {
+                    ArrayNullElements::Drop => continue,
+                    ArrayNullElements::Error => {
+                        let reason = format!(
+                            "has a NULL element at index {}; BigQuery arrays cannot hold NULL \
+                             (OPTIONS ('bigquery.array_null_elements' 'drop') leaves them out)",
+                            i - start
+                        );
+                        return Err(ValueError::invalid(list, row, reason).within(self.name, None));
+                    }
+                }
+            }
+            self.values
+                .write(i, self.tag, buf)
+                .map_err(|e| e.within(self.name, Some(i - start)))?;
+        }
+        Ok(())
+    }
+}
+
+/// 10^n as i128, for n <= 38.
+fn pow10_i128(n: i64) -> Option<i128> {
+    10i128.checked_pow(u32::try_from(n).ok()?)
 }
 
 impl<'a> Values<'a> {
-    /// Wraps a canonical array (the type [`crate::schema::to_arrow_field`] gives the column).
-    pub(crate) fn new(array: &'a ArrayRef, ty: Type, repeated: bool, encoding: WireEncoding) -> Option<Self> {
-        if repeated {
-            let list = array.as_list_opt::<i32>()?;
-            let element = Self::new(list.values(), ty, false, encoding)?;
-            return Some(Values::List(list, Box::new(element)));
+    fn new(column: &'a TableFieldSchema, array: &'a ArrayRef, options: WriteOptions) -> Result<Self, String> {
+        let wrong = || format!("expected a canonical array, got {}", array.data_type());
+        let encoding = options.encoding;
+        let max_length = usize::try_from(column.max_length).ok().filter(|n| *n > 0);
+        Ok(match field_type(column) {
+            Type::Int64 => Values::Int64(array.as_primitive_opt().ok_or_else(wrong)?),
+            Type::Double => Values::Float64(array.as_primitive_opt().ok_or_else(wrong)?),
+            Type::Bool => Values::Bool(array.as_boolean_opt().ok_or_else(wrong)?),
+            ty @ (Type::String | Type::Json | Type::Geography) => Values::Text {
+                array: array.as_string_opt().ok_or_else(wrong)?,
+                max_chars: max_length.filter(|_| ty == Type::String),
+                json: ty == Type::Json,
+            },
+            Type::Bytes => Values::Bytes {
+                array: array.as_binary_opt().ok_or_else(wrong)?,
+                max_len: max_length,
+            },
+            Type::Date => Values::Date(array.as_primitive_opt().ok_or_else(wrong)?),
+            Type::Timestamp => Values::Timestamp(array.as_primitive_opt().ok_or_else(wrong)?),
+            Type::Datetime => Values::Datetime(array.as_primitive_opt().ok_or_else(wrong)?, encoding),
+            Type::Time => Values::Time(array.as_primitive_opt().ok_or_else(wrong)?, encoding),
+            Type::Numeric => Values::Numeric {
+                array: array.as_primitive_opt().ok_or_else(wrong)?,
+                encoding,
+                digits: match column.precision {
+                    0 => None,
+                    p => Some((
+                        pow10_i128(p - column.scale + 9).ok_or("invalid NUMERIC precision")?,
+                        pow10_i128(9 - column.scale).ok_or("invalid NUMERIC scale")?,
+                    )),
+                },
+            },
+            Type::Bignumeric => Values::BigNumeric {
+                array: array.as_primitive_opt().ok_or_else(wrong)?,
+                encoding,
+                digits: match column.precision {
+                    0 => None,
+                    p => {
+                        let pow = |n: i64| u32::try_from(n).ok().and_then(|n| i256::from_i128(10).checked_pow(n));
+                        Some((
+                            pow(p - column.scale + 38).ok_or("invalid BIGNUMERIC precision")?,
+                            pow(38 - column.scale).ok_or("invalid BIGNUMERIC scale")?,
+                        ))
+                    }
+                },
+            },
+            Type::Interval => Values::Interval(array.as_primitive_opt().ok_or_else(wrong)?),
+            Type::Range => Self::range(column, array.as_struct_opt().ok_or_else(wrong)?, options)?,
+            Type::Struct => {
+                let array = array.as_struct_opt().ok_or_else(wrong)?;
+                if column.fields.len() != array.num_columns() {
+                    return Err(wrong());
+                }
+                let fields = column
+                    .fields
+                    .iter()
+                    .zip(array.columns())
+                    .enumerate()
+                    .map(|(j, (member, child))| FieldWriter::new(member, j as u32 + 1, child, options))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Values::Message {
+                    array,
+                    fields,
+                    range: false,
+                }
+            }
+            Type::Unspecified => return Err("column has no type".into()),
+        })
+    }
+
+    /// A RANGE: a message {start = 1, end = 2} of its element type.
+    fn range(column: &'a TableFieldSchema, array: &'a StructArray, options: WriteOptions) -> Result<Self, String> {
+        let members = nested_members(column)?;
+        if array.num_columns() != 2 {
+            return Err(format!("RANGE expects start and end, got {}", array.data_type()));
         }
-        Some(match ty {
-            Type::Int64 => Values::Int64(array.as_primitive_opt()?),
-            Type::Double => Values::Float64(array.as_primitive_opt()?),
-            Type::Bool => Values::Bool(array.as_boolean_opt()?),
-            Type::String | Type::Json | Type::Geography | Type::Interval => Values::Utf8(array.as_string_opt()?),
-            Type::Bytes => Values::Binary(array.as_binary_opt()?),
-            Type::Date => Values::Date(array.as_primitive_opt()?),
-            Type::Timestamp => Values::Timestamp(array.as_primitive_opt()?),
-            Type::Datetime => Values::Datetime(array.as_primitive_opt()?, encoding),
-            Type::Time => Values::Time(array.as_primitive_opt()?, encoding),
-            Type::Numeric => Values::Numeric(array.as_primitive_opt()?, encoding),
-            Type::Bignumeric => Values::BigNumeric(array.as_primitive_opt()?, encoding),
-            Type::Struct | Type::Range | Type::Unspecified => return None,
+        let bound_type = field_type(&members[0]);
+        let bound = |name: &'static str, tag: u32, child: &'a ArrayRef| -> Result<FieldWriter<'a>, String> {
+            let element = TableFieldSchema {
+                r#type: bound_type as i32,
+                ..Default::default()
+            };
+            Ok(FieldWriter {
+                name,
+                tag,
+                mode: Mode::Nullable,
+                list: None,
+                values: Values::new_bound(&element, child, options)?,
+                null_elements: options.null_elements,
+            })
+        };
+        Ok(Values::Message {
+            array,
+            fields: vec![bound("start", 1, array.column(0))?, bound("end", 2, array.column(1))?],
+            range: true,
+        })
+    }
+
+    /// A RANGE bound: DATE, DATETIME or TIMESTAMP, which borrow nothing from the column.
+    fn new_bound(element: &TableFieldSchema, array: &'a ArrayRef, options: WriteOptions) -> Result<Self, String> {
+        let wrong = || format!("expected a canonical RANGE bound, got {}", array.data_type());
+        Ok(match field_type(element) {
+            Type::Date => Values::Date(array.as_primitive_opt().ok_or_else(wrong)?),
+            Type::Timestamp => Values::Timestamp(array.as_primitive_opt().ok_or_else(wrong)?),
+            Type::Datetime => Values::Datetime(array.as_primitive_opt().ok_or_else(wrong)?, options.encoding),
+            _ => return Err(wrong()),
         })
     }
 
@@ -66,76 +309,77 @@ impl<'a> Values<'a> {
             Values::Int64(a) => *a,
             Values::Float64(a) => *a,
             Values::Bool(a) => *a,
-            Values::Utf8(a) => *a,
-            Values::Binary(a) => *a,
+            Values::Text { array, .. } => *array,
+            Values::Bytes { array, .. } => *array,
             Values::Date(a) => *a,
             Values::Timestamp(a) | Values::Datetime(a, _) => *a,
             Values::Time(a, _) => *a,
-            Values::Numeric(a, _) => *a,
-            Values::BigNumeric(a, _) => *a,
-            Values::List(a, _) => *a,
+            Values::Numeric { array, .. } => *array,
+            Values::BigNumeric { array, .. } => *array,
+            Values::Interval(a) => *a,
+            Values::Message { array, .. } => *array,
         }
     }
 
-    /// Appends field `tag` for row `row` to `buf`; writes nothing for NULL.
-    pub(crate) fn write(&self, row: usize, tag: u32, required: bool, buf: &mut Vec<u8>) -> Result<(), ValueError> {
-        if self.array().is_null(row) {
-            // A NULL array is stored as an empty one; a NULL scalar is an absent field.
-            return if required && !matches!(self, Values::List(..)) {
-                Err(ValueError::NullInRequired)
-            } else {
-                Ok(())
-            };
-        }
+    /// The value of a RANGE bound as one comparable integer.
+    fn bound(&self, i: usize) -> Option<i64> {
         match self {
-            Values::List(list, element) => {
-                let offsets = list.value_offsets();
-                let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
-                for i in start..end {
-                    if element.array().is_null(i) {
-                        return Err(ValueError::NullElement(i - start));
-                    }
-                    element.write(i, tag, true, buf)?;
-                }
-                Ok(())
-            }
-            scalar => scalar.write_scalar(row, tag, buf),
+            Values::Date(a) => Some(i64::from(a.value(i))),
+            Values::Timestamp(a) | Values::Datetime(a, _) => Some(a.value(i)),
+            _ => None,
         }
     }
 
-    fn write_scalar(&self, row: usize, tag: u32, buf: &mut Vec<u8>) -> Result<(), ValueError> {
+    /// Writes the (non-NULL) value at `i` as field `tag`.
+    fn write(&self, i: usize, tag: u32, buf: &mut Vec<u8>) -> Result<(), ValueError> {
+        let invalid = |reason: &str| ValueError::invalid(self.array(), i, reason);
         match self {
-            Values::Int64(a) => varint(buf, tag, a.value(row) as u64),
+            Values::Int64(a) => varint(buf, tag, a.value(i) as u64),
             Values::Float64(a) => {
                 encode_key(tag, WireType::SixtyFourBit, buf);
-                buf.extend_from_slice(&a.value(row).to_le_bytes());
+                buf.extend_from_slice(&a.value(i).to_le_bytes());
             }
-            Values::Bool(a) => varint(buf, tag, u64::from(a.value(row))),
-            Values::Utf8(a) => bytes(buf, tag, a.value(row).as_bytes()),
-            Values::Binary(a) => bytes(buf, tag, a.value(row)),
+            Values::Bool(a) => varint(buf, tag, u64::from(a.value(i))),
+            Values::Text { array, max_chars, json } => {
+                let text = array.value(i);
+                if let Some(max) = max_chars
+                    && text.len() > *max
+                    && text.chars().count() > *max
+                {
+                    return Err(invalid(&format!("is longer than STRING({max})'s {max} characters")));
+                }
+                if *json && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+                    return Err(invalid("is not valid JSON text"));
+                }
+                bytes(buf, tag, text.as_bytes());
+            }
+            Values::Bytes { array, max_len } => {
+                let value = array.value(i);
+                if let Some(max) = max_len
+                    && value.len() > *max
+                {
+                    return Err(invalid(&format!("is longer than BYTES({max})'s {max} bytes")));
+                }
+                bytes(buf, tag, value);
+            }
             Values::Date(a) => {
-                let days = a.value(row);
+                let days = a.value(i);
                 if !(values::DATE_MIN_DAYS..=values::DATE_MAX_DAYS).contains(&days) {
-                    return Err(ValueError::OutOfRange(
-                        "is outside DATE's range 0001-01-01..9999-12-31".into(),
-                    ));
+                    return Err(invalid("is outside DATE's range 0001-01-01..9999-12-31"));
                 }
                 // int32 fields carry negative values sign-extended to 64 bits.
                 varint(buf, tag, i64::from(days) as u64);
             }
             Values::Timestamp(a) => {
-                let micros = a.value(row);
+                let micros = a.value(i);
                 if !(values::MICROS_MIN..=values::MICROS_MAX).contains(&micros) {
-                    return Err(ValueError::OutOfRange(
-                        "is outside TIMESTAMP's range 0001-01-01..9999-12-31".into(),
-                    ));
+                    return Err(invalid("is outside TIMESTAMP's range 0001-01-01..9999-12-31"));
                 }
                 varint(buf, tag, micros as u64);
             }
             Values::Datetime(a, encoding) => {
-                let micros = a.value(row);
-                let out_of_range =
-                    || ValueError::OutOfRange("is outside DATETIME's range 0001-01-01..9999-12-31".into());
+                let micros = a.value(i);
+                let out_of_range = || invalid("is outside DATETIME's range 0001-01-01..9999-12-31");
                 match encoding {
                     WireEncoding::Packed => {
                         varint(buf, tag, values::pack_datetime(micros).ok_or_else(out_of_range)? as u64)
@@ -148,9 +392,8 @@ impl<'a> Values<'a> {
                 }
             }
             Values::Time(a, encoding) => {
-                let micros = a.value(row);
-                let out_of_range =
-                    || ValueError::OutOfRange("is outside TIME's range 00:00:00..23:59:59.999999".into());
+                let micros = a.value(i);
+                let out_of_range = || invalid("is outside TIME's range 00:00:00..23:59:59.999999");
                 match encoding {
                     WireEncoding::Packed => {
                         varint(buf, tag, values::pack_time(micros).ok_or_else(out_of_range)? as u64)
@@ -160,12 +403,18 @@ impl<'a> Values<'a> {
                     }
                 }
             }
-            Values::Numeric(a, encoding) => {
-                let unscaled = a.value(row);
+            Values::Numeric {
+                array,
+                encoding,
+                digits,
+            } => {
+                let unscaled = array.value(i);
                 if !(-values::NUMERIC_MAX_UNSCALED..=values::NUMERIC_MAX_UNSCALED).contains(&unscaled) {
-                    return Err(ValueError::OutOfRange(
-                        "is outside NUMERIC's range (29 integer digits)".into(),
-                    ));
+                    return Err(invalid("is outside NUMERIC's range (29 integer digits)"));
+                }
+                if let Some((limit, step)) = digits {
+                    check_digits(unscaled.abs() < *limit, unscaled % step == 0, "NUMERIC")
+                        .map_err(|reason| invalid(&reason))?;
                 }
                 match encoding {
                     WireEncoding::Packed => bytes(buf, tag, &values::pack_numeric(unscaled)),
@@ -176,8 +425,17 @@ impl<'a> Values<'a> {
                     ),
                 }
             }
-            Values::BigNumeric(a, encoding) => {
-                let unscaled = a.value(row);
+            Values::BigNumeric {
+                array,
+                encoding,
+                digits,
+            } => {
+                let unscaled = array.value(i);
+                if let Some((limit, step)) = digits {
+                    let fits = unscaled < *limit && unscaled > limit.wrapping_neg();
+                    check_digits(fits, unscaled.wrapping_rem(*step) == i256::ZERO, "BIGNUMERIC")
+                        .map_err(|reason| invalid(&reason))?;
+                }
                 match encoding {
                     WireEncoding::Packed => bytes(buf, tag, &values::pack_bignumeric(unscaled)),
                     WireEncoding::Text => bytes(
@@ -187,9 +445,41 @@ impl<'a> Values<'a> {
                     ),
                 }
             }
-            Values::List(..) => unreachable!("lists are written element by element"),
+            Values::Interval(a) => {
+                let v = a.value(i);
+                let text = values::interval_text(v.months, v.days, v.nanoseconds).ok_or_else(|| {
+                    invalid(if v.nanoseconds % 1_000 != 0 {
+                        "has sub-microsecond digits; INTERVAL keeps microseconds, refusing to round"
+                    } else {
+                        "is outside INTERVAL's range (10000 years, 3660000 days, 87840000 hours)"
+                    })
+                })?;
+                bytes(buf, tag, text.as_bytes());
+            }
+            Values::Message { fields, range, .. } => {
+                if *range {
+                    let (start, end) = (&fields[0].values, &fields[1].values);
+                    if start.array().is_valid(i) && end.array().is_valid(i) && start.bound(i) >= end.bound(i) {
+                        return Err(invalid("has a start that is not before its end"));
+                    }
+                }
+                message(buf, tag, |buf| fields.iter().try_for_each(|f| f.write(i, buf)))?;
+            }
         }
         Ok(())
+    }
+}
+
+/// The reason a parameterized decimal value does not fit, if it does not.
+fn check_digits(integer_digits_fit: bool, scale_fits: bool, type_name: &str) -> Result<(), String> {
+    match (integer_digits_fit, scale_fits) {
+        (true, true) => Ok(()),
+        (false, _) => Err(format!(
+            "has more integer digits than the column's {type_name}(P, S) allows"
+        )),
+        (true, false) => Err(format!(
+            "has more fractional digits than the column's {type_name}(P, S) allows; refusing to round"
+        )),
     }
 }
 
@@ -202,4 +492,56 @@ fn bytes(buf: &mut Vec<u8>, tag: u32, value: &[u8]) {
     encode_key(tag, WireType::LengthDelimited, buf);
     encode_varint(value.len() as u64, buf);
     buf.extend_from_slice(value);
+}
+
+/// Writes a nested message as field `tag`: its fields go straight into `buf` after a one-byte
+/// length placeholder, moved forward in the rare case the length needs more bytes.
+fn message<E>(buf: &mut Vec<u8>, tag: u32, body: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
+    encode_key(tag, WireType::LengthDelimited, buf);
+    let at = buf.len();
+    buf.push(0);
+    let start = buf.len();
+    body(buf)?;
+    let len = buf.len() - start;
+    let len_bytes = encoded_len_varint(len as u64);
+    if len_bytes > 1 {
+        buf.resize(buf.len() + len_bytes - 1, 0);
+        buf.copy_within(start..start + len, start + len_bytes - 1);
+    }
+    let mut slot = &mut buf[at..at + len_bytes];
+    encode_varint(len as u64, &mut slot);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_message_lengths_of_any_size() {
+        for len in [0usize, 1, 127, 128, 300, 20_000] {
+            let mut buf = vec![0xAA];
+            message::<()>(&mut buf, 3, |b| {
+                b.extend(std::iter::repeat_n(7u8, len));
+                Ok(())
+            })
+            .unwrap();
+            let mut expected = vec![0xAA, 0x1A];
+            encode_varint(len as u64, &mut expected);
+            expected.extend(std::iter::repeat_n(7u8, len));
+            assert_eq!(buf, expected, "{len}");
+        }
+    }
+
+    #[test]
+    fn error_paths_name_fields_and_elements() {
+        let leaf = ValueError {
+            path: String::new(),
+            kind: ValueErrorKind::NullInRequired,
+        };
+        assert_eq!(
+            leaf.within("x", None).within("inner", Some(2)).within("s", None).path,
+            "s.inner[2].x"
+        );
+    }
 }

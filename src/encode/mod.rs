@@ -2,25 +2,27 @@
 //!
 //! The encoder is planned once per load from the table schema and the input schema, then
 //! applied to every batch. Input columns are matched to table columns by name (exact, then
-//! case-insensitive, as BigQuery does), converted exactly to the column's canonical Arrow type,
-//! and written straight into one buffer per batch; each row is a slice of it.
+//! case-insensitive, as BigQuery does), converted exactly to the column's canonical Arrow type
+//! (`normalize`), and written straight into one buffer per batch (`columns`); each row is a
+//! slice of it. Every failure names the table, the column path, the row and the value.
 
 mod columns;
 mod normalize;
 
-use arrow::array::{Array, ArrayRef, RecordBatch};
-use arrow::datatypes::{DataType, Schema};
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::Schema;
 use bytes::Bytes;
 use prost::Message;
-use prost_types::DescriptorProto;
 
 use crate::error::{Error, Result};
-use crate::options::{BigQueryOptions, WireEncoding};
-use crate::proto::TableSchema;
-use crate::proto::table_field_schema::{Mode, Type};
-use crate::schema::{field_mode, field_type, row_descriptor, to_arrow_field, type_name};
+use crate::options::BigQueryOptions;
+use crate::proto::descriptor::DescriptorProto;
+use crate::proto::table_field_schema::Mode;
+use crate::proto::{TableFieldSchema, TableSchema};
+use crate::schema::{field_mode, field_type, row_descriptor, type_name};
 use crate::table_ref::TableRef;
-use columns::{ValueError, Values};
+use columns::{FieldWriter, ValueError, ValueErrorKind, WriteOptions};
+use normalize::{Conversion, Mismatch};
 
 /// Bytes reserved in every request for the stream name, offset, and framing.
 const REQUEST_OVERHEAD: usize = 1024;
@@ -28,14 +30,11 @@ const REQUEST_OVERHEAD: usize = 1024;
 /// How one table column is filled.
 #[derive(Debug, Clone)]
 struct ColumnPlan {
-    name: String,
+    column: TableFieldSchema,
     tag: u32,
-    ty: Type,
-    mode: Mode,
-    /// Index of the input column, or `None` when the input lacks this (nullable) column.
-    input: Option<usize>,
-    /// Canonical Arrow type the input is converted to.
-    target: DataType,
+    /// The input column and how it becomes canonical, or `None` when the input lacks this
+    /// (nullable) column.
+    input: Option<(usize, Conversion)>,
 }
 
 /// Rows of one AppendRows request.
@@ -82,7 +81,7 @@ impl EncodedRows {
 pub struct RowEncoder {
     table: String,
     columns: Vec<ColumnPlan>,
-    encoding: WireEncoding,
+    write: WriteOptions,
     descriptor: DescriptorProto,
     row_budget: usize,
 }
@@ -122,45 +121,25 @@ impl RowEncoder {
         }
         let mut columns = Vec::with_capacity(schema.fields.len());
         for (i, column) in schema.fields.iter().enumerate() {
-            let ty = field_type(column);
-            let mode = field_mode(column);
-            // Lists are converted with nullable items; NULL elements are then reported by row.
-            let target = match to_arrow_field(column).data_type() {
-                DataType::List(item) => DataType::List(std::sync::Arc::new(item.as_ref().clone().with_nullable(true))),
-                other => other.clone(),
-            };
-            if let Some(input_index) = used[i] {
-                let input_type = input.field(input_index).data_type();
-                let element_ok = match (mode, input_type) {
-                    (Mode::Repeated, DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _)) => {
-                        normalize::compatible(f.data_type(), ty)
-                    }
-                    (Mode::Repeated, DataType::Null) => true,
-                    (Mode::Repeated, _) => false,
-                    (_, t) => normalize::compatible(t, ty),
-                };
-                if !element_ok || matches!(ty, Type::Struct | Type::Range) {
-                    return Err(Error::UnsupportedType {
-                        table: table_name.clone(),
-                        column: column.name.clone(),
-                        arrow_type: input_type.to_string(),
-                        bigquery_type: crate::schema::describe_column(column),
-                    });
+            let input = match used[i] {
+                Some(index) => {
+                    let conversion = Conversion::plan(input.field(index).data_type(), column, &column.name)
+                        .map_err(|m| mismatch_error(&table_name, m))?;
+                    Some((index, conversion))
                 }
-            } else if mode == Mode::Required {
-                return Err(schema_error(format!(
-                    "REQUIRED column '{}' ({}) is missing from the input",
-                    column.name,
-                    type_name(ty)
-                )));
-            }
+                None if field_mode(column) == Mode::Required => {
+                    return Err(schema_error(format!(
+                        "REQUIRED column '{}' ({}) is missing from the input",
+                        column.name,
+                        type_name(field_type(column))
+                    )));
+                }
+                None => None,
+            };
             columns.push(ColumnPlan {
-                name: column.name.clone(),
+                column: column.clone(),
                 tag: u32::try_from(i + 1).map_err(|_| schema_error("too many columns".into()))?,
-                ty,
-                mode,
-                input: used[i],
-                target,
+                input,
             });
         }
         let descriptor_len = descriptor.encoded_len();
@@ -177,7 +156,10 @@ impl RowEncoder {
         Ok(Self {
             table: table_name,
             columns,
-            encoding: options.wire_encoding,
+            write: WriteOptions {
+                encoding: options.wire_encoding,
+                null_elements: options.array_null_elements,
+            },
             descriptor,
             row_budget,
         })
@@ -196,18 +178,16 @@ impl RowEncoder {
         let mut writers = Vec::with_capacity(self.columns.len());
         for (plan, array) in self.columns.iter().zip(&arrays) {
             if let Some(array) = array {
-                let values = Values::new(array, plan.ty, plan.mode == Mode::Repeated, self.encoding)
-                    .ok_or_else(|| Error::Internal(format!("column {} is not {}", plan.name, plan.target)))?;
-                writers.push((plan, values));
+                writers.push(FieldWriter::new(&plan.column, plan.tag, array, self.write).map_err(Error::Internal)?);
             }
         }
         let mut buf = Vec::with_capacity(num_rows * 16 * writers.len().max(1));
         let mut ends = Vec::with_capacity(num_rows);
         for row in 0..num_rows {
-            for (plan, values) in &writers {
-                values
-                    .write(row, plan.tag, plan.mode == Mode::Required, &mut buf)
-                    .map_err(|e| self.value_error(e, plan, values_array(batch, plan), row, first_row))?;
+            for writer in &writers {
+                writer
+                    .write(row, &mut buf)
+                    .map_err(|e| self.value_error(e, first_row + row as u64))?;
             }
             ends.push(buf.len());
         }
@@ -246,59 +226,60 @@ impl RowEncoder {
         self.columns
             .iter()
             .map(|plan| {
-                let Some(index) = plan.input else { return Ok(None) };
-                let array = batch.column(index);
-                let converted = match (plan.mode, array.data_type()) {
-                    (Mode::Repeated, DataType::Null) => arrow::array::new_null_array(&plan.target, array.len()),
-                    _ => normalize::to_canonical(array, &plan.target).map_err(|r| Error::InvalidValue {
+                let Some((index, conversion)) = &plan.input else {
+                    return Ok(None);
+                };
+                let converted = conversion
+                    .apply(batch.column(*index))
+                    .map_err(|r| Error::InvalidValue {
                         table: self.table.clone(),
-                        column: plan.name.clone(),
-                        row: first_row + r.row as u64,
+                        column: format!("{}{}", plan.column.name, r.path),
+                        row: first_row + r.index as u64,
                         value: r.value,
                         reason: r.reason,
-                    })?,
-                };
+                    })?;
                 Ok(Some(converted))
             })
             .collect()
     }
 
-    fn value_error(
-        &self,
-        err: ValueError,
-        plan: &ColumnPlan,
-        input: Option<&ArrayRef>,
-        row: usize,
-        first_row: u64,
-    ) -> Error {
-        let (table, column, row_index) = (self.table.clone(), plan.name.clone(), first_row + row as u64);
-        let value = || input.map(|a| normalize::display(a.as_ref(), row)).unwrap_or_default();
-        match err {
-            ValueError::NullInRequired => Error::NullInRequired {
+    fn value_error(&self, err: ValueError, row: u64) -> Error {
+        let (table, column) = (self.table.clone(), err.path);
+        match err.kind {
+            ValueErrorKind::NullInRequired => Error::NullInRequired { table, column, row },
+            ValueErrorKind::Invalid { value, reason } => Error::InvalidValue {
                 table,
                 column,
-                row: row_index,
-            },
-            ValueError::NullElement(i) => Error::InvalidValue {
-                table,
-                column,
-                row: row_index,
-                value: value(),
-                reason: format!("has a NULL element at index {i}; BigQuery arrays cannot hold NULL"),
-            },
-            ValueError::OutOfRange(reason) => Error::InvalidValue {
-                table,
-                column,
-                row: row_index,
-                value: value(),
+                row,
+                value,
                 reason,
             },
         }
     }
 }
 
-fn values_array<'a>(batch: &'a RecordBatch, plan: &ColumnPlan) -> Option<&'a ArrayRef> {
-    plan.input.map(|i| batch.column(i))
+/// The error for an input type that does not fit its column.
+fn mismatch_error(table: &str, mismatch: Mismatch) -> Error {
+    match mismatch {
+        Mismatch::Type {
+            path,
+            arrow_type,
+            bigquery_type,
+        } => Error::UnsupportedType {
+            table: table.to_string(),
+            column: path,
+            arrow_type,
+            bigquery_type,
+        },
+        Mismatch::MissingField { path, column_type } => Error::Schema {
+            table: table.to_string(),
+            message: format!("column {path}: the input struct lacks this member of {column_type}"),
+        },
+        Mismatch::ExtraField { path, column_type } => Error::Schema {
+            table: table.to_string(),
+            message: format!("column {path}: the input struct has a member that {column_type} lacks"),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,10 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 
 use super::*;
+use crate::options::WireEncoding;
+use crate::proto::table_field_schema::Type;
 use crate::schema::field;
+use arrow::array::Array;
 
 fn table() -> TableRef {
     "p.d.t".parse().unwrap()
@@ -198,4 +201,290 @@ fn splits_requests_at_the_byte_limit() {
     let huge = "y".repeat(10_000);
     let batch = RecordBatch::try_new(input, vec![Arc::new(StringArray::from(vec![huge.as_str()]))]).unwrap();
     assert!(matches!(e.encode(&batch, 0), Err(Error::RowTooLarge { .. })));
+}
+
+fn batch_of(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
+    RecordBatch::try_from_iter(columns).unwrap()
+}
+
+fn encode_one(schema: &TableSchema, batch: &RecordBatch, options: &BigQueryOptions) -> Result<Vec<EncodedRows>> {
+    encoder(schema, &batch.schema(), options)?.encode(batch, 0)
+}
+
+fn struct_field(name: &str, mode: Mode, members: Vec<TableFieldSchema>) -> TableFieldSchema {
+    let mut s = field(name, Type::Struct, mode);
+    s.fields = members;
+    s
+}
+
+#[test]
+fn structs_are_nested_messages() {
+    use arrow::array::StructArray;
+    let schema = TableSchema {
+        fields: vec![struct_field(
+            "s",
+            Mode::Nullable,
+            vec![
+                field("x", Type::Int64, Mode::Nullable),
+                struct_field("inner", Mode::Nullable, vec![field("y", Type::Bool, Mode::Required)]),
+            ],
+        )],
+    };
+    let inner = StructArray::from(vec![(
+        Arc::new(Field::new("y", DataType::Boolean, true)),
+        Arc::new(arrow::array::BooleanArray::from(vec![Some(true), None, None])) as ArrayRef,
+    )]);
+    let s = StructArray::try_new(
+        vec![
+            Field::new("x", DataType::Int64, true),
+            Field::new("inner", inner.data_type().clone(), true),
+        ]
+        .into(),
+        vec![Arc::new(Int64Array::from(vec![1, 2, 3])), Arc::new(inner)],
+        Some(vec![true, false, true].into()),
+    )
+    .unwrap();
+    let batch = batch_of(vec![("s", Arc::new(s))]);
+    let err = encode_one(&schema, &batch, &BigQueryOptions::default())
+        .unwrap_err()
+        .to_string();
+    // Row 1 is a NULL struct: its NULL `y` does not count. Row 2's does.
+    assert_eq!(err, "table p.d.t, column s.inner.y, row 2: NULL in a REQUIRED column");
+    let rows = encode_one(&schema, &batch.slice(0, 2), &BigQueryOptions::default()).unwrap();
+    // s { x: 1, inner { y: true } }
+    assert_eq!(rows[0].rows[0].as_ref(), &[0x0a, 6, 0x08, 1, 0x12, 2, 0x08, 1]);
+    assert!(rows[0].rows[1].is_empty(), "a NULL struct is an absent field");
+}
+
+#[test]
+fn bad_values_name_table_path_row_and_value() {
+    let mut name = field("name", Type::String, Mode::Nullable);
+    name.max_length = 3;
+    let mut price = field("price", Type::Numeric, Mode::Nullable);
+    price.precision = 5;
+    price.scale = 2;
+    let mut big = field("big", Type::Bignumeric, Mode::Nullable);
+    big.precision = 40;
+    big.scale = 38;
+    let schema = TableSchema {
+        fields: vec![
+            field("i", Type::Int64, Mode::Nullable),
+            name,
+            price,
+            big,
+            field("ts", Type::Timestamp, Mode::Nullable),
+            field("iv", Type::Interval, Mode::Nullable),
+        ],
+    };
+    let options = BigQueryOptions::default();
+    let check = |column: &str, array: ArrayRef, expected: &str| {
+        let batch = batch_of(vec![(column, array)]);
+        let err = encode_one(&schema, &batch, &options).unwrap_err().to_string();
+        assert!(err.contains(expected), "{err}");
+        assert!(
+            err.starts_with(&format!("table p.d.t, column {column}, row 1: value")),
+            "{err}"
+        );
+    };
+    check(
+        "i",
+        Arc::new(arrow::array::UInt64Array::from(vec![1, u64::MAX])),
+        "18446744073709551615 is above INT64's maximum",
+    );
+    check(
+        "name",
+        Arc::new(StringArray::from(vec!["äöü", "abcd"])),
+        "abcd is longer than STRING(3)",
+    );
+    check(
+        "price",
+        Arc::new(
+            Decimal128Array::from(vec![99_999, 100_000])
+                .with_precision_and_scale(10, 2)
+                .unwrap(),
+        ),
+        "1000.000000000 has more integer digits",
+    );
+    check(
+        "price",
+        Arc::new(
+            Decimal128Array::from(vec![10, 1])
+                .with_precision_and_scale(10, 3)
+                .unwrap(),
+        ),
+        "0.001000000 has more fractional digits",
+    );
+    check(
+        "big",
+        Arc::new(
+            Decimal128Array::from(vec![99, 100])
+                .with_precision_and_scale(10, 0)
+                .unwrap(),
+        ),
+        "has more integer digits than the column's BIGNUMERIC(P, S)",
+    );
+    check(
+        "ts",
+        Arc::new(arrow::array::TimestampSecondArray::from(vec![0, 253_402_300_800])),
+        "+10000-01-01T00:00:00Z is outside TIMESTAMP's range",
+    );
+    check(
+        "iv",
+        Arc::new(arrow::array::DurationNanosecondArray::from(vec![1_000, 1_001])),
+        "sub-microsecond",
+    );
+}
+
+#[test]
+fn array_null_elements_fail_or_are_dropped() {
+    let schema = TableSchema {
+        fields: vec![struct_field(
+            "s",
+            Mode::Nullable,
+            vec![field("xs", Type::Int64, Mode::Repeated)],
+        )],
+    };
+    let list = ListArray::from_iter_primitive::<Int64Type, _, _>(vec![
+        Some(vec![Some(1)]),
+        Some(vec![Some(1), None, Some(3)]),
+    ]);
+    let s = arrow::array::StructArray::from(vec![(
+        Arc::new(Field::new("xs", list.data_type().clone(), true)),
+        Arc::new(list) as ArrayRef,
+    )]);
+    let batch = batch_of(vec![("s", Arc::new(s))]);
+    let err = encode_one(&schema, &batch, &BigQueryOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("column s.xs, row 1") && err.contains("NULL element at index 1"),
+        "{err}"
+    );
+    let drop = BigQueryOptions::default().with_array_null_elements(crate::options::ArrayNullElements::Drop);
+    let rows = encode_one(&schema, &batch, &drop).unwrap();
+    assert_eq!(rows[0].rows[1].as_ref(), &[0x0a, 4, 0x08, 1, 0x08, 3]);
+}
+
+#[test]
+fn ranges_intervals_maps_and_dictionaries() {
+    use arrow::array::{IntervalMonthDayNanoArray, MapBuilder, StructArray};
+    use arrow::datatypes::IntervalMonthDayNano;
+    let mut r = field("r", Type::Range, Mode::Nullable);
+    r.range_element_type = Some(crate::proto::table_field_schema::FieldElementType {
+        r#type: Type::Date as i32,
+    });
+    let schema = TableSchema {
+        fields: vec![
+            r,
+            field("iv", Type::Interval, Mode::Nullable),
+            struct_field(
+                "m",
+                Mode::Repeated,
+                vec![
+                    field("key", Type::String, Mode::Required),
+                    field("value", Type::Int64, Mode::Nullable),
+                ],
+            ),
+            field("d", Type::String, Mode::Nullable),
+        ],
+    };
+    let range = StructArray::from(vec![
+        (
+            Arc::new(Field::new("start", DataType::Date32, true)),
+            Arc::new(Date32Array::from(vec![Some(1), None])) as ArrayRef,
+        ),
+        (
+            Arc::new(Field::new("end", DataType::Date32, true)),
+            Arc::new(Date32Array::from(vec![Some(2), Some(5)])) as ArrayRef,
+        ),
+    ]);
+    let interval = IntervalMonthDayNanoArray::from(vec![
+        IntervalMonthDayNano::new(14, 3, 14_706_789_000_000),
+        IntervalMonthDayNano::new(0, 0, 0),
+    ]);
+    let mut map = MapBuilder::new(
+        None,
+        arrow::array::StringBuilder::new(),
+        arrow::array::Int64Builder::new(),
+    );
+    map.keys().append_value("k");
+    map.values().append_value(7);
+    map.append(true).unwrap();
+    map.append(false).unwrap();
+    let dictionary: arrow::array::DictionaryArray<arrow::datatypes::Int8Type> = vec!["a", "a"].into_iter().collect();
+    let batch = batch_of(vec![
+        ("r", Arc::new(range.clone())),
+        ("iv", Arc::new(interval)),
+        ("m", Arc::new(map.finish())),
+        ("d", Arc::new(dictionary)),
+    ]);
+    let rows = encode_one(&schema, &batch, &BigQueryOptions::default()).unwrap();
+    let mut first = vec![0x0a, 4, 0x08, 1, 0x10, 2, 0x12, 15];
+    first.extend(b"1-2 3 4:5:6.789");
+    first.extend([0x1a, 5, 0x0a, 1, b'k', 0x10, 7, 0x22, 1, b'a']);
+    assert_eq!(rows[0].rows[0].as_ref(), first.as_slice());
+    let unordered = StructArray::try_new(
+        range.fields().clone(),
+        vec![range.column(1).clone(), range.column(0).clone()],
+        None,
+    )
+    .unwrap();
+    let batch = batch_of(vec![("r", Arc::new(unordered))]);
+    let err = encode_one(&schema, &batch, &BigQueryOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("column r, row 0") && err.contains("start that is not before its end"),
+        "{err}"
+    );
+}
+
+#[test]
+fn types_and_structs_that_cannot_map_are_named() {
+    let schema = TableSchema {
+        fields: vec![struct_field(
+            "s",
+            Mode::Nullable,
+            vec![struct_field(
+                "inner",
+                Mode::Nullable,
+                vec![field("x", Type::Date, Mode::Nullable)],
+            )],
+        )],
+    };
+    let inner = |members: Vec<Field>| {
+        DataType::Struct(vec![Field::new("inner", DataType::Struct(members.into()), true)].into())
+    };
+    let plan = |data_type: DataType| {
+        encoder(
+            &schema,
+            &Schema::new(vec![Field::new("s", data_type, true)]),
+            &BigQueryOptions::default(),
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let err = plan(inner(vec![Field::new("x", DataType::Float32, true)]));
+    assert_eq!(
+        err,
+        "table p.d.t, column s.inner.x: cannot write Arrow Float32 to BigQuery DATE"
+    );
+    let err = plan(inner(vec![]));
+    assert!(err.contains("column s.inner.x: the input struct lacks"), "{err}");
+    let err = plan(inner(vec![
+        Field::new("x", DataType::Date32, true),
+        Field::new("z", DataType::Date32, true),
+    ]));
+    assert!(err.contains("column s.inner.z: the input struct has a member"), "{err}");
+}
+
+#[test]
+fn column_names_that_are_not_identifiers_are_written_by_number() {
+    let schema = TableSchema {
+        fields: vec![field("unit price €", Type::Int64, Mode::Nullable)],
+    };
+    let batch = batch_of(vec![("unit price €", Arc::new(Int64Array::from(vec![5])) as ArrayRef)]);
+    let e = encoder(&schema, &batch.schema(), &BigQueryOptions::default()).unwrap();
+    assert_eq!(e.descriptor().field[0].name(), "_col1");
+    assert_eq!(e.encode(&batch, 0).unwrap()[0].rows[0].as_ref(), &[0x08, 5]);
 }

@@ -3,21 +3,22 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
+use arrow::datatypes::{DataType, Field, Fields, IntervalUnit, Schema, TimeUnit};
 
 use super::{field_mode, field_type, type_name};
 use crate::proto::table_field_schema::{Mode, Type};
 use crate::proto::{TableFieldSchema, TableSchema};
 
 /// Field metadata key naming the BigQuery type where the Arrow type alone does not
-/// (JSON, GEOGRAPHY, INTERVAL are all Utf8).
+/// (STRING, JSON and GEOGRAPHY are all Utf8): `JSON` or `GEOGRAPHY`.
 pub const BIGQUERY_TYPE_METADATA_KEY: &str = "bigquery.type";
 
 /// Time zone of TIMESTAMP columns.
 const UTC: &str = "UTC";
 
 /// Maps a table schema to Arrow: REQUIRED -> non-nullable, REPEATED -> List of
-/// non-null items (a NULL list is written as an empty array).
+/// non-null items (a NULL list is written as an empty array), STRUCT -> Struct,
+/// RANGE<T> -> Struct{start: T, end: T}, INTERVAL -> Interval(MonthDayNano).
 ///
 /// ```
 /// use datafusion_bigquery::schema::{field, table_schema, to_arrow_schema};
@@ -35,7 +36,7 @@ pub fn to_arrow_field(column: &TableFieldSchema) -> Field {
     let element = element_type(column);
     let mut metadata = HashMap::new();
     let ty = field_type(column);
-    if matches!(ty, Type::Json | Type::Geography | Type::Interval) {
+    if matches!(ty, Type::Json | Type::Geography) {
         metadata.insert(BIGQUERY_TYPE_METADATA_KEY.to_string(), type_name(ty).to_string());
     }
     match field_mode(column) {
@@ -53,7 +54,8 @@ fn element_type(column: &TableFieldSchema) -> DataType {
         Type::Int64 => DataType::Int64,
         Type::Double => DataType::Float64,
         Type::Bool => DataType::Boolean,
-        Type::String | Type::Json | Type::Geography | Type::Interval | Type::Unspecified => DataType::Utf8,
+        Type::String | Type::Json | Type::Geography | Type::Unspecified => DataType::Utf8,
+        Type::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
         Type::Bytes => DataType::Binary,
         Type::Date => DataType::Date32,
         Type::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
@@ -65,11 +67,8 @@ fn element_type(column: &TableFieldSchema) -> DataType {
             column.fields.iter().map(to_arrow_field).collect::<Vec<_>>(),
         )),
         Type::Range => {
-            let bound = column
-                .range_element_type
-                .as_ref()
-                .and_then(|e| Type::try_from(e.r#type).ok())
-                .unwrap_or(Type::Date);
+            // A RANGE without a valid element type is refused by the row descriptor builder.
+            let bound = super::descriptor::range_element(column).unwrap_or(Type::Date);
             let bound_column = TableFieldSchema {
                 r#type: bound as i32,
                 ..Default::default()
@@ -80,6 +79,28 @@ fn element_type(column: &TableFieldSchema) -> DataType {
                 Field::new("end", bound_type, true),
             ]))
         }
+    }
+}
+
+/// The same type with every nested field nullable (struct members, list items, map
+/// entries), for data that has yet to be checked against REQUIRED and REPEATED rules.
+pub fn nullable_everywhere(data_type: &DataType) -> DataType {
+    let relax = |f: &Arc<Field>| {
+        Arc::new(
+            f.as_ref()
+                .clone()
+                .with_data_type(nullable_everywhere(f.data_type()))
+                .with_nullable(true),
+        )
+    };
+    match data_type {
+        DataType::Struct(fields) => DataType::Struct(fields.iter().map(relax).collect()),
+        DataType::List(item) => DataType::List(relax(item)),
+        DataType::LargeList(item) => DataType::LargeList(relax(item)),
+        DataType::FixedSizeList(item, n) => DataType::FixedSizeList(relax(item), *n),
+        DataType::ListView(item) => DataType::ListView(relax(item)),
+        DataType::LargeListView(item) => DataType::LargeListView(relax(item)),
+        other => other.clone(),
     }
 }
 
@@ -126,5 +147,44 @@ mod tests {
                 .map(String::as_str),
             Some("JSON")
         );
+    }
+
+    #[test]
+    fn maps_nested_types() {
+        use crate::proto::table_field_schema::FieldElementType;
+        let mut s = field("s", Type::Struct, Mode::Repeated);
+        s.fields = vec![
+            field("x", Type::Int64, Mode::Required),
+            field("i", Type::Interval, Mode::Nullable),
+        ];
+        let mut r = field("r", Type::Range, Mode::Required);
+        r.range_element_type = Some(FieldElementType {
+            r#type: Type::Datetime as i32,
+        });
+        let arrow = to_arrow_schema(&TableSchema { fields: vec![s, r] });
+        let DataType::List(item) = arrow.field(0).data_type() else {
+            panic!()
+        };
+        assert!(!item.is_nullable());
+        let DataType::Struct(members) = item.data_type() else {
+            panic!()
+        };
+        assert!(!members[0].is_nullable());
+        assert_eq!(members[1].data_type(), &DataType::Interval(IntervalUnit::MonthDayNano));
+        let bound = DataType::Timestamp(TimeUnit::Microsecond, None);
+        assert_eq!(
+            arrow.field(1).data_type(),
+            &DataType::Struct(Fields::from(vec![
+                Field::new("start", bound.clone(), true),
+                Field::new("end", bound, true),
+            ]))
+        );
+        assert!(!arrow.field(1).is_nullable());
+        let relaxed = nullable_everywhere(arrow.field(0).data_type());
+        let DataType::List(item) = &relaxed else { panic!() };
+        let DataType::Struct(members) = item.data_type() else {
+            panic!()
+        };
+        assert!(item.is_nullable() && members[0].is_nullable());
     }
 }

@@ -5,7 +5,8 @@ mod arrow_map;
 mod descriptor;
 mod text;
 
-pub use arrow_map::{BIGQUERY_TYPE_METADATA_KEY, to_arrow_field, to_arrow_schema};
+pub use arrow_map::{BIGQUERY_TYPE_METADATA_KEY, nullable_everywhere, to_arrow_field, to_arrow_schema};
+pub(crate) use descriptor::nested_members;
 pub use descriptor::{ROW_MESSAGE_NAME, describe_column, is_proto_identifier, row_descriptor};
 pub use text::{parse_inline_schema, parse_json_schema, parse_schema_arg};
 

@@ -1,19 +1,25 @@
 //! Decodes proto rows with the writer's descriptor (prost-reflect, independent of the
-//! client's encoder) into Arrow columns of the table's schema.
+//! client's encoder) into Arrow columns of the table's canonical schema: every type,
+//! STRUCT and RANGE as nested messages, REPEATED as lists. A writer field is matched to a
+//! column by its `column_name` option when it has one, else by its name (ignoring case).
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, ListArray, RecordBatch, new_empty_array};
-use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{DataType, Field, SchemaRef};
+use arrow::array::{Array, ArrayRef, ListArray, RecordBatch, StructArray, new_empty_array};
+use arrow::buffer::{NullBuffer, OffsetBuffer};
+use arrow::datatypes::{DataType, FieldRef, Fields, IntervalMonthDayNano, SchemaRef};
 use bytes::Bytes;
 use datafusion::common::ScalarValue;
+use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
-use prost_types::{DescriptorProto, FileDescriptorProto, FileDescriptorSet};
+use prost_types::{FileDescriptorProto, FileDescriptorSet};
 
-use crate::proto::TableSchema;
+use crate::proto::descriptor::DescriptorProto;
 use crate::proto::table_field_schema::{Mode, Type};
-use crate::schema::{field_mode, field_type, to_arrow_field, type_name};
+use crate::proto::{TableFieldSchema, TableSchema};
+use crate::schema::{field_mode, field_type, nested_members, to_arrow_field, type_name};
 use crate::values;
 
 /// A rejected writer schema or row.
@@ -27,14 +33,23 @@ pub(crate) enum DecodeError {
     Row { index: usize, message: String },
 }
 
-/// One table column and the writer field that fills it.
+/// One table column (or STRUCT/RANGE member) and the writer field that fills it.
 struct Column {
-    name: String,
+    /// Path for messages, e.g. `s.x`.
+    path: String,
     ty: Type,
     mode: Mode,
     field: Option<FieldDescriptor>,
+    /// Canonical Arrow type of one value (of one element if REPEATED).
     element_type: DataType,
+    /// The list's item field if REPEATED.
+    item: Option<FieldRef>,
+    /// STRUCT members or RANGE bounds.
+    members: Vec<Column>,
 }
+
+/// Real column names carried in `column_name` field options: (message full name, field number).
+type ColumnNames = HashMap<(String, u32), String>;
 
 /// Decodes the rows of one writer schema for one table.
 pub(crate) struct RowDecoder {
@@ -51,36 +66,9 @@ impl RowDecoder {
         schema: SchemaRef,
     ) -> Result<Self, DecodeError> {
         let message = message_descriptor(descriptor).map_err(DecodeError::Schema)?;
-        for field in message.fields() {
-            if !table.fields.iter().any(|c| c.name.eq_ignore_ascii_case(field.name())) {
-                return Err(DecodeError::ExtraField(field.name().to_string()));
-            }
-        }
-        let mut columns = Vec::with_capacity(table.fields.len());
-        for column in &table.fields {
-            let field = message.fields().find(|f| f.name().eq_ignore_ascii_case(&column.name));
-            let (ty, mode) = (field_type(column), field_mode(column));
-            if let Some(f) = &field {
-                check_kind(column.name.as_str(), ty, mode, f)?;
-            } else if mode == Mode::Required {
-                return Err(DecodeError::Schema(format!(
-                    "writer schema lacks REQUIRED column {}",
-                    column.name
-                )));
-            }
-            let arrow = to_arrow_field(column);
-            let element_type = match (mode, arrow.data_type()) {
-                (Mode::Repeated, DataType::List(item)) => item.data_type().clone(),
-                (_, t) => t.clone(),
-            };
-            columns.push(Column {
-                name: column.name.clone(),
-                ty,
-                mode,
-                field,
-                element_type,
-            });
-        }
+        let mut names = ColumnNames::new();
+        collect_column_names(descriptor, "", &mut names);
+        let columns = plan(&message, &table.fields, &names, "")?;
         Ok(Self {
             message,
             columns,
@@ -100,80 +88,134 @@ impl RowDecoder {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let rows: Vec<Option<Cow<'_, Value>>> = messages
+            .into_iter()
+            .map(|m| Some(Cow::Owned(Value::Message(m))))
+            .collect();
         let arrays = self
             .columns
             .iter()
-            .map(|column| self.decode_column(column, &messages))
+            .map(|column| {
+                let values =
+                    member_values(column, &rows).map_err(|(index, message)| DecodeError::Row { index, message })?;
+                decode_field(column, &values).map_err(|(index, message)| DecodeError::Row { index, message })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| DecodeError::Schema(e.to_string()))
-    }
-
-    fn decode_column(&self, column: &Column, messages: &[DynamicMessage]) -> Result<ArrayRef, DecodeError> {
-        let null = ScalarValue::try_from(&column.element_type).map_err(|e| DecodeError::Schema(e.to_string()))?;
-        let row_error = |index: usize, message: String| DecodeError::Row {
-            index,
-            message: format!("column {}: {message}", column.name),
-        };
-        if column.mode == Mode::Repeated {
-            let mut elements = Vec::new();
-            let mut offsets = vec![0i32];
-            for (index, message) in messages.iter().enumerate() {
-                if let Some(field) = &column.field
-                    && let Value::List(items) = message.get_field(field).as_ref()
-                {
-                    for item in items {
-                        elements
-                            .push(to_scalar(column.ty, &column.element_type, item).map_err(|m| row_error(index, m))?);
-                    }
-                }
-                offsets.push(i32::try_from(elements.len()).map_err(|_| row_error(index, "too many elements".into()))?);
-            }
-            let values = if elements.is_empty() {
-                new_empty_array(&column.element_type)
-            } else {
-                ScalarValue::iter_to_array(elements).map_err(|e| DecodeError::Schema(e.to_string()))?
-            };
-            let item = Arc::new(Field::new("item", column.element_type.clone(), false));
-            let list = ListArray::try_new(item, OffsetBuffer::new(offsets.into()), values, None)
-                .map_err(|e| DecodeError::Schema(e.to_string()))?;
-            return Ok(Arc::new(list));
-        }
-        let mut scalars = Vec::with_capacity(messages.len());
-        for (index, message) in messages.iter().enumerate() {
-            let present = column.field.as_ref().filter(|f| message.has_field(f));
-            match present {
-                Some(field) => {
-                    let value = message.get_field(field);
-                    scalars.push(
-                        to_scalar(column.ty, &column.element_type, value.as_ref()).map_err(|m| row_error(index, m))?,
-                    );
-                }
-                None if column.mode == Mode::Required => {
-                    return Err(row_error(index, "REQUIRED field is missing".into()));
-                }
-                None => scalars.push(null.clone()),
-            }
-        }
-        if scalars.is_empty() {
-            return Ok(new_empty_array(&column.element_type));
-        }
-        ScalarValue::iter_to_array(scalars).map_err(|e| DecodeError::Schema(e.to_string()))
     }
 }
 
 /// Wraps a self-contained row descriptor in a file and resolves it.
 fn message_descriptor(descriptor: &DescriptorProto) -> Result<MessageDescriptor, String> {
-    let name = descriptor.name.clone().unwrap_or_default();
+    // The same message on the wire; the standard type only drops the column_name option.
+    let mut standard = prost_types::DescriptorProto::decode(descriptor.encode_to_vec().as_slice())
+        .map_err(|e| format!("invalid writer schema: {e}"))?;
+    // JSON names play no part in binary rows; naming each field's after the field keeps the
+    // resolver from refusing distinct columns such as `a_b` and `aB` that share a JSON form.
+    set_json_names(&mut standard);
+    let name = standard.name.clone().unwrap_or_default();
     let file = FileDescriptorProto {
         name: Some("writer_schema.proto".into()),
         syntax: Some("proto2".into()),
-        message_type: vec![descriptor.clone()],
+        message_type: vec![standard],
         ..Default::default()
     };
     let pool = DescriptorPool::from_file_descriptor_set(FileDescriptorSet { file: vec![file] })
         .map_err(|e| format!("invalid writer schema: {e}"))?;
     pool.get_message_by_name(&name)
         .ok_or_else(|| format!("writer schema has no message {name}"))
+}
+
+fn set_json_names(message: &mut prost_types::DescriptorProto) {
+    for field in &mut message.field {
+        field.json_name = field.name.clone();
+    }
+    message.nested_type.iter_mut().for_each(set_json_names);
+}
+
+fn collect_column_names(message: &DescriptorProto, parent: &str, names: &mut ColumnNames) {
+    let full_name = if parent.is_empty() {
+        message.name().to_string()
+    } else {
+        format!("{parent}.{}", message.name())
+    };
+    for field in &message.field {
+        if let Some(column) = field.options.as_ref().and_then(|o| o.column_name.clone()) {
+            names.insert((full_name.clone(), field.number() as u32), column);
+        }
+    }
+    for nested in &message.nested_type {
+        collect_column_names(nested, &full_name, names);
+    }
+}
+
+/// Matches the fields of `message` to `members`, recursively.
+fn plan(
+    message: &MessageDescriptor,
+    members: &[TableFieldSchema],
+    names: &ColumnNames,
+    parent: &str,
+) -> Result<Vec<Column>, DecodeError> {
+    let column_name = |f: &FieldDescriptor| {
+        names
+            .get(&(message.full_name().to_string(), f.number()))
+            .cloned()
+            .unwrap_or_else(|| f.name().to_string())
+    };
+    let path = |name: &str| {
+        if parent.is_empty() {
+            name.to_string()
+        } else {
+            format!("{parent}.{name}")
+        }
+    };
+    for field in message.fields() {
+        let name = column_name(&field);
+        if !members.iter().any(|c| c.name.eq_ignore_ascii_case(&name)) {
+            return Err(DecodeError::ExtraField(path(&name)));
+        }
+    }
+    let mut columns = Vec::with_capacity(members.len());
+    for member in members {
+        let field = message
+            .fields()
+            .find(|f| column_name(f).eq_ignore_ascii_case(&member.name));
+        let (ty, mode) = (field_type(member), field_mode(member));
+        let member_path = path(&member.name);
+        if let Some(f) = &field {
+            check_kind(&member_path, ty, mode, f)?;
+        } else if mode == Mode::Required {
+            return Err(DecodeError::Schema(format!(
+                "writer schema lacks REQUIRED field {member_path}"
+            )));
+        }
+        let (element_type, item) = match (mode, to_arrow_field(member).data_type()) {
+            (Mode::Repeated, DataType::List(item)) => (item.data_type().clone(), Some(item.clone())),
+            (_, t) => (t.clone(), None),
+        };
+        let nested = match (&field, ty) {
+            (Some(f), Type::Struct | Type::Range) => {
+                let Kind::Message(inner) = f.kind() else {
+                    return Err(DecodeError::Schema(format!(
+                        "column {member_path} needs a message field"
+                    )));
+                };
+                let inner_members = nested_members(member).map_err(DecodeError::Schema)?;
+                plan(&inner, &inner_members, names, &member_path)?
+            }
+            _ => Vec::new(),
+        };
+        columns.push(Column {
+            path: member_path,
+            ty,
+            mode,
+            field,
+            element_type,
+            item,
+            members: nested,
+        });
+    }
+    Ok(columns)
 }
 
 /// Checks that a writer field can carry the column's values.
@@ -205,7 +247,8 @@ fn check_kind(column: &str, ty: Type, mode: Mode, field: &FieldDescriptor) -> Re
         Type::Timestamp => matches!(kind, Kind::Int64 | Kind::String),
         Type::Datetime | Type::Time => matches!(kind, Kind::Int64 | Kind::String),
         Type::Numeric | Type::Bignumeric => matches!(kind, Kind::Bytes | Kind::String),
-        Type::Struct | Type::Range | Type::Unspecified => false,
+        Type::Struct | Type::Range => matches!(kind, Kind::Message(_)),
+        Type::Unspecified => false,
     };
     if ok {
         Ok(())
@@ -215,6 +258,106 @@ fn check_kind(column: &str, ty: Type, mode: Mode, field: &FieldDescriptor) -> Re
             type_name(ty)
         )))
     }
+}
+
+/// A decoding failure: the index of the value in the array being decoded, and why.
+type Failure = (usize, String);
+
+/// The values of `column`'s field in each of `parents` (messages, or `None` where the parent
+/// itself is NULL); a missing REQUIRED field fails.
+fn member_values<'a>(
+    column: &Column,
+    parents: &'a [Option<Cow<'a, Value>>],
+) -> Result<Vec<Option<Cow<'a, Value>>>, Failure> {
+    parents
+        .iter()
+        .enumerate()
+        .map(|(index, parent)| {
+            let Some(Value::Message(message)) = parent.as_deref() else {
+                return Ok(None);
+            };
+            match &column.field {
+                Some(f) if message.has_field(f) => Ok(Some(message.get_field(f))),
+                _ if column.mode == Mode::Required => {
+                    Err((index, format!("REQUIRED field {} is missing", column.path)))
+                }
+                _ => Ok(None),
+            }
+        })
+        .collect()
+}
+
+/// Decodes one field's values (lists for a REPEATED field).
+fn decode_field(column: &Column, values: &[Option<Cow<'_, Value>>]) -> Result<ArrayRef, Failure> {
+    let Some(item) = &column.item else {
+        return decode_values(column, values);
+    };
+    let mut elements = Vec::new();
+    let mut offsets = vec![0i32];
+    for (index, value) in values.iter().enumerate() {
+        if let Some(Value::List(items)) = value.as_deref() {
+            elements.extend(items.iter().map(|v| Some(Cow::Borrowed(v))));
+        }
+        let end = i32::try_from(elements.len()).map_err(|_| (index, "too many elements".to_string()))?;
+        offsets.push(end);
+    }
+    let array = decode_values(column, &elements).map_err(|(i, message)| {
+        let row = offsets.partition_point(|&o| o as usize <= i).saturating_sub(1);
+        (row, message)
+    })?;
+    if array.null_count() > 0 {
+        return Err((0, format!("column {}: NULL array element", column.path)));
+    }
+    ListArray::try_new(item.clone(), OffsetBuffer::new(offsets.into()), array, None)
+        .map(|l| Arc::new(l) as ArrayRef)
+        .map_err(|e| (0, e.to_string()))
+}
+
+/// Decodes single values of the column's element type.
+fn decode_values(column: &Column, values: &[Option<Cow<'_, Value>>]) -> Result<ArrayRef, Failure> {
+    let schema_failure = |e: datafusion::error::DataFusionError| (0, e.to_string());
+    if let DataType::Struct(fields) = &column.element_type {
+        return decode_struct(column, fields, values);
+    }
+    if values.is_empty() {
+        return Ok(new_empty_array(&column.element_type));
+    }
+    let null = ScalarValue::try_from(&column.element_type).map_err(schema_failure)?;
+    let scalars = values
+        .iter()
+        .enumerate()
+        .map(|(index, value)| match value {
+            Some(v) => to_scalar(column.ty, &column.element_type, v)
+                .map_err(|m| (index, format!("column {}: {m}", column.path))),
+            None => Ok(null.clone()),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    ScalarValue::iter_to_array(scalars).map_err(schema_failure)
+}
+
+/// A STRUCT or RANGE: one child array per member, NULL where the message is absent.
+fn decode_struct(column: &Column, fields: &Fields, values: &[Option<Cow<'_, Value>>]) -> Result<ArrayRef, Failure> {
+    let children = column
+        .members
+        .iter()
+        .map(|member| decode_field(member, &member_values(member, values)?))
+        .collect::<Result<Vec<_>, _>>()?;
+    if column.ty == Type::Range
+        && let [start, end] = children.as_slice()
+    {
+        let ordered = arrow::compute::kernels::cmp::lt(start, end).map_err(|e| (0, e.to_string()))?;
+        if let Some(index) = (0..ordered.len()).find(|&i| ordered.is_valid(i) && !ordered.value(i)) {
+            return Err((
+                index,
+                format!("column {}: RANGE start is not before its end", column.path),
+            ));
+        }
+    }
+    let nulls = NullBuffer::from(values.iter().map(Option::is_some).collect::<Vec<_>>());
+    let nulls = (nulls.null_count() > 0).then_some(nulls);
+    StructArray::try_new(fields.clone(), children, nulls)
+        .map(|s| Arc::new(s) as ArrayRef)
+        .map_err(|e| (0, format!("column {}: {e}", column.path)))
 }
 
 /// One proto value as a scalar of the column's element type.
@@ -238,9 +381,7 @@ fn to_scalar(ty: Type, arrow: &DataType, value: &Value) -> Result<ScalarValue, S
             _ => return Err(bad()),
         })),
         Type::Bool => ScalarValue::Boolean(Some(value.as_bool().ok_or_else(bad)?)),
-        Type::String | Type::Json | Type::Geography | Type::Interval => {
-            ScalarValue::Utf8(Some(text().ok_or_else(bad)?.to_string()))
-        }
+        Type::String | Type::Json | Type::Geography => ScalarValue::Utf8(Some(text().ok_or_else(bad)?.to_string())),
         Type::Bytes => ScalarValue::Binary(Some(value.as_bytes().ok_or_else(bad)?.to_vec())),
         Type::Date => {
             let days = match text() {
@@ -301,6 +442,10 @@ fn to_scalar(ty: Type, arrow: &DataType, value: &Value) -> Result<ScalarValue, S
             }
             .ok_or_else(bad)?;
             ScalarValue::Decimal256(Some(unscaled), 76, 38)
+        }
+        Type::Interval => {
+            let (months, days, nanos) = text().and_then(values::parse_interval_text).ok_or_else(bad)?;
+            ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(months, days, nanos)))
         }
         Type::Struct | Type::Range | Type::Unspecified => return Err(bad()),
     })

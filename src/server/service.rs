@@ -64,7 +64,7 @@ fn check_routing<T>(request: &Request<T>, key: &str) -> Result<(), Status> {
 #[derive(Default)]
 struct Connection {
     stream: String,
-    decoder: Option<(prost_types::DescriptorProto, Arc<RowDecoder>)>,
+    decoder: Option<(descriptor::DescriptorProto, Arc<RowDecoder>)>,
 }
 
 impl Service {
