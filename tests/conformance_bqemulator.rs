@@ -21,32 +21,15 @@ use datafusion::prelude::SessionContext;
 use datafusion_bigquery::{BigQueryOptions, Loader, TableRef, WireEncoding, register_bigquery, schema, values};
 use serde_json::{Value, json};
 
-const PROJECT: &str = "dfbq";
+mod common;
+
+use common::bqemulator::{self, PROJECT, emulator, query};
+
 const SCHEMA: &str = "id:INT64:REQUIRED,f:FLOAT64,b:BOOL,s:STRING,by:BYTES,d:DATE,ts:TIMESTAMP,n:NUMERIC,\
                       dt:DATETIME,tm:TIME,arr:INT64:REPEATED,tags:STRING:REPEATED";
 
-/// Where the emulator listens, or `None` (after deciding whether that is allowed).
-fn emulator() -> Option<(String, String)> {
-    match (std::env::var("BQEMULATOR_GRPC"), std::env::var("BQEMULATOR_REST")) {
-        (Ok(grpc), Ok(rest)) => Some((grpc, rest)),
-        _ => {
-            let required = std::env::var_os("DFBQ_REQUIRE_CONFORMANCE").is_some() || std::env::var_os("CI").is_some();
-            assert!(
-                !required,
-                "bqemulator is required here: run the tests through scripts/test.sh"
-            );
-            eprintln!("skipping: bqemulator not running (scripts/test.sh starts it)");
-            None
-        }
-    }
-}
-
 /// Creates a fresh dataset and a table with `SCHEMA` through the REST API.
 fn create_table(rest: &str, name: &str) -> TableRef {
-    let dataset = format!("conf_{}_{}", std::process::id(), name);
-    let created = ureq::post(&format!("{rest}/bigquery/v2/projects/{PROJECT}/datasets"))
-        .send_json(json!({"datasetReference": {"projectId": PROJECT, "datasetId": dataset}}));
-    assert!(created.is_ok(), "create dataset: {created:?}");
     let fields: Vec<Value> = schema::parse_inline_schema(SCHEMA)
         .expect("schema")
         .fields
@@ -57,52 +40,7 @@ fn create_table(rest: &str, name: &str) -> TableRef {
             json!({"name": f.name, "type": ty, "mode": mode})
         })
         .collect();
-    let created = ureq::post(&format!(
-        "{rest}/bigquery/v2/projects/{PROJECT}/datasets/{dataset}/tables"
-    ))
-    .send_json(json!({
-        "tableReference": {"projectId": PROJECT, "datasetId": dataset, "tableId": "t"},
-        "schema": {"fields": fields}
-    }));
-    assert!(created.is_ok(), "create table: {created:?}");
-    TableRef::new(PROJECT, &dataset, "t").expect("table name")
-}
-
-/// Runs a query through REST and returns all its rows (`rows[i].f[j].v`), following pages.
-fn query(rest: &str, sql: &str) -> Vec<Vec<Value>> {
-    let mut response = ureq::post(&format!("{rest}/bigquery/v2/projects/{PROJECT}/queries"))
-        .send_json(json!({"query": sql, "useLegacySql": false}))
-        .expect("query request");
-    let mut body: Value = response.body_mut().read_json().expect("query response");
-    let mut rows = Vec::new();
-    loop {
-        assert!(
-            body.get("errors")
-                .is_none_or(|e| e.as_array().is_none_or(Vec::is_empty)),
-            "query failed: {body}"
-        );
-        for row in body["rows"].as_array().into_iter().flatten() {
-            rows.push(
-                row["f"]
-                    .as_array()
-                    .expect("cells")
-                    .iter()
-                    .map(|c| c["v"].clone())
-                    .collect(),
-            );
-        }
-        let Some(token) = body.get("pageToken").and_then(Value::as_str) else {
-            break;
-        };
-        let job = body["jobReference"]["jobId"].as_str().expect("job id");
-        let mut next = ureq::get(&format!(
-            "{rest}/bigquery/v2/projects/{PROJECT}/queries/{job}?pageToken={token}"
-        ))
-        .call()
-        .expect("next page");
-        body = next.body_mut().read_json().expect("page");
-    }
-    rows
+    bqemulator::create_table(rest, "conf", name, Value::Array(fields))
 }
 
 fn count(rest: &str, table: &TableRef) -> u64 {

@@ -25,65 +25,12 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Int8Type, Schema};
 use datafusion::prelude::SessionContext;
-use datafusion_bigquery::{BigQueryOptions, Loader, TableRef, WireEncoding, register_bigquery, values};
+use datafusion_bigquery::{BigQueryOptions, Loader, WireEncoding, register_bigquery, values};
 use serde_json::{Value, json};
 
-const PROJECT: &str = "dfbq";
+mod common;
 
-/// Where the emulator listens, or `None` (after deciding whether that is allowed).
-fn emulator() -> Option<(String, String)> {
-    match (std::env::var("BQEMULATOR_GRPC"), std::env::var("BQEMULATOR_REST")) {
-        (Ok(grpc), Ok(rest)) => Some((grpc, rest)),
-        _ => {
-            let required = std::env::var_os("DFBQ_REQUIRE_CONFORMANCE").is_some() || std::env::var_os("CI").is_some();
-            assert!(
-                !required,
-                "bqemulator is required here: run the tests through scripts/test.sh"
-            );
-            eprintln!("skipping: bqemulator not running (scripts/test.sh starts it)");
-            None
-        }
-    }
-}
-
-/// Creates a fresh dataset and table `t` with a BigQuery JSON schema through REST.
-fn create_table(rest: &str, name: &str, fields: Value) -> TableRef {
-    let dataset = format!("types_{}_{}", std::process::id(), name);
-    let created = ureq::post(&format!("{rest}/bigquery/v2/projects/{PROJECT}/datasets"))
-        .send_json(json!({"datasetReference": {"projectId": PROJECT, "datasetId": dataset}}));
-    assert!(created.is_ok(), "create dataset: {created:?}");
-    let created = ureq::post(&format!(
-        "{rest}/bigquery/v2/projects/{PROJECT}/datasets/{dataset}/tables"
-    ))
-    .send_json(json!({
-        "tableReference": {"projectId": PROJECT, "datasetId": dataset, "tableId": "t"},
-        "schema": {"fields": fields}
-    }));
-    assert!(created.is_ok(), "create table: {created:?}");
-    TableRef::new(PROJECT, &dataset, "t").expect("table name")
-}
-
-/// Rows of a query through REST (`rows[i].f[j].v`).
-fn query(rest: &str, sql: &str) -> Vec<Vec<Value>> {
-    let mut response = ureq::post(&format!("{rest}/bigquery/v2/projects/{PROJECT}/queries"))
-        .send_json(json!({"query": sql, "useLegacySql": false}))
-        .expect("query request");
-    let body: Value = response.body_mut().read_json().expect("query response");
-    assert!(body.get("pageToken").is_none(), "one page expected");
-    body["rows"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|row| {
-            row["f"]
-                .as_array()
-                .expect("cells")
-                .iter()
-                .map(|c| c["v"].clone())
-                .collect()
-        })
-        .collect()
-}
+use common::bqemulator::{emulator, query};
 
 /// A REST array cell from its elements.
 fn array(items: &[&str]) -> Value {
@@ -99,8 +46,9 @@ fn text_options(grpc: &str) -> BigQueryOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_interval_and_arrays_of_every_scalar_from_any_arrow_layout() {
     let Some((grpc, rest)) = emulator() else { return };
-    let table = create_table(
+    let table = common::bqemulator::create_table(
         &rest,
+        "types",
         "matrix",
         json!([
             {"name": "id", "type": "INT64", "mode": "REQUIRED"},
@@ -329,8 +277,9 @@ fn normalize(cell: &Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn null_array_elements_are_dropped_on_request_and_bad_values_commit_nothing() {
     let Some((grpc, rest)) = emulator() else { return };
-    let table = create_table(
+    let table = common::bqemulator::create_table(
         &rest,
+        "types",
         "nulls",
         json!([
             {"name": "id", "type": "INT64", "mode": "REQUIRED"},

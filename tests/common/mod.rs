@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod bqemulator;
+
 use arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
 use datafusion_bigquery::{BigQueryOptions, EmbeddedServer, TableRef, register_bigquery, schema};
