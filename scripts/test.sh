@@ -13,4 +13,10 @@ eval "$emulator_env"
 
 # The conformance suite fails instead of skipping when the emulator is missing.
 export DFBQ_REQUIRE_CONFORMANCE=1
-cargo test "$@"
+if [[ $# -gt 0 ]]; then
+    cargo test "$@"
+else
+    # Everything, then the randomized fault suite uncaptured, so its summary line shows.
+    cargo test -- --skip randomized_fault_suite
+    cargo test --test faults -- --exact randomized_fault_suite --nocapture
+fi
