@@ -13,6 +13,7 @@ pub(crate) struct Counters {
     pub(crate) append_requests: AtomicU64,
     pub(crate) largest_append_bytes: AtomicU64,
     pub(crate) rows_appended: AtomicU64,
+    pub(crate) row_bytes_appended: AtomicU64,
     pub(crate) streams_created: AtomicU64,
     pub(crate) commits: AtomicU64,
 }
@@ -26,6 +27,8 @@ pub struct ServerStats {
     pub largest_append_bytes: u64,
     /// Rows accepted by AppendRows.
     pub rows_appended: u64,
+    /// Size of the rows accepted by AppendRows (serialized rows, without framing).
+    pub row_bytes_appended: u64,
     /// Write streams created.
     pub streams_created: u64,
     /// Successful BatchCommitWriteStreams calls.
@@ -40,6 +43,7 @@ impl Counters {
             append_requests: self.append_requests.load(Ordering::SeqCst),
             largest_append_bytes: self.largest_append_bytes.load(Ordering::SeqCst),
             rows_appended: self.rows_appended.load(Ordering::SeqCst),
+            row_bytes_appended: self.row_bytes_appended.load(Ordering::SeqCst),
             streams_created: self.streams_created.load(Ordering::SeqCst),
             commits: self.commits.load(Ordering::SeqCst),
             faults_injected: faults.injected.load(Ordering::SeqCst),

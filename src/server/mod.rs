@@ -1,8 +1,10 @@
 //! An in-process Storage Write server for examples, tests and benchmarks: PENDING, COMMITTED,
 //! BUFFERED and `_default` streams, offsets, finalize and atomic batch commit, with rows
-//! decoded by the writer's schema and kept as Arrow. Binds 127.0.0.1.
+//! decoded by the writer's schema and kept as Arrow, or, in discard mode, validated and
+//! digested without being kept. Binds 127.0.0.1.
 
 mod decode;
+mod digest;
 mod faults;
 mod service;
 mod state;
@@ -16,13 +18,52 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
+pub use digest::{RowDigest, row_hash};
 pub use faults::{AppendFault, CommitGate, Rpc, RpcFault, ServerStats};
+pub use state::Retention;
 
 use crate::error::{Error, Result};
 use crate::proto::TableSchema;
 use crate::proto::big_query_write_server::BigQueryWriteServer;
 use crate::table_ref::TableRef;
 use service::{Service, Shared};
+use state::Store;
+
+/// Settings of an [`EmbeddedServer`] before it starts.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> datafusion_bigquery::Result<()> {
+/// use datafusion_bigquery::EmbeddedServer;
+/// use datafusion_bigquery::server::Retention;
+/// let server = EmbeddedServer::builder().port(0).retention(Retention::Discard).start().await?;
+/// assert_eq!(server.retention(), Retention::Discard);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerBuilder {
+    port: u16,
+    retention: Retention,
+}
+
+impl ServerBuilder {
+    /// Port on 127.0.0.1; 0 (the default) picks a free one.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// What the server keeps of appended rows (default: [`Retention::Keep`]).
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Binds and starts serving.
+    pub async fn start(self) -> Result<EmbeddedServer> {
+        EmbeddedServer::start_with(self).await
+    }
+}
 
 /// A running embedded server; stops when dropped.
 ///
@@ -53,21 +94,37 @@ impl std::fmt::Debug for EmbeddedServer {
 }
 
 impl EmbeddedServer {
-    /// Starts on a free port of 127.0.0.1.
+    /// Starts on a free port of 127.0.0.1, keeping every committed row.
     pub async fn start() -> Result<Self> {
-        Self::start_on(0).await
+        Self::builder().start().await
     }
 
-    /// Starts on the given port of 127.0.0.1 (0 picks a free one).
+    /// Starts on the given port of 127.0.0.1 (0 picks a free one), keeping every committed row.
     pub async fn start_on(port: u16) -> Result<Self> {
+        Self::builder().port(port).start().await
+    }
+
+    /// Settings for a server with another port or retention.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    async fn start_with(settings: ServerBuilder) -> Result<Self> {
+        let ServerBuilder { port, retention } = settings;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .map_err(|e| Error::Server(format!("cannot bind 127.0.0.1:{port}: {e}")))?;
         let addr = listener.local_addr().map_err(|e| Error::Server(e.to_string()))?;
-        let shared = Arc::new(Shared::default());
-        let service = BigQueryWriteServer::new(Service { shared: shared.clone() })
-            .max_decoding_message_size(4 * service::MAX_APPEND_BYTES)
-            .max_encoding_message_size(usize::MAX);
+        let shared = Arc::new(Shared {
+            store: std::sync::Mutex::new(Store::new(retention)),
+            ..Shared::default()
+        });
+        let service = BigQueryWriteServer::new(Service {
+            shared: shared.clone(),
+            retention,
+        })
+        .max_decoding_message_size(4 * service::MAX_APPEND_BYTES)
+        .max_encoding_message_size(usize::MAX);
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let served = tonic::transport::Server::builder()
@@ -104,7 +161,13 @@ impl EmbeddedServer {
         self.shared.store().create_table(table.resource_path(), schema);
     }
 
-    /// The committed (visible) rows of a table, or `None` if it does not exist.
+    /// What the server keeps of appended rows.
+    pub fn retention(&self) -> Retention {
+        self.shared.store().retention
+    }
+
+    /// The committed (visible) rows of a table, or `None` if it does not exist; always empty
+    /// when rows are discarded.
     pub fn rows(&self, table: &TableRef) -> Option<Vec<RecordBatch>> {
         self.shared
             .store()
@@ -113,10 +176,20 @@ impl EmbeddedServer {
             .map(|t| t.visible.clone())
     }
 
-    /// Number of visible rows of a table.
+    /// Number of visible rows of a table (counted, not kept, when rows are discarded).
     pub fn row_count(&self, table: &TableRef) -> Option<usize> {
-        self.rows(table)
-            .map(|batches| batches.iter().map(RecordBatch::num_rows).sum())
+        let store = self.shared.store();
+        let t = store.tables.get(&table.resource_path())?;
+        Some(match store.retention {
+            Retention::Keep => t.visible.iter().map(RecordBatch::num_rows).sum(),
+            Retention::Discard => t.digest.rows as usize,
+        })
+    }
+
+    /// The digest of the rows made visible in a table by commits, COMMITTED streams and
+    /// `_default`, as serialized on the wire; kept in both retention modes.
+    pub fn table_digest(&self, table: &TableRef) -> Option<RowDigest> {
+        self.shared.store().tables.get(&table.resource_path()).map(|t| t.digest)
     }
 
     /// Rows appended to PENDING or BUFFERED streams of the table and not yet visible.
@@ -127,7 +200,10 @@ impl EmbeddedServer {
             .streams
             .values()
             .filter(|s| s.table == path)
-            .map(|s| s.pending.iter().map(RecordBatch::num_rows).sum::<usize>())
+            .map(|s| match store.retention {
+                Retention::Keep => s.pending.iter().map(RecordBatch::num_rows).sum::<usize>(),
+                Retention::Discard => s.pending_digest.rows as usize,
+            })
             .sum()
     }
 

@@ -11,8 +11,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::decode::{DecodeError, RowDecoder};
+use super::digest::RowDigest;
 use super::faults::{AppendFault, Counters, Faults, Rpc, RpcFault};
-use super::state::{Rejection, Store, split_stream_name};
+use super::state::{Rejection, Retention, Store, split_stream_name};
 use crate::proto::append_rows_request::Rows;
 use crate::proto::append_rows_response::{AppendResult, Response as AppendOutcome};
 use crate::proto::big_query_write_server::BigQueryWrite;
@@ -42,6 +43,7 @@ impl Shared {
 #[derive(Clone)]
 pub(crate) struct Service {
     pub(crate) shared: Arc<Shared>,
+    pub(crate) retention: Retention,
 }
 
 /// Requires the routing header to start with `key=`.
@@ -177,15 +179,21 @@ impl Service {
             ));
         };
         let rows = data.rows.map(|r| r.serialized_rows).unwrap_or_default();
-        let batch = decoder.decode(&rows).map_err(|e| match e {
-            DecodeError::Row { index, message } => {
-                Rejection::new(Code::InvalidArgument, format!("row {index} of the request: {message}"))
-            }
-            DecodeError::Schema(m) | DecodeError::ExtraField(m) => Rejection::new(Code::InvalidArgument, m),
-        })?;
-        let count = batch.num_rows() as u64;
-        let at = self.shared.store().append(&name, offset, batch)?;
-        self.shared.counters.rows_appended.fetch_add(count, Ordering::SeqCst);
+        let mut digest = RowDigest::default();
+        digest.add_all(rows.iter().map(|row| row.as_ref()));
+        let batch = match self.retention {
+            Retention::Discard => None,
+            Retention::Keep => Some(decoder.decode(&rows).map_err(|e| match e {
+                DecodeError::Row { index, message } => {
+                    Rejection::new(Code::InvalidArgument, format!("row {index} of the request: {message}"))
+                }
+                DecodeError::Schema(m) | DecodeError::ExtraField(m) => Rejection::new(Code::InvalidArgument, m),
+            })?),
+        };
+        let at = self.shared.store().append(&name, offset, batch, digest)?;
+        let counters = &self.shared.counters;
+        counters.rows_appended.fetch_add(digest.rows, Ordering::SeqCst);
+        counters.row_bytes_appended.fetch_add(digest.bytes, Ordering::SeqCst);
         Ok(offset.map(|_| at))
     }
 }

@@ -10,6 +10,7 @@ use prost::Message;
 use prost_types::Timestamp;
 use tonic::Code;
 
+use super::digest::RowDigest;
 use crate::proto::storage_error::StorageErrorCode;
 use crate::proto::write_stream::Type as StreamType;
 use crate::proto::{StorageError, TableSchema, WriteStream};
@@ -72,11 +73,33 @@ impl Rejection {
     }
 }
 
+/// What the server keeps of appended rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Retention {
+    /// Decode every row into Arrow and keep it, so tests can read tables back.
+    #[default]
+    Keep,
+    /// Validate every request (stream, offset, writer schema, row count) and keep only a
+    /// [`RowDigest`] of the rows, without decoding them: the server of client benchmarks.
+    Discard,
+}
+
 /// A table: its schema and the committed (visible) rows.
 pub(crate) struct Table {
     pub(crate) schema: Arc<TableSchema>,
     pub(crate) arrow: SchemaRef,
     pub(crate) visible: Vec<RecordBatch>,
+    /// Digest of the rows made visible by commits, COMMITTED streams and `_default`
+    /// (not by FlushRows on BUFFERED streams).
+    pub(crate) digest: RowDigest,
+}
+
+impl Table {
+    /// Makes appended rows visible.
+    fn make_visible(&mut self, batch: Option<RecordBatch>, digest: &RowDigest) {
+        self.visible.extend(batch);
+        self.digest.merge(digest);
+    }
 }
 
 /// A write stream.
@@ -87,6 +110,8 @@ pub(crate) struct Stream {
     pub(crate) commit_time: Option<Timestamp>,
     /// Rows appended and not yet visible (PENDING, BUFFERED).
     pub(crate) pending: Vec<RecordBatch>,
+    /// Digest of the rows appended to a PENDING stream.
+    pub(crate) pending_digest: RowDigest,
     /// Rows appended so far: the next expected offset.
     pub(crate) row_count: i64,
     /// Rows of a BUFFERED stream already flushed (made visible).
@@ -97,6 +122,7 @@ pub(crate) struct Stream {
 /// Everything the server holds.
 #[derive(Default)]
 pub(crate) struct Store {
+    pub(crate) retention: Retention,
     pub(crate) tables: HashMap<String, Table>,
     pub(crate) streams: HashMap<String, Stream>,
     next_stream: u64,
@@ -114,6 +140,13 @@ pub(crate) fn split_stream_name(name: &str) -> Option<(&str, &str)> {
 }
 
 impl Store {
+    pub(crate) fn new(retention: Retention) -> Self {
+        Self {
+            retention,
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn create_table(&mut self, path: String, schema: TableSchema) {
         let arrow = Arc::new(to_arrow_schema(&schema));
         self.tables.insert(
@@ -122,6 +155,7 @@ impl Store {
                 schema: Arc::new(schema),
                 arrow,
                 visible: Vec::new(),
+                digest: RowDigest::default(),
             },
         );
     }
@@ -137,10 +171,22 @@ impl Store {
         })
     }
 
+    fn table_mut(&mut self, path: &str) -> Result<&mut Table, Rejection> {
+        self.tables
+            .get_mut(path)
+            .ok_or_else(|| Rejection::new(Code::NotFound, format!("Table {path} not found")))
+    }
+
     pub(crate) fn create_stream(&mut self, table: &str, kind: StreamType) -> Result<WriteStream, Rejection> {
         let schema = self.table(table)?.schema.clone();
         if kind == StreamType::Unspecified {
             return Err(Rejection::new(Code::InvalidArgument, "write_stream.type must be set"));
+        }
+        if kind == StreamType::Buffered && self.retention == Retention::Discard {
+            return Err(Rejection::new(
+                Code::Unimplemented,
+                "a server that discards rows has no BUFFERED streams",
+            ));
         }
         self.next_stream += 1;
         let name = format!("{table}/streams/s{:06}", self.next_stream);
@@ -153,6 +199,7 @@ impl Store {
                 create_time,
                 commit_time: None,
                 pending: Vec::new(),
+                pending_digest: RowDigest::default(),
                 row_count: 0,
                 flushed: 0,
                 finalized: false,
@@ -246,17 +293,19 @@ impl Store {
         }
     }
 
-    /// Applies decoded rows; returns the offset they were written at.
-    pub(crate) fn append(&mut self, name: &str, offset: Option<i64>, batch: RecordBatch) -> Result<i64, Rejection> {
+    /// Applies an append of `digest.rows` rows (decoded into `batch` unless rows are
+    /// discarded); returns the offset they were written at.
+    pub(crate) fn append(
+        &mut self,
+        name: &str,
+        offset: Option<i64>,
+        batch: Option<RecordBatch>,
+        digest: RowDigest,
+    ) -> Result<i64, Rejection> {
         self.check_append(name, offset)?;
         let (table_path, id) = split_stream_name(name).unwrap_or_default();
-        let rows = batch.num_rows() as i64;
         if id == "_default" {
-            let table = self
-                .tables
-                .get_mut(table_path)
-                .ok_or_else(|| Rejection::new(Code::NotFound, table_path))?;
-            table.visible.push(batch);
+            self.table_mut(table_path)?.make_visible(batch, &digest);
             return Ok(0);
         }
         let stream = self
@@ -264,16 +313,13 @@ impl Store {
             .get_mut(name)
             .ok_or_else(|| Rejection::new(Code::NotFound, name))?;
         let at = stream.row_count;
-        stream.row_count += rows;
+        stream.row_count += digest.rows as i64;
         if stream.kind == StreamType::Committed {
             let table_name = stream.table.clone();
-            let table = self
-                .tables
-                .get_mut(&table_name)
-                .ok_or_else(|| Rejection::new(Code::NotFound, table_name))?;
-            table.visible.push(batch);
+            self.table_mut(&table_name)?.make_visible(batch, &digest);
         } else {
-            stream.pending.push(batch);
+            stream.pending.extend(batch);
+            stream.pending_digest.merge(&digest);
         }
         Ok(at)
     }
@@ -378,14 +424,17 @@ impl Store {
         }
         let time = now();
         let mut rows = Vec::new();
+        let mut digest = RowDigest::default();
         for name in names {
             if let Some(stream) = self.streams.get_mut(name) {
                 stream.commit_time = Some(time);
                 rows.append(&mut stream.pending);
+                digest.merge(&std::mem::take(&mut stream.pending_digest));
             }
         }
         if let Some(t) = self.tables.get_mut(table) {
             t.visible.extend(rows);
+            t.digest.merge(&digest);
         }
         Ok(Ok(time))
     }

@@ -74,6 +74,12 @@ pub(crate) struct EmulatorArgs {
     /// may be repeated.
     #[arg(long = "table", value_name = "PROJECT.DATASET.TABLE=SCHEMA")]
     pub(crate) tables: Vec<String>,
+
+    /// Validates every request (stream, offset, writer schema, row count) but neither decodes
+    /// nor keeps rows, only counting and digesting them: a server that is not the bottleneck
+    /// of a client benchmark. Prints what it received on stderr when it stops.
+    #[arg(long)]
+    pub(crate) discard: bool,
 }
 
 /// Where one piece of SQL comes from.

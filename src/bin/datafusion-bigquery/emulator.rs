@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use datafusion_bigquery::proto::TableSchema;
+use datafusion_bigquery::server::Retention;
 use datafusion_bigquery::{EmbeddedServer, TableRef, schema};
 
 use crate::args::EmulatorArgs;
@@ -34,8 +35,11 @@ pub(crate) fn parse_table_specs(flag: &str, specs: &[String]) -> Result<Vec<Tabl
 }
 
 /// Starts the embedded server on `port` (0 for a free one) and creates the tables.
-pub(crate) async fn start(port: u16, tables: Vec<TableSpec>) -> Result<EmbeddedServer, Failure> {
-    let server = EmbeddedServer::start_on(port)
+pub(crate) async fn start(port: u16, retention: Retention, tables: Vec<TableSpec>) -> Result<EmbeddedServer, Failure> {
+    let server = EmbeddedServer::builder()
+        .port(port)
+        .retention(retention)
+        .start()
         .await
         .map_err(|e| Failure::new(e.to_string()))?;
     for spec in tables {
@@ -47,9 +51,21 @@ pub(crate) async fn start(port: u16, tables: Vec<TableSpec>) -> Result<EmbeddedS
 /// `datafusion-bigquery emulator`: serves until Ctrl-C or SIGTERM.
 pub(crate) async fn serve(args: EmulatorArgs) -> Result<(), Failure> {
     let tables = parse_table_specs("--table", &args.tables)?;
-    let server = start(args.port, tables).await?;
+    let retention = if args.discard {
+        Retention::Discard
+    } else {
+        Retention::Keep
+    };
+    let server = start(args.port, retention, tables).await?;
     announce(&server.endpoint())?;
     wait_for_shutdown().await?;
+    let stats = server.stats();
+    if retention == Retention::Discard {
+        eprintln!(
+            "received {} AppendRows requests, {} rows ({} bytes of rows); {} commits",
+            stats.append_requests, stats.rows_appended, stats.row_bytes_appended, stats.commits
+        );
+    }
     server.shutdown().await;
     Ok(())
 }

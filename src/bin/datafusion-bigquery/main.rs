@@ -11,6 +11,7 @@ mod run;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
+use datafusion_bigquery::server::Retention;
 
 use args::{Cli, Command};
 use report::Failure;
@@ -65,7 +66,7 @@ async fn run_sql(cli: &Cli, sources: &[args::SqlSource]) -> Result<(), Failure> 
     }
     let server = if cli.emulator {
         let tables = emulator::parse_table_specs("--emulator-table", &cli.emulator_tables)?;
-        Some(emulator::start(0, tables).await?)
+        Some(emulator::start(0, Retention::Keep, tables).await?)
     } else {
         None
     };
