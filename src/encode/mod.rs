@@ -7,9 +7,10 @@
 //! slice of it. Every failure names the table, the column path, the row and the value.
 
 mod columns;
+mod kernels;
 mod normalize;
 
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
 use bytes::Bytes;
 use prost::Message;
@@ -21,7 +22,8 @@ use crate::proto::table_field_schema::Mode;
 use crate::proto::{TableFieldSchema, TableSchema};
 use crate::schema::{field_mode, field_type, row_descriptor, type_name};
 use crate::table_ref::TableRef;
-use columns::{FieldWriter, ValueError, ValueErrorKind, WriteOptions};
+use columns::{ValueError, ValueErrorKind, WriteOptions};
+use kernels::{ColumnKernel, Prewritten};
 use normalize::{Conversion, Mismatch};
 
 /// Bytes reserved in every request for the stream name, offset, and framing.
@@ -172,31 +174,50 @@ impl RowEncoder {
 
     /// Encodes a batch whose first row is row `first_row` of the whole input (used in errors),
     /// split into groups that each fit one request.
+    ///
+    /// Column at a time ([`kernels`]): every column adds its fields' sizes to each row's
+    /// length, the batch's buffer is allocated once at its exact size, then every column
+    /// writes its field into each row's slot. When several values are invalid, the error
+    /// names the first row, and in it the first column.
     pub fn encode(&self, batch: &RecordBatch, first_row: u64) -> Result<Vec<EncodedRows>> {
         let num_rows = batch.num_rows();
-        let arrays = self.canonical_columns(batch, first_row)?;
-        let mut writers = Vec::with_capacity(self.columns.len());
-        for (plan, array) in self.columns.iter().zip(&arrays) {
-            if let Some(array) = array {
-                writers.push(FieldWriter::new(&plan.column, plan.tag, array, self.write).map_err(Error::Internal)?);
+        let mut columns: Vec<Box<dyn ColumnKernel + '_>> = Vec::with_capacity(self.columns.len());
+        let mut failures = Vec::new();
+        for plan in &self.columns {
+            let Some((index, conversion)) = &plan.input else {
+                continue;
+            };
+            let input = batch.column(*index);
+            if let Some(kernel) = kernels::plan(&plan.column, plan.tag, input, self.write) {
+                columns.push(kernel);
+                continue;
+            }
+            let canonical = conversion.apply(input).map_err(|r| Error::InvalidValue {
+                table: self.table.clone(),
+                column: format!("{}{}", plan.column.name, r.path),
+                row: first_row + r.index as u64,
+                value: r.value,
+                reason: r.reason,
+            })?;
+            match Prewritten::new(&plan.column, plan.tag, &canonical, self.write).map_err(Error::Internal)? {
+                Ok(prewritten) => columns.push(Box::new(prewritten)),
+                Err(failure) => failures.push(failure),
             }
         }
-        let mut buf = Vec::with_capacity(num_rows * 16 * writers.len().max(1));
-        let mut ends = Vec::with_capacity(num_rows);
-        for row in 0..num_rows {
-            for writer in &writers {
-                writer
-                    .write(row, &mut buf)
-                    .map_err(|e| self.value_error(e, first_row + row as u64))?;
+        let mut lens = vec![0usize; num_rows];
+        for column in &columns {
+            if let Err(failure) = column.measure(&mut lens) {
+                failures.push(failure);
             }
-            ends.push(buf.len());
         }
-        let all = Bytes::from(buf);
-        let mut groups = vec![EncodedRows::default()];
-        let mut start = 0;
-        for (row, end) in ends.into_iter().enumerate() {
-            let len = end - start;
-            let framed = 1 + prost::length_delimiter_len(len) + len;
+        if let Some(first) = failures.into_iter().min_by_key(|f| f.row) {
+            return Err(self.value_error(first.error, first_row + first.row as u64));
+        }
+
+        let mut pos = Vec::with_capacity(num_rows);
+        let mut total = 0usize;
+        for (row, len) in lens.iter().enumerate() {
+            let framed = 1 + prost::length_delimiter_len(*len) + len;
             if framed > self.row_budget {
                 return Err(Error::RowTooLarge {
                     table: self.table.clone(),
@@ -205,6 +226,19 @@ impl RowEncoder {
                     limit: self.row_budget,
                 });
             }
+            pos.push(total);
+            total += len;
+        }
+        let mut buf = vec![0u8; total];
+        for column in &columns {
+            column.write(&mut buf, &mut pos);
+        }
+        let all = Bytes::from(buf);
+
+        let mut groups = vec![EncodedRows::default()];
+        let mut start = 0;
+        for len in lens {
+            let framed = 1 + prost::length_delimiter_len(len) + len;
             let group = groups.last_mut().filter(|g| g.bytes + framed <= self.row_budget);
             let group = match group {
                 Some(g) => g,
@@ -213,34 +247,12 @@ impl RowEncoder {
                     groups.last_mut().ok_or_else(|| Error::Internal("no group".into()))?
                 }
             };
-            group.rows.push(all.slice(start..end));
+            group.rows.push(all.slice(start..start + len));
             group.bytes += framed;
-            start = end;
+            start += len;
         }
         groups.retain(|g| !g.is_empty());
         Ok(groups)
-    }
-
-    /// The input columns converted to each table column's canonical type (`None`: absent).
-    fn canonical_columns(&self, batch: &RecordBatch, first_row: u64) -> Result<Vec<Option<ArrayRef>>> {
-        self.columns
-            .iter()
-            .map(|plan| {
-                let Some((index, conversion)) = &plan.input else {
-                    return Ok(None);
-                };
-                let converted = conversion
-                    .apply(batch.column(*index))
-                    .map_err(|r| Error::InvalidValue {
-                        table: self.table.clone(),
-                        column: format!("{}{}", plan.column.name, r.path),
-                        row: first_row + r.index as u64,
-                        value: r.value,
-                        reason: r.reason,
-                    })?;
-                Ok(Some(converted))
-            })
-            .collect()
     }
 
     fn value_error(&self, err: ValueError, row: u64) -> Error {

@@ -10,7 +10,7 @@ use super::*;
 use crate::options::WireEncoding;
 use crate::proto::table_field_schema::Type;
 use crate::schema::field;
-use arrow::array::Array;
+use arrow::array::{Array, ArrayRef};
 
 fn table() -> TableRef {
     "p.d.t".parse().unwrap()

@@ -1,0 +1,775 @@
+//! Column-at-a-time encoding of one batch: every column first adds its fields' sizes to each
+//! row's length (checking its values on the way), then, once the buffer is allocated at its
+//! exact size, writes its field into each row's slot. No per-row allocation, no per-row
+//! dispatch over types: each column's loop is specialized for its Arrow type.
+//!
+//! The common flat columns read their input array directly (integers, floats, booleans,
+//! strings and binaries of every offset kind and views, DATE, TIMESTAMP, NUMERIC from
+//! decimals at scale 9 or less). Any other column is converted to its canonical type and
+//! written row by row by [`FieldWriter`] into a side buffer, whose slices are then copied.
+
+use arrow::array::{
+    Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray, GenericByteArray, GenericByteViewArray, PrimitiveArray,
+};
+use arrow::buffer::NullBuffer;
+use arrow::datatypes::ArrowNativeType;
+use arrow::datatypes::{
+    BinaryType, BinaryViewType, ByteArrayType, ByteViewType, DataType, Date32Type, Decimal128Type, Float32Type,
+    Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, LargeBinaryType, LargeUtf8Type, StringViewType, TimeUnit,
+    TimestampMicrosecondType, UInt8Type, UInt16Type, UInt32Type, Utf8Type,
+};
+use prost::encoding::{WireType, encode_key, encoded_len_varint};
+
+use super::columns::{FieldWriter, ValueError, ValueErrorKind, WriteOptions};
+use super::normalize::display;
+use crate::options::WireEncoding;
+use crate::proto::TableFieldSchema;
+use crate::proto::table_field_schema::{Mode, Type};
+use crate::schema::{field_mode, field_type};
+use crate::values;
+
+/// The first value of a column that cannot be written: its row in the batch and why.
+#[derive(Debug)]
+pub(crate) struct RowFailure {
+    pub(crate) row: usize,
+    pub(crate) error: ValueError,
+}
+
+/// One column of one batch, ready to be measured and written.
+pub(crate) trait ColumnKernel {
+    /// Adds the encoded size of this field to each row's length, or returns the first row
+    /// whose value cannot be written.
+    fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure>;
+
+    /// Writes this field of each row at `pos[row]` and advances it. Only called after a
+    /// successful `measure`, on a buffer sized from the lengths.
+    fn write(&self, buf: &mut [u8], pos: &mut [usize]);
+}
+
+/// A field key (tag and wire type), encoded once per column.
+#[derive(Clone, Copy)]
+struct Key {
+    bytes: [u8; 5],
+    len: usize,
+}
+
+impl Key {
+    fn new(tag: u32, wire_type: WireType) -> Self {
+        let mut out = Vec::with_capacity(5);
+        encode_key(tag, wire_type, &mut out);
+        let mut bytes = [0u8; 5];
+        bytes[..out.len()].copy_from_slice(&out);
+        Key { bytes, len: out.len() }
+    }
+
+    #[inline]
+    fn put(&self, buf: &mut [u8], at: &mut usize) {
+        buf[*at..*at + self.len].copy_from_slice(&self.bytes[..self.len]);
+        *at += self.len;
+    }
+}
+
+/// Length of `value` as a varint.
+#[inline]
+fn varint_len(value: u64) -> usize {
+    encoded_len_varint(value)
+}
+
+/// Writes `value` as a varint at `*at`.
+#[inline]
+fn put_varint(buf: &mut [u8], at: &mut usize, mut value: u64) {
+    while value >= 0x80 {
+        buf[*at] = (value as u8) | 0x80;
+        *at += 1;
+        value >>= 7;
+    }
+    buf[*at] = value as u8;
+    *at += 1;
+}
+
+/// What a column does with NULLs.
+struct Nulls<'a> {
+    name: &'a str,
+    buffer: Option<&'a NullBuffer>,
+}
+
+impl<'a> Nulls<'a> {
+    fn of(array: &'a dyn Array, name: &'a str) -> Self {
+        Nulls {
+            name,
+            buffer: array.nulls(),
+        }
+    }
+
+    /// Fails at the first NULL of a REQUIRED column.
+    fn check_required(&self, mode: Mode) -> Result<(), RowFailure> {
+        if mode != Mode::Required {
+            return Ok(());
+        }
+        let Some(nulls) = self.buffer.filter(|n| n.null_count() > 0) else {
+            return Ok(());
+        };
+        let row = (0..nulls.len()).find(|i| nulls.is_null(*i)).unwrap_or(0);
+        Err(RowFailure {
+            row,
+            error: ValueError {
+                path: self.name.to_string(),
+                kind: ValueErrorKind::NullInRequired,
+            },
+        })
+    }
+
+    #[inline]
+    fn is_valid(&self, row: usize) -> bool {
+        self.buffer.is_none_or(|n| n.is_valid(row))
+    }
+
+    fn any(&self) -> bool {
+        self.buffer.is_some_and(|n| n.null_count() > 0)
+    }
+}
+
+/// Plans the kernel of one column of a batch: a direct one for the common flat types, else
+/// the canonical array written row by row. `canonical` converts the input when needed.
+pub(crate) fn plan<'a>(
+    column: &'a TableFieldSchema,
+    tag: u32,
+    input: &'a ArrayRef,
+    options: WriteOptions,
+) -> Option<Box<dyn ColumnKernel + 'a>> {
+    let mode = field_mode(column);
+    if mode == Mode::Repeated || column.max_length > 0 || column.precision > 0 {
+        return None;
+    }
+    let name = column.name.as_str();
+    let ty = field_type(column);
+    let kernel: Box<dyn ColumnKernel + 'a> = match (ty, input.data_type()) {
+        (Type::Int64, DataType::Int64) => varints::<Int64Type>(input, tag, mode, name, None),
+        (Type::Int64, DataType::Int32) => varints::<Int32Type>(input, tag, mode, name, None),
+        (Type::Int64, DataType::Int16) => varints::<Int16Type>(input, tag, mode, name, None),
+        (Type::Int64, DataType::Int8) => varints::<Int8Type>(input, tag, mode, name, None),
+        (Type::Int64, DataType::UInt32) => varints::<UInt32Type>(input, tag, mode, name, None),
+        (Type::Int64, DataType::UInt16) => varints::<UInt16Type>(input, tag, mode, name, None),
+        (Type::Int64, DataType::UInt8) => varints::<UInt8Type>(input, tag, mode, name, None),
+        (Type::Date, DataType::Date32) => varints::<Date32Type>(
+            input,
+            tag,
+            mode,
+            name,
+            Some(Range {
+                min: i64::from(values::DATE_MIN_DAYS),
+                max: i64::from(values::DATE_MAX_DAYS),
+                reason: "is outside DATE's range 0001-01-01..9999-12-31",
+            }),
+        ),
+        (Type::Timestamp, DataType::Timestamp(TimeUnit::Microsecond, _)) => varints::<TimestampMicrosecondType>(
+            input,
+            tag,
+            mode,
+            name,
+            Some(Range {
+                min: values::MICROS_MIN,
+                max: values::MICROS_MAX,
+                reason: "is outside TIMESTAMP's range 0001-01-01..9999-12-31",
+            }),
+        ),
+        (Type::Double, DataType::Float64) => doubles::<Float64Type>(input, tag, mode, name),
+        (Type::Double, DataType::Float32) => doubles::<Float32Type>(input, tag, mode, name),
+        (Type::Bool, DataType::Boolean) => Box::new(Bools {
+            key: Key::new(tag, WireType::Varint),
+            array: input.as_boolean(),
+            nulls: Nulls::of(input.as_ref(), name),
+            mode,
+        }),
+        (Type::String, DataType::Utf8) => byte_strings::<Utf8Type>(input, tag, mode, name),
+        (Type::String, DataType::LargeUtf8) => byte_strings::<LargeUtf8Type>(input, tag, mode, name),
+        (Type::String, DataType::Utf8View) => byte_views::<StringViewType>(input, tag, mode, name),
+        (Type::Bytes, DataType::Binary) => byte_strings::<BinaryType>(input, tag, mode, name),
+        (Type::Bytes, DataType::LargeBinary) => byte_strings::<LargeBinaryType>(input, tag, mode, name),
+        (Type::Bytes, DataType::BinaryView) => byte_views::<BinaryViewType>(input, tag, mode, name),
+        (Type::Numeric, DataType::Decimal128(_, scale))
+            if options.encoding == WireEncoding::Packed && (0..=values::NUMERIC_SCALE).contains(scale) =>
+        {
+            Box::new(Numerics {
+                key: Key::new(tag, WireType::LengthDelimited),
+                array: input.as_primitive::<Decimal128Type>(),
+                nulls: Nulls::of(input.as_ref(), name),
+                mode,
+                multiplier: 10i128.pow((values::NUMERIC_SCALE - scale) as u32),
+            })
+        }
+        _ => return None,
+    };
+    Some(kernel)
+}
+
+/// An inclusive range of valid values and the reason given outside it.
+#[derive(Clone, Copy)]
+struct Range {
+    min: i64,
+    max: i64,
+    reason: &'static str,
+}
+
+/// Integer-like columns written as varints (sign-extended to 64 bits).
+struct Varints<'a, T: ArrowPrimitiveType> {
+    key: Key,
+    array: &'a PrimitiveArray<T>,
+    nulls: Nulls<'a>,
+    mode: Mode,
+    range: Option<Range>,
+}
+
+fn varints<'a, T>(
+    input: &'a ArrayRef,
+    tag: u32,
+    mode: Mode,
+    name: &'a str,
+    range: Option<Range>,
+) -> Box<dyn ColumnKernel + 'a>
+where
+    T: ArrowPrimitiveType,
+    T::Native: Into<i64>,
+{
+    Box::new(Varints::<T> {
+        key: Key::new(tag, WireType::Varint),
+        array: input.as_primitive::<T>(),
+        nulls: Nulls::of(input.as_ref(), name),
+        mode,
+        range,
+    })
+}
+
+impl<T> ColumnKernel for Varints<'_, T>
+where
+    T: ArrowPrimitiveType,
+    T::Native: Into<i64>,
+{
+    fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
+        self.nulls.check_required(self.mode)?;
+        let values = self.array.values();
+        if let Some(range) = self.range {
+            let bad = values.iter().enumerate().find(|(row, v)| {
+                let v: i64 = (**v).into();
+                (v < range.min || v > range.max) && self.nulls.is_valid(*row)
+            });
+            if let Some((row, _)) = bad {
+                return Err(invalid(self.array, row, self.nulls.name, range.reason));
+            }
+        }
+        let key = self.key.len;
+        if self.nulls.any() {
+            for (row, (len, v)) in lens.iter_mut().zip(values.iter()).enumerate() {
+                if self.nulls.is_valid(row) {
+                    *len += key + varint_len((*v).into() as u64);
+                }
+            }
+        } else {
+            for (len, v) in lens.iter_mut().zip(values.iter()) {
+                *len += key + varint_len((*v).into() as u64);
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, buf: &mut [u8], pos: &mut [usize]) {
+        for (row, (at, v)) in pos.iter_mut().zip(self.array.values().iter()).enumerate() {
+            if self.nulls.is_valid(row) {
+                self.key.put(buf, at);
+                put_varint(buf, at, (*v).into() as u64);
+            }
+        }
+    }
+}
+
+/// FLOAT64 columns from 64- or 32-bit floats (widened exactly), as fixed 64-bit fields.
+struct Doubles<'a, T: ArrowPrimitiveType> {
+    key: Key,
+    array: &'a PrimitiveArray<T>,
+    nulls: Nulls<'a>,
+    mode: Mode,
+}
+
+fn doubles<'a, T>(input: &'a ArrayRef, tag: u32, mode: Mode, name: &'a str) -> Box<dyn ColumnKernel + 'a>
+where
+    T: ArrowPrimitiveType,
+    T::Native: Into<f64>,
+{
+    Box::new(Doubles::<T> {
+        key: Key::new(tag, WireType::SixtyFourBit),
+        array: input.as_primitive::<T>(),
+        nulls: Nulls::of(input.as_ref(), name),
+        mode,
+    })
+}
+
+impl<T> ColumnKernel for Doubles<'_, T>
+where
+    T: ArrowPrimitiveType,
+    T::Native: Into<f64>,
+{
+    fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
+        self.nulls.check_required(self.mode)?;
+        let size = self.key.len + 8;
+        for (row, len) in lens.iter_mut().enumerate() {
+            if self.nulls.is_valid(row) {
+                *len += size;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, buf: &mut [u8], pos: &mut [usize]) {
+        for (row, (at, v)) in pos.iter_mut().zip(self.array.values().iter()).enumerate() {
+            if self.nulls.is_valid(row) {
+                self.key.put(buf, at);
+                let v: f64 = (*v).into();
+                buf[*at..*at + 8].copy_from_slice(&v.to_le_bytes());
+                *at += 8;
+            }
+        }
+    }
+}
+
+/// BOOL columns.
+struct Bools<'a> {
+    key: Key,
+    array: &'a BooleanArray,
+    nulls: Nulls<'a>,
+    mode: Mode,
+}
+
+impl ColumnKernel for Bools<'_> {
+    fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
+        self.nulls.check_required(self.mode)?;
+        let size = self.key.len + 1;
+        for (row, len) in lens.iter_mut().enumerate() {
+            if self.nulls.is_valid(row) {
+                *len += size;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, buf: &mut [u8], pos: &mut [usize]) {
+        for (row, at) in pos.iter_mut().enumerate() {
+            if self.nulls.is_valid(row) {
+                self.key.put(buf, at);
+                buf[*at] = u8::from(self.array.value(row));
+                *at += 1;
+            }
+        }
+    }
+}
+
+/// STRING and BYTES columns from offset-based arrays (32- or 64-bit offsets).
+struct ByteStrings<'a, T: ByteArrayType> {
+    key: Key,
+    array: &'a GenericByteArray<T>,
+    nulls: Nulls<'a>,
+    mode: Mode,
+}
+
+fn byte_strings<'a, T: ByteArrayType>(
+    input: &'a ArrayRef,
+    tag: u32,
+    mode: Mode,
+    name: &'a str,
+) -> Box<dyn ColumnKernel + 'a> {
+    Box::new(ByteStrings::<T> {
+        key: Key::new(tag, WireType::LengthDelimited),
+        array: input.as_bytes::<T>(),
+        nulls: Nulls::of(input.as_ref(), name),
+        mode,
+    })
+}
+
+impl<T: ByteArrayType> ColumnKernel for ByteStrings<'_, T> {
+    fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
+        self.nulls.check_required(self.mode)?;
+        let key = self.key.len;
+        for (row, (len, pair)) in lens.iter_mut().zip(self.array.value_offsets().windows(2)).enumerate() {
+            if self.nulls.is_valid(row) {
+                let n = (pair[1] - pair[0]).as_usize();
+                *len += key + varint_len(n as u64) + n;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, buf: &mut [u8], pos: &mut [usize]) {
+        let data = self.array.value_data();
+        for (row, (at, pair)) in pos.iter_mut().zip(self.array.value_offsets().windows(2)).enumerate() {
+            if self.nulls.is_valid(row) {
+                let (start, end) = (pair[0].as_usize(), pair[1].as_usize());
+                self.key.put(buf, at);
+                put_varint(buf, at, (end - start) as u64);
+                buf[*at..*at + end - start].copy_from_slice(&data[start..end]);
+                *at += end - start;
+            }
+        }
+    }
+}
+
+/// STRING and BYTES columns from view arrays.
+struct ByteViews<'a, T: ByteViewType> {
+    key: Key,
+    array: &'a GenericByteViewArray<T>,
+    nulls: Nulls<'a>,
+    mode: Mode,
+}
+
+fn byte_views<'a, T: ByteViewType>(
+    input: &'a ArrayRef,
+    tag: u32,
+    mode: Mode,
+    name: &'a str,
+) -> Box<dyn ColumnKernel + 'a> {
+    Box::new(ByteViews::<T> {
+        key: Key::new(tag, WireType::LengthDelimited),
+        array: input.as_byte_view::<T>(),
+        nulls: Nulls::of(input.as_ref(), name),
+        mode,
+    })
+}
+
+impl<T: ByteViewType> ColumnKernel for ByteViews<'_, T> {
+    fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
+        self.nulls.check_required(self.mode)?;
+        let key = self.key.len;
+        for (row, (len, view)) in lens.iter_mut().zip(self.array.views().iter()).enumerate() {
+            if self.nulls.is_valid(row) {
+                // The low 32 bits of a view are the value's length.
+                let n = *view as u32 as usize;
+                *len += key + varint_len(n as u64) + n;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, buf: &mut [u8], pos: &mut [usize]) {
+        for (row, at) in pos.iter_mut().enumerate() {
+            if self.nulls.is_valid(row) {
+                let value: &[u8] = self.array.value(row).as_ref();
+                self.key.put(buf, at);
+                put_varint(buf, at, value.len() as u64);
+                buf[*at..*at + value.len()].copy_from_slice(value);
+                *at += value.len();
+            }
+        }
+    }
+}
+
+/// NUMERIC columns from Decimal128 at scale 0..=9, packed: the value at scale 9 as minimal
+/// little-endian two's complement bytes.
+struct Numerics<'a> {
+    key: Key,
+    array: &'a PrimitiveArray<Decimal128Type>,
+    nulls: Nulls<'a>,
+    mode: Mode,
+    /// 10^(9 - input scale).
+    multiplier: i128,
+}
+
+impl Numerics<'_> {
+    /// The value at scale 9, if it is within NUMERIC's range.
+    #[inline]
+    fn scaled(&self, unscaled: i128) -> Option<i128> {
+        unscaled
+            .checked_mul(self.multiplier)
+            .filter(|v| (-values::NUMERIC_MAX_UNSCALED..=values::NUMERIC_MAX_UNSCALED).contains(v))
+    }
+}
+
+/// Bytes of the minimal two's complement form of `v` (at least one).
+#[inline]
+fn packed_len(v: i128) -> usize {
+    // Redundant sign bits beyond the one that must stay.
+    let redundant = if v < 0 { v.leading_ones() } else { v.leading_zeros() } as usize;
+    let bits = 128 - redundant + 1;
+    bits.div_ceil(8).clamp(1, 16)
+}
+
+impl ColumnKernel for Numerics<'_> {
+    fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
+        self.nulls.check_required(self.mode)?;
+        let key = self.key.len;
+        for (row, (len, v)) in lens.iter_mut().zip(self.array.values().iter()).enumerate() {
+            if !self.nulls.is_valid(row) {
+                continue;
+            }
+            let Some(scaled) = self.scaled(*v) else {
+                return Err(invalid(
+                    self.array,
+                    row,
+                    self.nulls.name,
+                    "is outside NUMERIC's range (29 integer digits)",
+                ));
+            };
+            *len += key + 1 + packed_len(scaled);
+        }
+        Ok(())
+    }
+
+    fn write(&self, buf: &mut [u8], pos: &mut [usize]) {
+        for (row, (at, v)) in pos.iter_mut().zip(self.array.values().iter()).enumerate() {
+            if !self.nulls.is_valid(row) {
+                continue;
+            }
+            // Measured before: in range, so the multiplication does not overflow.
+            let scaled = v.wrapping_mul(self.multiplier);
+            let n = packed_len(scaled);
+            self.key.put(buf, at);
+            buf[*at] = n as u8;
+            *at += 1;
+            buf[*at..*at + n].copy_from_slice(&scaled.to_le_bytes()[..n]);
+            *at += n;
+        }
+    }
+}
+
+/// Any other column: its canonical array written row by row into a side buffer, while
+/// measuring; then copied into each row's slot.
+pub(crate) struct Prewritten {
+    bytes: Vec<u8>,
+    /// End of each row's field in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Prewritten {
+    /// Writes every row of `array` (canonical for `column`) with [`FieldWriter`].
+    pub(crate) fn new(
+        column: &TableFieldSchema,
+        tag: u32,
+        array: &ArrayRef,
+        options: WriteOptions,
+    ) -> Result<Result<Self, RowFailure>, String> {
+        let writer = FieldWriter::new(column, tag, array, options)?;
+        let rows = array.len();
+        let mut bytes = Vec::with_capacity(rows * 8);
+        let mut ends = Vec::with_capacity(rows);
+        for row in 0..rows {
+            if let Err(error) = writer.write(row, &mut bytes) {
+                return Ok(Err(RowFailure { row, error }));
+            }
+            ends.push(bytes.len());
+        }
+        Ok(Ok(Prewritten { bytes, ends }))
+    }
+}
+
+impl ColumnKernel for Prewritten {
+    fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
+        let mut start = 0;
+        for (len, end) in lens.iter_mut().zip(&self.ends) {
+            *len += end - start;
+            start = *end;
+        }
+        Ok(())
+    }
+
+    fn write(&self, buf: &mut [u8], pos: &mut [usize]) {
+        let mut start = 0;
+        for (at, end) in pos.iter_mut().zip(&self.ends) {
+            let n = end - start;
+            buf[*at..*at + n].copy_from_slice(&self.bytes[start..*end]);
+            *at += n;
+            start = *end;
+        }
+    }
+}
+
+/// The error for the value at `row` of `array`.
+fn invalid(array: &dyn Array, row: usize, name: &str, reason: &str) -> RowFailure {
+    RowFailure {
+        row,
+        error: ValueError {
+            path: name.to_string(),
+            kind: ValueErrorKind::Invalid {
+                value: display(array, row),
+                reason: reason.to_string(),
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        BinaryViewArray, Date32Array, Decimal128Array, Float32Array, Int8Array, Int32Array, Int64Array,
+        LargeStringArray, StringArray, StringViewArray, TimestampMicrosecondArray, UInt32Array,
+    };
+
+    use super::*;
+    use crate::encode::normalize::Conversion;
+    use crate::options::ArrayNullElements;
+    use crate::schema::field;
+
+    const OPTIONS: WriteOptions = WriteOptions {
+        encoding: WireEncoding::Packed,
+        null_elements: ArrayNullElements::Error,
+    };
+
+    /// Rows of one column through a kernel.
+    fn run(kernel: &dyn ColumnKernel, rows: usize) -> Result<Vec<Vec<u8>>, RowFailure> {
+        let mut lens = vec![0; rows];
+        kernel.measure(&mut lens)?;
+        let mut pos = Vec::new();
+        let mut total = 0;
+        for len in &lens {
+            pos.push(total);
+            total += len;
+        }
+        let starts = pos.clone();
+        let mut buf = vec![0u8; total];
+        kernel.write(&mut buf, &mut pos);
+        Ok(starts.iter().zip(&lens).map(|(s, l)| buf[*s..s + l].to_vec()).collect())
+    }
+
+    /// The direct kernel and the canonical row-by-row writer produce the same rows.
+    fn same_as_canonical(ty: Type, mode: Mode, input: ArrayRef) {
+        let column = field("c", ty, mode);
+        let kernel = plan(&column, 3, &input, OPTIONS).unwrap_or_else(|| panic!("no kernel for {}", input.data_type()));
+        let canonical = Conversion::plan(input.data_type(), &column, "c")
+            .map_err(|e| format!("{e:?}"))
+            .and_then(|c| c.apply(&input).map_err(|e| format!("{e:?}")))
+            .expect("canonical");
+        let slow = Prewritten::new(&column, 3, &canonical, OPTIONS)
+            .expect("writer")
+            .expect("rows");
+        let fast_rows = run(kernel.as_ref(), input.len()).expect("fast");
+        let slow_rows = run(&slow, input.len()).expect("slow");
+        assert_eq!(fast_rows, slow_rows, "{}", input.data_type());
+    }
+
+    #[test]
+    fn direct_kernels_write_what_the_canonical_writer_writes() {
+        let n = Mode::Nullable;
+        same_as_canonical(
+            Type::Int64,
+            n,
+            Arc::new(Int64Array::from(vec![Some(i64::MIN), None, Some(0), Some(300)])),
+        );
+        same_as_canonical(
+            Type::Int64,
+            n,
+            Arc::new(Int32Array::from(vec![Some(-1), None, Some(i32::MAX)])),
+        );
+        same_as_canonical(Type::Int64, n, Arc::new(Int8Array::from(vec![Some(-128), Some(5)])));
+        same_as_canonical(Type::Int64, n, Arc::new(UInt32Array::from(vec![Some(u32::MAX), None])));
+        same_as_canonical(
+            Type::Double,
+            n,
+            Arc::new(Float32Array::from(vec![Some(0.1), None, Some(f32::NAN)])),
+        );
+        same_as_canonical(
+            Type::Bool,
+            n,
+            Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)])),
+        );
+        same_as_canonical(
+            Type::String,
+            n,
+            Arc::new(StringArray::from(vec![Some("héllo"), None, Some("")])),
+        );
+        same_as_canonical(
+            Type::String,
+            n,
+            Arc::new(LargeStringArray::from(vec![Some("x".repeat(300)), None])),
+        );
+        same_as_canonical(
+            Type::String,
+            n,
+            Arc::new(StringViewArray::from(vec![
+                Some("a view longer than twelve bytes"),
+                None,
+                Some("short"),
+            ])),
+        );
+        same_as_canonical(
+            Type::Bytes,
+            n,
+            Arc::new(BinaryViewArray::from(vec![Some(&[0u8, 255][..]), None, Some(&b""[..])])),
+        );
+        same_as_canonical(
+            Type::Date,
+            n,
+            Arc::new(Date32Array::from(vec![Some(values::DATE_MIN_DAYS), None, Some(-1)])),
+        );
+        same_as_canonical(
+            Type::Timestamp,
+            n,
+            Arc::new(TimestampMicrosecondArray::from(vec![Some(values::MICROS_MAX), None]).with_timezone("UTC")),
+        );
+        for scale in [0, 2, 9] {
+            let decimals = Decimal128Array::from(vec![Some(0), Some(-1), None, Some(1_234_567), Some(-10i128.pow(20))])
+                .with_precision_and_scale(38, scale)
+                .expect("decimal");
+            same_as_canonical(Type::Numeric, n, Arc::new(decimals));
+        }
+    }
+
+    #[test]
+    fn direct_kernels_refuse_what_the_column_cannot_hold() {
+        let required = field("c", Type::Int64, Mode::Required);
+        let ids: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), Some(2), None, None]));
+        let kernel = plan(&required, 1, &ids, OPTIONS).expect("kernel");
+        let failure = run(kernel.as_ref(), 4).expect_err("NULL in REQUIRED");
+        assert_eq!(failure.row, 2);
+        assert!(matches!(failure.error.kind, ValueErrorKind::NullInRequired));
+
+        let date = field("d", Type::Date, Mode::Nullable);
+        let days: ArrayRef = Arc::new(Date32Array::from(vec![Some(0), Some(values::DATE_MAX_DAYS + 1)]));
+        let failure = run(plan(&date, 1, &days, OPTIONS).expect("kernel").as_ref(), 2).expect_err("range");
+        assert_eq!(failure.row, 1);
+        assert_eq!(failure.error.path, "d");
+
+        let numeric = field("n", Type::Numeric, Mode::Nullable);
+        let big: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![Some(1), Some(10i128.pow(29))])
+                .with_precision_and_scale(38, 0)
+                .expect("decimal"),
+        );
+        let failure = run(plan(&numeric, 1, &big, OPTIONS).expect("kernel").as_ref(), 2).expect_err("range");
+        assert_eq!(failure.row, 1);
+        assert!(
+            matches!(&failure.error.kind, ValueErrorKind::Invalid { reason, .. } if reason.contains("NUMERIC's range"))
+        );
+    }
+
+    #[test]
+    fn packed_lengths_are_minimal_twos_complement() {
+        for v in [
+            0i128,
+            1,
+            -1,
+            127,
+            128,
+            -128,
+            -129,
+            255,
+            32767,
+            32768,
+            i64::MAX as i128,
+            values::NUMERIC_MAX_UNSCALED,
+            -values::NUMERIC_MAX_UNSCALED,
+        ] {
+            assert_eq!(packed_len(v), values::pack_numeric(v).len(), "{v}");
+        }
+    }
+
+    #[test]
+    fn varints_match_prost() {
+        for v in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+            let mut ours = [0u8; 10];
+            let mut at = 0;
+            put_varint(&mut ours, &mut at, v);
+            let mut theirs = Vec::new();
+            prost::encoding::encode_varint(v, &mut theirs);
+            assert_eq!(&ours[..at], theirs.as_slice());
+            assert_eq!(varint_len(v), at);
+        }
+    }
+}
