@@ -64,9 +64,43 @@ impl Key {
 
     #[inline]
     fn put(&self, buf: &mut [u8], at: &mut usize) {
-        buf[*at..*at + self.len].copy_from_slice(&self.bytes[..self.len]);
-        *at += self.len;
+        if self.len == 1 {
+            buf[*at] = self.bytes[0];
+            *at += 1;
+        } else {
+            put_bytes(buf, at, &self.bytes[..self.len]);
+        }
     }
+}
+
+/// Copies `src` to `buf` at `*at`. Short values, the common case for row fields, are copied
+/// with at most two overlapping word moves instead of a call to `memcpy`.
+#[inline]
+fn put_bytes(buf: &mut [u8], at: &mut usize, src: &[u8]) {
+    let n = src.len();
+    let dst = &mut buf[*at..*at + n];
+    match n {
+        0 => {}
+        1..=3 => {
+            dst[0] = src[0];
+            dst[n / 2] = src[n / 2];
+            dst[n - 1] = src[n - 1];
+        }
+        4..=7 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
+        }
+        8..=16 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..].copy_from_slice(&src[n - 8..]);
+        }
+        17..=32 => {
+            dst[..16].copy_from_slice(&src[..16]);
+            dst[n - 16..].copy_from_slice(&src[n - 16..]);
+        }
+        _ => dst.copy_from_slice(src),
+    }
+    *at += n;
 }
 
 /// Length of `value` as a varint.
@@ -78,13 +112,21 @@ fn varint_len(value: u64) -> usize {
 /// Writes `value` as a varint at `*at`.
 #[inline]
 fn put_varint(buf: &mut [u8], at: &mut usize, mut value: u64) {
-    while value >= 0x80 {
-        buf[*at] = (value as u8) | 0x80;
+    if value < 0x80 {
+        buf[*at] = value as u8;
         *at += 1;
-        value >>= 7;
+        return;
     }
-    buf[*at] = value as u8;
-    *at += 1;
+    let n = varint_len(value);
+    let dst = &mut buf[*at..*at + n];
+    if let Some((last, rest)) = dst.split_last_mut() {
+        for byte in rest {
+            *byte = (value as u8) | 0x80;
+            value >>= 7;
+        }
+        *last = value as u8;
+    }
+    *at += n;
 }
 
 /// What a column does with NULLs.
@@ -196,6 +238,7 @@ pub(crate) fn plan<'a>(
                 nulls: Nulls::of(input.as_ref(), name),
                 mode,
                 multiplier: 10i128.pow((values::NUMERIC_SCALE - scale) as u32),
+                max_input: values::NUMERIC_MAX_UNSCALED / 10i128.pow((values::NUMERIC_SCALE - scale) as u32),
             })
         }
         _ => return None,
@@ -404,8 +447,7 @@ impl<T: ByteArrayType> ColumnKernel for ByteStrings<'_, T> {
                 let (start, end) = (pair[0].as_usize(), pair[1].as_usize());
                 self.key.put(buf, at);
                 put_varint(buf, at, (end - start) as u64);
-                buf[*at..*at + end - start].copy_from_slice(&data[start..end]);
-                *at += end - start;
+                put_bytes(buf, at, &data[start..end]);
             }
         }
     }
@@ -453,8 +495,7 @@ impl<T: ByteViewType> ColumnKernel for ByteViews<'_, T> {
                 let value: &[u8] = self.array.value(row).as_ref();
                 self.key.put(buf, at);
                 put_varint(buf, at, value.len() as u64);
-                buf[*at..*at + value.len()].copy_from_slice(value);
-                *at += value.len();
+                put_bytes(buf, at, value);
             }
         }
     }
@@ -469,16 +510,15 @@ struct Numerics<'a> {
     mode: Mode,
     /// 10^(9 - input scale).
     multiplier: i128,
+    /// The largest input whose value at scale 9 is within NUMERIC's range.
+    max_input: i128,
 }
 
-impl Numerics<'_> {
-    /// The value at scale 9, if it is within NUMERIC's range.
-    #[inline]
-    fn scaled(&self, unscaled: i128) -> Option<i128> {
-        unscaled
-            .checked_mul(self.multiplier)
-            .filter(|v| (-values::NUMERIC_MAX_UNSCALED..=values::NUMERIC_MAX_UNSCALED).contains(v))
-    }
+/// Bytes of the minimal two's complement form of `v` (at least one).
+#[inline]
+fn packed_len_i64(v: i64) -> usize {
+    let redundant = if v < 0 { v.leading_ones() } else { v.leading_zeros() } as usize;
+    (64 - redundant + 1).div_ceil(8).clamp(1, 8)
 }
 
 /// Bytes of the minimal two's complement form of `v` (at least one).
@@ -490,6 +530,22 @@ fn packed_len(v: i128) -> usize {
     bits.div_ceil(8).clamp(1, 16)
 }
 
+impl Numerics<'_> {
+    /// The value at scale 9 and its packed length; 64-bit arithmetic when the value allows,
+    /// as it does for nearly every decimal met in practice. `v` must be within `max_input`.
+    #[inline]
+    fn scaled(&self, v: i128) -> (i128, usize) {
+        let small = v as i64;
+        if i128::from(small) == v
+            && let Some(scaled) = small.checked_mul(self.multiplier as i64)
+        {
+            return (i128::from(scaled), packed_len_i64(scaled));
+        }
+        let scaled = v * self.multiplier;
+        (scaled, packed_len(scaled))
+    }
+}
+
 impl ColumnKernel for Numerics<'_> {
     fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
         self.nulls.check_required(self.mode)?;
@@ -498,15 +554,15 @@ impl ColumnKernel for Numerics<'_> {
             if !self.nulls.is_valid(row) {
                 continue;
             }
-            let Some(scaled) = self.scaled(*v) else {
+            if !(-self.max_input..=self.max_input).contains(v) {
                 return Err(invalid(
                     self.array,
                     row,
                     self.nulls.name,
                     "is outside NUMERIC's range (29 integer digits)",
                 ));
-            };
-            *len += key + 1 + packed_len(scaled);
+            }
+            *len += key + 1 + self.scaled(*v).1;
         }
         Ok(())
     }
@@ -516,14 +572,12 @@ impl ColumnKernel for Numerics<'_> {
             if !self.nulls.is_valid(row) {
                 continue;
             }
-            // Measured before: in range, so the multiplication does not overflow.
-            let scaled = v.wrapping_mul(self.multiplier);
-            let n = packed_len(scaled);
+            // Measured before: within `max_input`, so the product is within NUMERIC's range.
+            let (scaled, n) = self.scaled(*v);
             self.key.put(buf, at);
             buf[*at] = n as u8;
             *at += 1;
-            buf[*at..*at + n].copy_from_slice(&scaled.to_le_bytes()[..n]);
-            *at += n;
+            put_bytes(buf, at, &scaled.to_le_bytes()[..n]);
         }
     }
 }
@@ -753,10 +807,32 @@ mod tests {
             32767,
             32768,
             i64::MAX as i128,
+            i64::MIN as i128,
+            i64::MAX as i128 + 1,
             values::NUMERIC_MAX_UNSCALED,
             -values::NUMERIC_MAX_UNSCALED,
         ] {
             assert_eq!(packed_len(v), values::pack_numeric(v).len(), "{v}");
+            if let Ok(small) = i64::try_from(v) {
+                assert_eq!(packed_len_i64(small), packed_len(v), "{v}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_and_long_copies_are_exact() {
+        for n in 0..80usize {
+            let src: Vec<u8> = (0..n as u8).map(|b| b.wrapping_mul(7) ^ 0x5a).collect();
+            let mut buf = vec![0xEEu8; n + 4];
+            let mut at = 2;
+            put_bytes(&mut buf, &mut at, &src);
+            assert_eq!(at, 2 + n);
+            assert_eq!(&buf[2..2 + n], src.as_slice(), "{n}");
+            assert_eq!(
+                (buf[0], buf[1], buf[n + 2], buf[n + 3]),
+                (0xEE, 0xEE, 0xEE, 0xEE),
+                "{n}"
+            );
         }
     }
 
