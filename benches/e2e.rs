@@ -42,6 +42,7 @@ struct Settings {
     streams: usize,
     partitions: usize,
     python: bool,
+    explain: bool,
 }
 
 impl Settings {
@@ -52,6 +53,7 @@ impl Settings {
             streams: 4,
             partitions: cores,
             python: true,
+            explain: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -65,6 +67,7 @@ impl Settings {
                         .map_err(|e| format!("--partitions: {e}"))?
                 }
                 "--no-python" => settings.python = false,
+                "--explain" => settings.explain = true,
                 // What `cargo bench` passes to every bench target.
                 "--bench" => {}
                 other => return Err(format!("unknown argument {other}")),
@@ -117,11 +120,21 @@ fn clock_ticks_per_second() -> f64 {
 
 /// Peak resident set size of this process in MiB (`VmHWM`).
 fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
+/// Current resident set size of this process in MiB (`VmRSS`).
+fn rss_mib() -> f64 {
+    status_mib("VmRSS:")
+}
+
+/// A memory figure of `/proc/self/status`, in MiB.
+fn status_mib(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(key))
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
         })
         .map(|kb| kb / 1024.0)
@@ -262,6 +275,24 @@ async fn insert(settings: &Settings, server: &Server) -> Result<Measured, Box<dy
     })
 }
 
+/// `EXPLAIN ANALYZE` of the INSERT: the plan, with the time and rows of every operator.
+async fn explain(settings: &Settings, server: &Server) -> Result<(), Box<dyn std::error::Error>> {
+    let ctx = session(settings)?;
+    register_bigquery(&ctx, BigQueryOptions::default().with_endpoint(server.endpoint.clone()));
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE bq STORED AS BIGQUERY LOCATION '{TABLE}' OPTIONS ('bigquery.streams' '{}')",
+        settings.streams
+    ))
+    .await?;
+    let plan = ctx
+        .sql("EXPLAIN ANALYZE INSERT INTO bq SELECT * FROM lineitem")
+        .await?
+        .collect()
+        .await?;
+    println!("{}", arrow::util::pretty::pretty_format_batches(&plan)?);
+    Ok(())
+}
+
 /// The source alone: lineitem generated and drained, nothing loaded.
 async fn source_only(settings: &Settings) -> Result<Measured, Box<dyn std::error::Error>> {
     let ctx = session(settings)?;
@@ -363,7 +394,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         machine()
     );
 
+    common::init_generator();
+    let before = rss_mib();
+    println!("resident before loading (tpchgen's text pool and the runtime): {before:.0} MiB");
+
     let server = Server::start()?;
+    if settings.explain {
+        explain(&settings, &server).await?;
+        server.stop()?;
+        return Ok(());
+    }
     let mut ours = insert(&settings, &server).await?;
     ours.server_cpu = server.cpu_seconds();
     let (rows, bytes) = server.stop()?;
@@ -397,6 +437,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "source alone takes {:.0}% of the INSERT's wall time",
         100.0 * source.elapsed.as_secs_f64() / ours.elapsed.as_secs_f64()
+    );
+    println!(
+        "INSERT peak RSS above the resident memory before loading: {:.0} MiB",
+        ours.peak_rss_mib - before
     );
     if let Some(theirs) = theirs {
         println!(

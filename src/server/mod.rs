@@ -29,6 +29,9 @@ use crate::table_ref::TableRef;
 use service::{Service, Shared};
 use state::Store;
 
+/// HTTP/2 receive window of each AppendRows stream.
+const RECEIVE_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+
 /// Settings of an [`EmbeddedServer`] before it starts.
 ///
 /// ```
@@ -129,6 +132,9 @@ impl EmbeddedServer {
         let task = tokio::spawn(async move {
             let served = tonic::transport::Server::builder()
                 .tcp_nodelay(true)
+                // Room for several 10 MB requests in flight per stream, as the service allows.
+                .initial_stream_window_size(Some(RECEIVE_WINDOW_BYTES))
+                .initial_connection_window_size(Some(4 * RECEIVE_WINDOW_BYTES))
                 .add_service(service)
                 .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                     let _ = stop.await;
