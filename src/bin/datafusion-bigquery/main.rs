@@ -5,12 +5,15 @@
 
 mod args;
 mod emulator;
+mod output;
+mod progress;
 mod report;
 mod run;
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
+use datafusion_bigquery::LoadProgress;
 
 use args::{Cli, Command};
 use report::Failure;
@@ -40,11 +43,11 @@ fn main() -> ExitCode {
 }
 
 /// Prints a clap error (or help/version) and returns its exit code: 0 for help and version,
-/// 1 for usage errors.
+/// 2 for usage errors.
 fn usage_error(err: &clap::Error) -> ExitCode {
     let _ = err.print();
     if err.use_stderr() {
-        ExitCode::FAILURE
+        ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
     }
@@ -70,8 +73,10 @@ async fn run_sql(cli: &Cli, sources: &[args::SqlSource]) -> Result<(), Failure> 
         None
     };
     let defaults = run::table_defaults(cli, server.as_ref().map(|s| s.endpoint()))?;
-    let ctx = run::session(defaults);
-    let outcome = run::run_sources(&ctx, sources).await;
+    let progress = LoadProgress::new();
+    let reporting = run::Reporting::new(cli, progress.clone());
+    let ctx = run::session(defaults, progress);
+    let outcome = run::run_sources(&ctx, &reporting, sources).await;
     if let Some(server) = server {
         server.shutdown().await;
     }
