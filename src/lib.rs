@@ -19,7 +19,7 @@
 //!
 //! Layers, each usable alone: [`proto`] (the wire API), [`client`] (channel, credentials,
 //! AppendRows), [`schema`] and [`encode`] (types and rows, no I/O), [`load`] (atomic loads
-//! over N streams), [`datafusion`](crate::datafusion) (table, sink, factory), and [`server`]
+//! over N streams), [`datafusion`] (table, sink, factory), and [`server`]
 //! (the embedded server).
 
 #![warn(missing_docs, unreachable_pub)]
