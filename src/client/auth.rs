@@ -84,9 +84,20 @@ fn sources_tried(error: &gcp_auth::Error, key_file_set: bool) -> String {
     }
 }
 
-/// An error and its causes on one line.
+/// An error and its causes on one line, each cause once (gcp_auth's messages often
+/// include their source already).
 fn describe(error: &gcp_auth::Error) -> String {
-    super::error_chain(error)
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
