@@ -194,6 +194,26 @@ impl Loader {
         })
     }
 
+    /// [`Loader::load`] for batches already in memory or produced by an iterator, each in
+    /// the layout of the first (any Arrow types that map exactly to the table's columns).
+    ///
+    /// ```no_run
+    /// # async fn example(loader: datafusion_bigquery::Loader, batches: Vec<arrow::array::RecordBatch>) -> datafusion_bigquery::Result<()> {
+    /// let summary = loader.load_batches(batches).await?;
+    /// println!("{} rows, {} bytes over {} streams", summary.rows, summary.bytes, summary.streams);
+    /// # Ok(()) }
+    /// ```
+    pub async fn load_batches<I>(&self, batches: I) -> Result<LoadSummary>
+    where
+        I: IntoIterator<Item = RecordBatch>,
+        I::IntoIter: Send,
+    {
+        let mut batches = batches.into_iter().peekable();
+        let schema = batches.peek().map_or_else(|| self.arrow_schema(), RecordBatch::schema);
+        let input = futures::stream::iter(batches.map(Ok::<_, std::convert::Infallible>));
+        self.load(schema, input).await
+    }
+
     /// The second half of [`Loader::load`]: commits finalized streams in one
     /// BatchCommitWriteStreams, with this loader's retry policy.
     pub async fn commit(&self, handles: &[StreamHandle]) -> Result<Option<SystemTime>> {
