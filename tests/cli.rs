@@ -263,6 +263,39 @@ fn json_formats_print_objects() {
 }
 
 #[test]
+fn rust_log_shows_a_span_per_rpc_on_stderr() {
+    let output = run_with_env(
+        &[
+            "--emulator",
+            "--emulator-table",
+            &format!("demo.sales.orders={ORDERS_SCHEMA}"),
+            "-c",
+            CREATE_ORDERS,
+            "-c",
+            INSERT_100,
+        ],
+        &[("RUST_LOG", "datafusion_bigquery=debug")],
+        "",
+    );
+    assert_success(&output);
+    let log = stderr(&output);
+    for rpc in [
+        "GetWriteStream{",
+        "CreateWriteStream{",
+        "AppendRows{",
+        "FinalizeWriteStream{",
+        "BatchCommitWriteStreams{",
+    ] {
+        assert!(log.contains(rpc), "no {rpc} span in:\n{log}");
+    }
+    assert!(!log.contains('\u{1b}'), "no colours when stderr is not a terminal");
+    assert_eq!(cells(&stdout(&output)), vec![vec!["count"], vec!["100"]]);
+    // Without RUST_LOG, stderr stays empty.
+    let quiet = run_with_orders(&["-c", CREATE_ORDERS, "-c", INSERT_100], "");
+    assert!(stderr(&quiet).is_empty(), "{}", stderr(&quiet));
+}
+
+#[test]
 fn usage_errors_exit_2_naming_the_flag() {
     let output = run(&["--format", "xml", "-c", "SELECT 1"], "");
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));

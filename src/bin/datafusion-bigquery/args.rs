@@ -18,7 +18,8 @@ use clap::{ArgMatches, Args, Parser, Subcommand, ValueEnum};
 /// to stderr, only when it is a terminal, in the csv, json and ndjson formats.
 ///
 /// Exits 0 on success, 1 on any error with the cause on the first line of stderr, 2 on a
-/// usage error.
+/// usage error. RUST_LOG (e.g. datafusion_bigquery=debug) logs each RPC, with its duration, to
+/// stderr.
 #[derive(Debug, Parser)]
 #[command(
     name = "datafusion-bigquery",

@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
+    init_logging();
     let sources = args::sql_sources(&cli, &matches);
     let outcome = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -40,6 +41,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs `tracing` events and RPC spans to stderr when `RUST_LOG` is set (e.g.
+/// `RUST_LOG=datafusion_bigquery=debug`); logs nothing otherwise.
+fn init_logging() {
+    let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .try_init();
 }
 
 /// Prints a clap error (or help/version) and returns its exit code: 0 for help and version,
