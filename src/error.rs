@@ -39,10 +39,12 @@ pub enum Error {
     },
 
     /// No credentials could be obtained for the real service.
-    #[error(
-        "could not obtain Google credentials (tried GOOGLE_APPLICATION_CREDENTIALS, gcloud user credentials and the metadata server): {source}"
-    )]
+    #[error("could not obtain Google credentials for {endpoint}: {tried}")]
     Credentials {
+        /// The endpoint that needed them.
+        endpoint: String,
+        /// Each source of Application Default Credentials tried, and why it gave none.
+        tried: String,
         /// The underlying error.
         #[source]
         source: gcp_auth::Error,

@@ -19,7 +19,7 @@
 //!
 //! Layers, each usable alone: [`proto`] (the wire API), [`client`] (channel, credentials,
 //! AppendRows), [`schema`] and [`encode`] (types and rows, no I/O), [`load`] (atomic loads
-//! over N streams), [`datafusion`](crate::datafusion) (table, sink, factory), and [`server`]
+//! over N streams), [`datafusion`] (table, sink, factory), and [`server`]
 //! (the embedded server).
 
 #![warn(missing_docs, unreachable_pub)]
@@ -37,10 +37,12 @@ pub mod server;
 pub mod table_ref;
 pub mod values;
 
-pub use crate::datafusion::{BigQuerySink, BigQueryTable, BigQueryTableFactory, register_bigquery};
+pub use crate::datafusion::{
+    BigQuerySink, BigQueryTable, BigQueryTableFactory, register_bigquery, register_bigquery_factory,
+};
 pub use client::WriteClient;
 pub use error::{Error, Result};
-pub use load::{LoadSummary, Loader, StreamHandle, StreamWriter, commit};
+pub use load::{LoadProgress, LoadSummary, Loader, ProgressSnapshot, StreamHandle, StreamWriter, commit};
 pub use options::{ArrayNullElements, BigQueryOptions, WireEncoding};
 pub use server::EmbeddedServer;
 pub use table_ref::TableRef;

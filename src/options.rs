@@ -70,11 +70,26 @@ impl std::str::FromStr for ArrayNullElements {
 
 /// Options of a BigQuery destination.
 ///
+/// Built in layers, the more specific over the less: [`Default`], then
+/// [`BigQueryOptions::from_env`], then code or CLI flags (`with_*`, [`BigQueryOptions::set`]),
+/// then a table's `OPTIONS` ([`BigQueryOptions::apply_table_options`], done by the table
+/// factory).
+///
 /// ```
+/// use std::collections::HashMap;
 /// use datafusion_bigquery::BigQueryOptions;
-/// let mut options = BigQueryOptions::default().with_endpoint("http://127.0.0.1:9060").with_streams(4);
+///
+/// let mut options = BigQueryOptions::from_env()
+///     .with_endpoint("http://127.0.0.1:9060")
+///     .with_project("my-project")
+///     .with_streams(4);
 /// options.set("bigquery.max_request_bytes", "1000000").unwrap();
 /// assert_eq!(options.max_request_bytes, 1_000_000);
+///
+/// // A table's OPTIONS win over everything above.
+/// let table_options = HashMap::from([("bigquery.streams".to_string(), "8".to_string())]);
+/// options.apply_table_options(&table_options).unwrap();
+/// assert_eq!(options.streams, Some(8));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BigQueryOptions {
@@ -163,6 +178,18 @@ impl BigQueryOptions {
     /// Sets the request size bound in bytes.
     pub fn with_max_request_bytes(mut self, bytes: usize) -> Self {
         self.max_request_bytes = bytes;
+        self
+    }
+
+    /// Sets the AppendRows requests each writer keeps unacknowledged (at least 1).
+    pub fn with_max_inflight_requests(mut self, requests: usize) -> Self {
+        self.max_inflight_requests = requests.max(1);
+        self
+    }
+
+    /// Sets the bytes each writer keeps unacknowledged (one request always goes).
+    pub fn with_max_inflight_bytes(mut self, bytes: usize) -> Self {
+        self.max_inflight_bytes = bytes;
         self
     }
 

@@ -48,8 +48,17 @@ impl TableRef {
         let trimmed = name.trim();
         if !trimmed.contains("://") && !trimmed.starts_with("projects/") {
             let parts: Vec<&str> = trimmed.split('.').collect();
-            if let ([dataset, table], Some(project)) = (parts.as_slice(), project) {
-                return Self::new(project, dataset, table);
+            match (parts.as_slice(), project) {
+                ([dataset, table], Some(project)) => return Self::new(project, dataset, table),
+                ([_, _], None) => {
+                    return Err(Error::InvalidTableName {
+                        name: trimmed.into(),
+                        reason: "dataset.table needs a default project: set GOOGLE_CLOUD_PROJECT or the \
+                                 bigquery.project option, or write project.dataset.table"
+                            .into(),
+                    });
+                }
+                _ => {}
             }
         }
         trimmed.parse()

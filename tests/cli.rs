@@ -13,10 +13,20 @@ const INSERT_100: &str = "INSERT INTO orders SELECT value AS id, concat('n', val
 
 /// Runs the binary with `args` and `stdin`, without inheriting emulator settings.
 fn run(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
+    run_with_env(args, &[], stdin)
+}
+
+/// Runs the binary with `args`, `stdin` and only the given emulator and project variables.
+fn run_with_env(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
+    let mut command = Command::new(BIN);
+    command
         .args(args)
         .env_remove("BIGQUERY_STORAGE_EMULATOR_HOST")
-        .env_remove("GOOGLE_CLOUD_PROJECT")
+        .env_remove("GOOGLE_CLOUD_PROJECT");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -106,12 +116,31 @@ async fn server_with_orders() -> EmbeddedServer {
 
 /// Runs the binary on a blocking thread so that an in-process server keeps serving.
 async fn run_async(args: Vec<String>) -> Output {
+    run_async_with_env(args, Vec::new()).await
+}
+
+/// [`run_async`] with environment variables.
+async fn run_async_with_env(args: Vec<String>, env: Vec<(String, String)>) -> Output {
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run(&args, "")
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        run_with_env(&args, &env, "")
     })
     .await
     .expect("runner thread")
+}
+
+/// The summary lines an INSERT printed on stdout.
+fn summaries(output: &Output) -> Vec<String> {
+    stdout(output)
+        .lines()
+        .filter(|line| line.starts_with("Committed "))
+        .map(str::to_string)
+        .collect()
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
 }
 
 #[test]
@@ -119,6 +148,249 @@ fn insert_prints_the_row_count() {
     let output = run_with_orders(&["-c", CREATE_ORDERS, "-c", INSERT_100], "");
     assert_success(&output);
     assert_eq!(cells(&stdout(&output)), vec![vec!["count"], vec!["100"]]);
+}
+
+#[test]
+fn insert_prints_a_summary_after_its_count() {
+    let insert = "INSERT INTO orders SELECT value AS id, 'x' AS name FROM range(30000)";
+    let output = run_with_orders(
+        &[
+            "--streams",
+            "3",
+            "-c",
+            CREATE_ORDERS,
+            "-c",
+            insert,
+            "-c",
+            "SELECT 1 AS x",
+        ],
+        "",
+    );
+    assert_success(&output);
+    let printed = summaries(&output);
+    assert_eq!(
+        printed.len(),
+        1,
+        "one INSERT, one summary; a SELECT has none: {printed:?}"
+    );
+    let summary = &printed[0];
+    assert!(
+        summary.starts_with("Committed 30,000 rows to demo.sales.orders: 3 streams, "),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(" MB, commit at 20"),
+        "commit time as RFC 3339: {summary}"
+    );
+    assert!(
+        summary.contains("Z (") && summary.contains(" ms), elapsed "),
+        "{summary}"
+    );
+    assert!(summary.ends_with(" rows/s"), "{summary}");
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let count_at = lines.iter().position(|l| l.contains("30000")).expect("count row");
+    let summary_at = lines.iter().position(|l| l.starts_with("Committed")).expect("summary");
+    assert_eq!(summary_at, count_at + 2, "the summary follows the count's table");
+    assert!(
+        stderr(&output).is_empty(),
+        "no progress line when stderr is not a terminal"
+    );
+
+    let quiet = run_with_orders(&["--quiet", "-c", CREATE_ORDERS, "-c", insert], "");
+    assert_success(&quiet);
+    assert!(summaries(&quiet).is_empty(), "{}", stdout(&quiet));
+    assert_eq!(cells(&stdout(&quiet)), vec![vec!["count"], vec!["30000"]]);
+}
+
+#[test]
+fn an_empty_insert_says_nothing_was_committed() {
+    let insert = "INSERT INTO orders SELECT value AS id, 'x' AS name FROM range(0)";
+    let output = run_with_orders(&["-c", CREATE_ORDERS, "-c", insert], "");
+    assert_success(&output);
+    assert_eq!(
+        summaries(&output)
+            .iter()
+            .map(|s| s.split(", elapsed").next().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        vec!["Committed 0 rows to demo.sales.orders: 0 streams, 0.00 MB, nothing to commit"]
+    );
+}
+
+#[test]
+fn csv_format_prints_headers_and_rows_only() {
+    let select = "SELECT value AS id, CASE WHEN value = 1 THEN NULL ELSE concat('a,', value) END AS name FROM range(3)";
+    let output = run_with_orders(
+        &["--format", "csv", "-c", CREATE_ORDERS, "-c", INSERT_100, "-c", select],
+        "",
+    );
+    assert_success(&output);
+    assert_eq!(stdout(&output), "count\n100\nid,name\n0,\"a,0\"\n1,\n2,\"a,2\"\n");
+    assert!(stderr(&output).is_empty(), "{}", stderr(&output));
+}
+
+#[test]
+fn json_formats_print_objects() {
+    let select = "SELECT value AS id, CASE WHEN value = 1 THEN NULL ELSE 'x' END AS name FROM range(2)";
+    let output = run_with_orders(
+        &["--format", "json", "-c", CREATE_ORDERS, "-c", INSERT_100, "-c", select],
+        "",
+    );
+    assert_success(&output);
+    let lines: Vec<serde_json::Value> = stdout(&output)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each statement prints one JSON document"))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            serde_json::json!([{"count": 100}]),
+            serde_json::json!([{"id": 0, "name": "x"}, {"id": 1, "name": null}]),
+        ]
+    );
+
+    let output = run(
+        &[
+            "--format",
+            "ndjson",
+            "-c",
+            "SELECT value AS n FROM range(3) WHERE value > 0",
+        ],
+        "",
+    );
+    assert_success(&output);
+    assert_eq!(stdout(&output), "{\"n\":1}\n{\"n\":2}\n");
+}
+
+#[test]
+fn rust_log_shows_a_span_per_rpc_on_stderr() {
+    let output = run_with_env(
+        &[
+            "--emulator",
+            "--emulator-table",
+            &format!("demo.sales.orders={ORDERS_SCHEMA}"),
+            "-c",
+            CREATE_ORDERS,
+            "-c",
+            INSERT_100,
+        ],
+        &[("RUST_LOG", "datafusion_bigquery=debug")],
+        "",
+    );
+    assert_success(&output);
+    let log = stderr(&output);
+    for rpc in [
+        "GetWriteStream{",
+        "CreateWriteStream{",
+        "AppendRows{",
+        "FinalizeWriteStream{",
+        "BatchCommitWriteStreams{",
+    ] {
+        assert!(log.contains(rpc), "no {rpc} span in:\n{log}");
+    }
+    assert!(!log.contains('\u{1b}'), "no colours when stderr is not a terminal");
+    assert_eq!(cells(&stdout(&output)), vec![vec!["count"], vec!["100"]]);
+    // Without RUST_LOG, stderr stays empty.
+    let quiet = run_with_orders(&["-c", CREATE_ORDERS, "-c", INSERT_100], "");
+    assert!(stderr(&quiet).is_empty(), "{}", stderr(&quiet));
+}
+
+#[test]
+fn usage_errors_exit_2_naming_the_flag() {
+    let output = run(&["--format", "xml", "-c", "SELECT 1"], "");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let first = first_stderr_line(&output);
+    assert!(
+        first.contains("invalid value 'xml'") && first.contains("--format"),
+        "{first}"
+    );
+    assert!(stdout(&output).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_override_the_environment() {
+    let server = server_with_orders().await;
+    let endpoint = server.endpoint();
+    // `sales.orders` needs a default project: the flag's, not the environment's.
+    let create = "CREATE EXTERNAL TABLE orders STORED AS BIGQUERY LOCATION 'sales.orders'";
+    let env = vec![
+        ("GOOGLE_CLOUD_PROJECT".to_string(), "wrong-project".to_string()),
+        // An endpoint where nothing listens, overridden by --endpoint.
+        ("BIGQUERY_STORAGE_EMULATOR_HOST".to_string(), "127.0.0.1:9".to_string()),
+    ];
+    let args = strings(&[
+        "--endpoint",
+        &endpoint,
+        "--project",
+        "demo",
+        "-c",
+        create,
+        "-c",
+        INSERT_100,
+    ]);
+    let output = run_async_with_env(args, env.clone()).await;
+    assert_success(&output);
+    assert_eq!(server.row_count(&orders()), Some(100));
+
+    // Without the flags, the environment decides: the endpoint where nothing listens.
+    let output = run_async_with_env(strings(&["-c", create]), env).await;
+    assert_failure(&output);
+    let first = first_stderr_line(&output);
+    assert!(
+        first.starts_with("Error: cannot connect to the Storage Write API at http://127.0.0.1:9"),
+        "{first}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_environment_overrides_defaults() {
+    let server = server_with_orders().await;
+    let host = server.endpoint().trim_start_matches("http://").to_string();
+    let create = "CREATE EXTERNAL TABLE orders STORED AS BIGQUERY LOCATION 'sales.orders'";
+    let env = vec![
+        ("GOOGLE_CLOUD_PROJECT".to_string(), "demo".to_string()),
+        ("BIGQUERY_STORAGE_EMULATOR_HOST".to_string(), host),
+    ];
+    let output = run_async_with_env(strings(&["-c", create, "-c", INSERT_100]), env).await;
+    assert_success(&output);
+    assert_eq!(server.row_count(&orders()), Some(100));
+
+    // With neither, `dataset.table` has no project, and the error says how to give one.
+    let output = run(&["-c", create], "");
+    assert_failure(&output);
+    let first = first_stderr_line(&output);
+    assert!(first.starts_with("Error: invalid table name 'sales.orders'"), "{first}");
+    assert!(first.contains("GOOGLE_CLOUD_PROJECT"), "{first}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_options_override_flags() {
+    let server = server_with_orders().await;
+    let create = "CREATE EXTERNAL TABLE orders STORED AS BIGQUERY LOCATION 'sales.orders' \
+                  OPTIONS ('bigquery.project' 'demo', 'bigquery.streams' '3')";
+    let insert = "INSERT INTO orders SELECT value AS id, 'x' AS name FROM range(30000)";
+    let args = strings(&[
+        "--endpoint",
+        &server.endpoint(),
+        "--project",
+        "wrong-project",
+        "--streams",
+        "1",
+        "-c",
+        create,
+        "-c",
+        insert,
+    ]);
+    let output = run_async(args).await;
+    assert_success(&output);
+    assert_eq!(server.row_count(&orders()), Some(30_000));
+    assert_eq!(
+        server.stats().streams_created,
+        3,
+        "the table's 3 streams, not the flag's 1"
+    );
+    let summary = summaries(&output).join("\n");
+    assert!(summary.contains(": 3 streams, "), "{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,6 +605,8 @@ fn help_documents_every_flag() {
         "--option",
         "--emulator",
         "--emulator-table",
+        "--format",
+        "--quiet",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }

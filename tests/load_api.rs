@@ -233,3 +233,48 @@ async fn values_out_of_range_fail_before_any_stream_is_created() {
     assert_eq!(server.stats().streams_created, 0);
     assert_eq!(server.row_count(&table), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_batches_takes_an_iterator_in_another_arrow_layout() {
+    use arrow::array::{AsArray, Int32Array, LargeStringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    let server = EmbeddedServer::start().await.expect("server starts");
+    let table: TableRef = "demo.api.people".parse().expect("table name");
+    server.create_table(
+        &table,
+        schema::parse_inline_schema("id:INT64:REQUIRED,name:STRING").expect("schema"),
+    );
+    let options = BigQueryOptions::default()
+        .with_endpoint(server.endpoint())
+        .with_streams(2);
+    let loader = Loader::connect(table.clone(), options).await.expect("connect");
+
+    // Int32 and LargeUtf8, not the canonical Int64 and Utf8: converted exactly.
+    let layout = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int32, false),
+        Field::new("name", DataType::LargeUtf8, true),
+    ]));
+    let batches = (0..5).map(|b| {
+        let ids: Vec<i32> = (b * 100..(b + 1) * 100).collect();
+        let names: Vec<Option<String>> = ids.iter().map(|i| (i % 3 != 0).then(|| format!("p{i}"))).collect();
+        RecordBatch::try_new(
+            layout.clone(),
+            vec![Arc::new(Int32Array::from(ids)), Arc::new(LargeStringArray::from(names))],
+        )
+        .expect("batch")
+    });
+    let summary = loader.load_batches(batches).await.expect("load");
+    assert_eq!((summary.rows, summary.streams), (500, 2));
+    assert!(summary.commit_time.is_some());
+
+    let committed = server.rows(&table).expect("table");
+    let all = concat_batches(&committed[0].schema(), &committed).expect("concat");
+    let mut ids: Vec<i64> = all.column(0).as_primitive::<Int64Type>().values().to_vec();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..500).collect::<Vec<i64>>());
+    assert_eq!(all.column(1).null_count(), 167, "ids divisible by 3 have no name");
+
+    let empty = loader.load_batches(Vec::new()).await.expect("an empty load");
+    assert_eq!((empty.rows, empty.streams, empty.commit_time), (0, 0, None));
+}

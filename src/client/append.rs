@@ -5,6 +5,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
+use tracing::Instrument;
 
 use super::WriteClient;
 use crate::error::{Error, Result};
@@ -66,6 +67,7 @@ impl AppendConnection {
             code: tonic::Code::Unavailable,
             message,
         };
+        tracing::trace!(stream = %self.stream, offset = offset.unwrap_or(-1), "AppendRows request");
         match &self.open {
             Some((sender, _)) => {
                 if sender.send(request).await.is_err() {
@@ -78,18 +80,22 @@ impl AppendConnection {
                     .send(request)
                     .await
                     .map_err(|_| failed("could not queue the first request".into()))?;
-                let call = self
-                    .client
-                    .request(ReceiverStream::new(receiver), &format!("write_stream={}", self.stream))
-                    .await?;
-                let responses = self
-                    .client
-                    .grpc
-                    .clone()
-                    .append_rows(call)
-                    .await
-                    .map_err(|s| Error::from_status("AppendRows", &self.stream, &s))?
-                    .into_inner();
+                let span = tracing::debug_span!("AppendRows", stream = %self.stream, offset = offset.unwrap_or(-1));
+                let responses = async {
+                    let call = self
+                        .client
+                        .request(ReceiverStream::new(receiver), &format!("write_stream={}", self.stream))
+                        .await?;
+                    self.client
+                        .grpc
+                        .clone()
+                        .append_rows(call)
+                        .await
+                        .map_err(|s| Error::from_status("AppendRows", &self.stream, &s))
+                }
+                .instrument(span)
+                .await?
+                .into_inner();
                 self.open = Some((sender, responses));
             }
         }

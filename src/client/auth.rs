@@ -10,38 +10,123 @@ use crate::error::{Error, Result};
 /// OAuth scope of BigQuery.
 const SCOPES: &[&str] = &["https://www.googleapis.com/auth/bigquery"];
 
+/// The variable naming a service-account key file.
+const KEY_FILE_VARIABLE: &str = "GOOGLE_APPLICATION_CREDENTIALS";
+
 /// How requests are authorized.
 #[derive(Clone)]
 pub(crate) enum Credentials {
     /// Plaintext emulator: no token is sent.
     None,
-    /// Application Default Credentials.
-    Google(Arc<dyn gcp_auth::TokenProvider>),
+    /// Application Default Credentials, for one endpoint.
+    Google {
+        /// Gives and refreshes tokens.
+        provider: Arc<dyn gcp_auth::TokenProvider>,
+        /// The endpoint the tokens are for, for error messages.
+        endpoint: String,
+    },
 }
 
 impl Credentials {
-    /// Finds Application Default Credentials: `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's user
-    /// credentials, then the metadata server.
-    pub(crate) async fn application_default() -> Result<Self> {
-        let provider = gcp_auth::provider()
-            .await
-            .map_err(|source| Error::Credentials { source })?;
-        Ok(Credentials::Google(provider))
+    /// Finds Application Default Credentials for `endpoint`: a service-account key named by
+    /// `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's application-default credentials file, the
+    /// metadata server, then the `gcloud` CLI. The error says what each source answered.
+    pub(crate) async fn application_default(endpoint: &str) -> Result<Self> {
+        let provider = gcp_auth::provider().await.map_err(|source| Error::Credentials {
+            endpoint: endpoint.to_string(),
+            tried: sources_tried(&source, std::env::var_os(KEY_FILE_VARIABLE).is_some()),
+            source,
+        })?;
+        Ok(Credentials::Google {
+            provider,
+            endpoint: endpoint.to_string(),
+        })
     }
 
     /// Adds `authorization: Bearer ...` (marked sensitive) when credentials are in use.
     pub(crate) async fn authorize(&self, metadata: &mut MetadataMap) -> Result<()> {
-        let Credentials::Google(provider) = self else {
+        let Credentials::Google { provider, endpoint } = self else {
             return Ok(());
         };
-        let token = provider
-            .token(SCOPES)
-            .await
-            .map_err(|source| Error::Credentials { source })?;
+        let token = provider.token(SCOPES).await.map_err(|source| Error::Credentials {
+            endpoint: endpoint.clone(),
+            tried: format!("the credentials found gave no access token: {}", describe(&source)),
+            source,
+        })?;
         let mut value = MetadataValue::try_from(format!("Bearer {}", token.as_str()))
             .map_err(|_| Error::Internal("access token is not a valid header value".into()))?;
         value.set_sensitive(true);
         metadata.insert("authorization", value);
         Ok(())
+    }
+}
+
+/// Which sources of Application Default Credentials were tried and what each answered.
+fn sources_tried(error: &gcp_auth::Error, key_file_set: bool) -> String {
+    match error {
+        gcp_auth::Error::NoAuthMethod(gcloud, metadata, adc_file) => {
+            let key_file = if key_file_set { "set but not used" } else { "not set" };
+            format!(
+                "tried {KEY_FILE_VARIABLE} ({key_file}); gcloud's application-default credentials file ({}); \
+                 the metadata server ({}); the gcloud CLI ({}). Run `gcloud auth application-default login`, \
+                 or set {KEY_FILE_VARIABLE} to a service-account key file",
+                describe(adc_file),
+                describe(metadata),
+                describe(gcloud)
+            )
+        }
+        // The key file named by the variable is read first; its failure ends the search.
+        other if key_file_set => format!(
+            "the service-account key file named by {KEY_FILE_VARIABLE} could not be used: {}",
+            describe(other)
+        ),
+        other => describe(other),
+    }
+}
+
+/// An error and its causes on one line, each cause once (gcp_auth's messages often
+/// include their source already).
+fn describe(error: &gcp_auth::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_every_source_tried() {
+        let error = gcp_auth::Error::NoAuthMethod(
+            Box::new(gcp_auth::Error::Str("running `gcloud` command failed")),
+            Box::new(gcp_auth::Error::Str("metadata server not found")),
+            Box::new(gcp_auth::Error::Str("no application default credentials file")),
+        );
+        let text = sources_tried(&error, false);
+        assert!(
+            text.starts_with("tried GOOGLE_APPLICATION_CREDENTIALS (not set); "),
+            "{text}"
+        );
+        for part in [
+            "application-default credentials file (no application default credentials file)",
+            "metadata server (metadata server not found)",
+            "gcloud CLI (running `gcloud` command failed)",
+        ] {
+            assert!(text.contains(part), "{part} missing from {text}");
+        }
+        let bad_key = gcp_auth::Error::Str("invalid key");
+        assert_eq!(
+            sources_tried(&bad_key, true),
+            "the service-account key file named by GOOGLE_APPLICATION_CREDENTIALS could not be used: invalid key"
+        );
     }
 }

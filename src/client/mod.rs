@@ -47,7 +47,8 @@ impl std::fmt::Debug for WriteClient {
 
 impl WriteClient {
     /// Connects to `endpoint`. `https://` uses TLS with verified roots and Application Default
-    /// Credentials; `http://` is plaintext without credentials (emulators).
+    /// Credentials; `http://` is plaintext and never carries a token, whatever the host
+    /// (emulators). Every RPC runs in a `tracing` span named after it; tokens are never logged.
     pub async fn connect(endpoint: &str) -> Result<Self> {
         let invalid = |reason: &str| Error::InvalidEndpoint {
             endpoint: endpoint.into(),
@@ -70,7 +71,7 @@ impl WriteClient {
             channel = channel
                 .tls_config(ClientTlsConfig::new().with_webpki_roots().domain_name(host))
                 .map_err(|e| invalid(&e.to_string()))?;
-            Credentials::application_default().await?
+            Credentials::application_default(endpoint).await?
         } else {
             Credentials::None
         };
@@ -215,22 +216,27 @@ impl WriteClient {
 
     /// Reads a stream's state (BASIC view: no schema).
     pub async fn get_write_stream(&self, stream: &str) -> Result<WriteStream> {
-        let request = self
-            .request(
-                GetWriteStreamRequest {
-                    name: stream.to_string(),
-                    view: WriteStreamView::Basic as i32,
-                },
-                &format!("name={stream}"),
-            )
-            .await?;
-        let response = self
-            .grpc
-            .clone()
-            .get_write_stream(request)
-            .await
-            .map_err(|s| Error::from_status("GetWriteStream", stream, &s))?;
-        Ok(response.into_inner())
+        let span = tracing::debug_span!("GetWriteStream", stream = %stream);
+        async {
+            let request = self
+                .request(
+                    GetWriteStreamRequest {
+                        name: stream.to_string(),
+                        view: WriteStreamView::Basic as i32,
+                    },
+                    &format!("name={stream}"),
+                )
+                .await?;
+            let response = self
+                .grpc
+                .clone()
+                .get_write_stream(request)
+                .await
+                .map_err(|s| Error::from_status("GetWriteStream", stream, &s))?;
+            Ok(response.into_inner())
+        }
+        .instrument(span)
+        .await
     }
 
     /// Opens an AppendRows connection for one stream.

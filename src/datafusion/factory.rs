@@ -11,7 +11,7 @@ use datafusion::prelude::SessionContext;
 
 use super::BigQueryTable;
 use crate::client::WriteClient;
-use crate::load::Loader;
+use crate::load::{LoadProgress, Loader};
 use crate::options::BigQueryOptions;
 use crate::retry::with_retries;
 use crate::table_ref::TableRef;
@@ -22,9 +22,23 @@ pub const FACTORY_NAME: &str = "BIGQUERY";
 /// Creates [`BigQueryTable`]s. LOCATION is `project.dataset.table`, `dataset.table` (with a
 /// default project) or `bigquery://project/dataset/table`; OPTIONS keys are `bigquery.<key>`
 /// and override the factory's defaults.
+///
+/// ```
+/// use datafusion::prelude::SessionContext;
+/// use datafusion_bigquery::load::LoadProgress;
+/// use datafusion_bigquery::{BigQueryOptions, BigQueryTableFactory, register_bigquery_factory};
+///
+/// let progress = LoadProgress::new();
+/// let factory = BigQueryTableFactory::new(BigQueryOptions::from_env()).with_progress(progress.clone());
+/// let ctx = SessionContext::new();
+/// register_bigquery_factory(&ctx, factory);
+/// // Another task can now watch `progress.snapshot()` while INSERTs run.
+/// ```
 #[derive(Debug, Default)]
 pub struct BigQueryTableFactory {
     defaults: BigQueryOptions,
+    /// Where every load of this factory's tables reports its progress.
+    progress: Option<LoadProgress>,
     /// One client per endpoint, shared by the tables of a session.
     clients: Mutex<HashMap<String, WriteClient>>,
 }
@@ -34,8 +48,20 @@ impl BigQueryTableFactory {
     pub fn new(defaults: BigQueryOptions) -> Self {
         Self {
             defaults,
+            progress: None,
             clients: Mutex::default(),
         }
+    }
+
+    /// Reports the progress of every load into this factory's tables to `progress`.
+    pub fn with_progress(mut self, progress: LoadProgress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// The options tables start from, before their `OPTIONS`.
+    pub fn defaults(&self) -> &BigQueryOptions {
+        &self.defaults
     }
 
     async fn client(&self, endpoint: &str) -> crate::Result<WriteClient> {
@@ -82,9 +108,11 @@ impl TableProviderFactory for BigQueryTableFactory {
         let schema = with_retries(&options.retry, "GetWriteStream", || client.table_schema(&table))
             .await
             .map_err(DataFusionError::from)?;
-        Ok(Arc::new(BigQueryTable::new(Loader::new(
-            client, table, schema, options,
-        ))))
+        let mut loader = Loader::new(client, table, schema, options);
+        if let Some(progress) = &self.progress {
+            loader = loader.with_progress(progress.clone());
+        }
+        Ok(Arc::new(BigQueryTable::new(loader)))
     }
 }
 
@@ -97,7 +125,12 @@ impl TableProviderFactory for BigQueryTableFactory {
 /// register_bigquery(&ctx, BigQueryOptions::from_env());
 /// ```
 pub fn register_bigquery(ctx: &SessionContext, defaults: BigQueryOptions) {
-    let factory: Arc<dyn TableProviderFactory> = Arc::new(BigQueryTableFactory::new(defaults));
+    register_bigquery_factory(ctx, BigQueryTableFactory::new(defaults));
+}
+
+/// Registers a configured factory on a session under `STORED AS BIGQUERY`.
+pub fn register_bigquery_factory(ctx: &SessionContext, factory: BigQueryTableFactory) {
+    let factory: Arc<dyn TableProviderFactory> = Arc::new(factory);
     ctx.state_ref()
         .write()
         .table_factories_mut()

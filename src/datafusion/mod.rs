@@ -6,6 +6,6 @@ mod factory;
 mod sink;
 mod table;
 
-pub use factory::{BigQueryTableFactory, FACTORY_NAME, register_bigquery};
+pub use factory::{BigQueryTableFactory, FACTORY_NAME, register_bigquery, register_bigquery_factory};
 pub use sink::BigQuerySink;
 pub use table::BigQueryTable;

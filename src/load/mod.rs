@@ -5,11 +5,12 @@
 //! one BatchCommitWriteStreams. [`Loader`] runs both in one process with N writer tasks.
 
 mod commit;
+mod progress;
 mod writer;
 
 use std::fmt::Display;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
@@ -19,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 pub use commit::commit;
+pub use progress::{LoadProgress, ProgressSnapshot};
 pub use writer::{StreamHandle, StreamWriter};
 
 use crate::client::WriteClient;
@@ -75,6 +77,7 @@ pub struct Loader {
     schema: TableSchema,
     options: BigQueryOptions,
     memory_pool: Option<Arc<dyn MemoryPool>>,
+    progress: Option<LoadProgress>,
 }
 
 impl std::fmt::Debug for Loader {
@@ -102,6 +105,7 @@ impl Loader {
             schema,
             options,
             memory_pool: None,
+            progress: None,
         }
     }
 
@@ -110,6 +114,35 @@ impl Loader {
     pub fn with_memory_pool(mut self, pool: Arc<dyn MemoryPool>) -> Self {
         self.memory_pool = Some(pool);
         self
+    }
+
+    /// Reports every load's progress (streams created, rows and bytes acknowledged, retries,
+    /// commits) to `progress`, which another task can read while the load runs.
+    ///
+    /// ```no_run
+    /// # async fn example(loader: datafusion_bigquery::Loader, batches: Vec<arrow::array::RecordBatch>) -> datafusion_bigquery::Result<()> {
+    /// use datafusion_bigquery::load::LoadProgress;
+    /// let progress = LoadProgress::new();
+    /// let loader = loader.with_progress(progress.clone());
+    /// let watcher = tokio::spawn(async move {
+    ///     loop {
+    ///         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    ///         eprintln!("{} rows acknowledged", progress.snapshot().rows);
+    ///     }
+    /// });
+    /// let input = futures::stream::iter(batches.into_iter().map(Ok::<_, std::io::Error>));
+    /// loader.load(loader.arrow_schema(), input).await?;
+    /// watcher.abort();
+    /// # Ok(()) }
+    /// ```
+    pub fn with_progress(mut self, progress: LoadProgress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// The progress counters given with [`Loader::with_progress`], if any.
+    pub fn progress(&self) -> Option<&LoadProgress> {
+        self.progress.as_ref()
     }
 
     /// The same loader with other options.
@@ -150,7 +183,7 @@ impl Loader {
         E: Display,
     {
         let handles = self.write_streams(&input_schema, input).await?;
-        let commit_time = commit(&self.client, &self.table, &handles, &self.options.retry).await?;
+        let commit_time = self.commit(&handles).await?;
         Ok(LoadSummary {
             rows: handles.iter().map(|h| h.rows).sum(),
             bytes: handles.iter().map(|h| h.bytes).sum(),
@@ -161,10 +194,35 @@ impl Loader {
         })
     }
 
+    /// [`Loader::load`] for batches already in memory or produced by an iterator, each in
+    /// the layout of the first (any Arrow types that map exactly to the table's columns).
+    ///
+    /// ```no_run
+    /// # async fn example(loader: datafusion_bigquery::Loader, batches: Vec<arrow::array::RecordBatch>) -> datafusion_bigquery::Result<()> {
+    /// let summary = loader.load_batches(batches).await?;
+    /// println!("{} rows, {} bytes over {} streams", summary.rows, summary.bytes, summary.streams);
+    /// # Ok(()) }
+    /// ```
+    pub async fn load_batches<I>(&self, batches: I) -> Result<LoadSummary>
+    where
+        I: IntoIterator<Item = RecordBatch>,
+        I::IntoIter: Send,
+    {
+        let mut batches = batches.into_iter().peekable();
+        let schema = batches.peek().map_or_else(|| self.arrow_schema(), RecordBatch::schema);
+        let input = futures::stream::iter(batches.map(Ok::<_, std::convert::Infallible>));
+        self.load(schema, input).await
+    }
+
     /// The second half of [`Loader::load`]: commits finalized streams in one
     /// BatchCommitWriteStreams, with this loader's retry policy.
     pub async fn commit(&self, handles: &[StreamHandle]) -> Result<Option<SystemTime>> {
-        commit(&self.client, &self.table, handles, &self.options.retry).await
+        let started = Instant::now();
+        let time = commit(&self.client, &self.table, handles, &self.options.retry).await?;
+        if let Some(progress) = &self.progress {
+            progress.load_committed(started.elapsed(), time);
+        }
+        Ok(time)
     }
 
     /// The first half of [`Loader::load`]: writes the input over up to N PENDING streams and
@@ -187,6 +245,9 @@ impl Loader {
                 encoder.clone(),
                 self.options.clone(),
             );
+            if let Some(progress) = &self.progress {
+                writer = writer.with_progress(progress.clone());
+            }
             if let Some(pool) = &self.memory_pool {
                 let consumer = MemoryConsumer::new(format!("BigQuerySink[{}, stream {index}]", self.table));
                 writer = writer.with_reservation(consumer.register(pool));

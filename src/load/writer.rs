@@ -7,12 +7,14 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use datafusion::execution::memory_pool::MemoryReservation;
 use serde::{Deserialize, Serialize};
 use tonic::Code;
 
+use super::LoadProgress;
 use crate::client::{AppendConnection, WriteClient};
 use crate::encode::{EncodedRows, RowEncoder};
 use crate::error::{Error, Result};
@@ -47,6 +49,8 @@ struct Pending {
     /// Index of the request's first row in the whole input, for error messages.
     first_input_row: u64,
     rows: EncodedRows,
+    /// When the request was first sent, for the append latency.
+    sent_at: Instant,
 }
 
 /// What one response says about its request.
@@ -76,6 +80,8 @@ pub struct StreamWriter {
     open: Option<OpenStream>,
     /// Accounts the bytes in flight to a DataFusion memory pool, when there is one.
     reservation: Option<MemoryReservation>,
+    /// Counts streams, acknowledged rows and bytes, and retries as they happen.
+    progress: LoadProgress,
     backoff: Backoff,
     rows: u64,
     bytes: u64,
@@ -95,6 +101,7 @@ impl StreamWriter {
             options,
             open: None,
             reservation: None,
+            progress: LoadProgress::default(),
             backoff,
             rows: 0,
             bytes: 0,
@@ -107,6 +114,12 @@ impl StreamWriter {
     /// more, the writer waits for acknowledgements before sending.
     pub fn with_reservation(mut self, reservation: MemoryReservation) -> Self {
         self.reservation = Some(reservation);
+        self
+    }
+
+    /// Reports streams created, rows and bytes acknowledged and retries to `progress`.
+    pub fn with_progress(mut self, progress: LoadProgress) -> Self {
+        self.progress = progress;
         self
     }
 
@@ -159,6 +172,7 @@ impl StreamWriter {
             })
             .await?;
             tracing::debug!(stream = %stream.name, "created pending stream");
+            self.progress.stream_created();
             let connection = self.client.append_connection(&stream.name);
             self.open = Some(OpenStream {
                 name: stream.name,
@@ -176,6 +190,7 @@ impl StreamWriter {
             offset,
             first_input_row,
             rows,
+            sent_at: Instant::now(),
         };
         let encoder = self.encoder.clone();
         let open = self.open_stream()?;
@@ -228,9 +243,14 @@ impl StreamWriter {
             };
             match outcome {
                 Outcome::Written => {
-                    let done = open.in_flight.pop_front().map(|p| p.rows.bytes).unwrap_or(0);
-                    open.in_flight_bytes -= done;
-                    self.release(done);
+                    let Some(done) = open.in_flight.pop_front() else {
+                        return Ok(());
+                    };
+                    let bytes = done.rows.bytes;
+                    open.in_flight_bytes -= bytes;
+                    self.progress
+                        .acknowledged(done.rows.len() as u64, bytes as u64, done.sent_at.elapsed());
+                    self.release(bytes);
                     self.backoff.reset();
                     return Ok(());
                 }
@@ -258,11 +278,13 @@ impl StreamWriter {
             offset: oldest.offset + half as i64,
             first_input_row: oldest.first_input_row + half as u64,
             rows: second,
+            sent_at: oldest.sent_at,
         };
         let head = Pending {
             offset: oldest.offset,
             first_input_row: oldest.first_input_row,
             rows: first,
+            sent_at: oldest.sent_at,
         };
         open.in_flight.push_front(tail);
         open.in_flight.push_front(head);
@@ -286,6 +308,7 @@ impl StreamWriter {
             tracing::warn!(%stream, error = ?last.as_ref().map(ToString::to_string), ?delay, "reconnecting AppendRows");
             tokio::time::sleep(delay).await;
             self.retries += 1;
+            self.progress.retried();
             match self.reconnect_and_resend().await {
                 Ok(()) => return Ok(()),
                 Err(e) => {

@@ -18,7 +18,7 @@ const UTC: &str = "UTC";
 
 /// Maps a table schema to Arrow: REQUIRED -> non-nullable, REPEATED -> List of
 /// non-null items (a NULL list is written as an empty array), STRUCT -> Struct,
-/// RANGE<T> -> Struct{start: T, end: T}, INTERVAL -> Interval(MonthDayNano).
+/// `RANGE<T>` -> `Struct{start: T, end: T}`, INTERVAL -> `Interval(MonthDayNano)`.
 ///
 /// ```
 /// use datafusion_bigquery::schema::{field, table_schema, to_arrow_schema};

@@ -2,17 +2,31 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgMatches, Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, Parser, Subcommand, ValueEnum};
 
 /// Runs SQL with DataFusion, where `CREATE EXTERNAL TABLE ... STORED AS BIGQUERY` tables load
 /// query results into BigQuery atomically through the Storage Write API.
 ///
 /// SQL comes from -c and -f in the order given, or from stdin when neither is given. Results
-/// are printed as tables. Table defaults come from GOOGLE_CLOUD_PROJECT and
-/// BIGQUERY_STORAGE_EMULATOR_HOST, then from the flags below. Exits 0 on success, 1 on any
-/// error with the cause on the first line of stderr.
+/// are printed on stdout in the --format chosen. Table options come from defaults, then
+/// GOOGLE_CLOUD_PROJECT and BIGQUERY_STORAGE_EMULATOR_HOST, then the flags below, then each
+/// table's OPTIONS ('bigquery.<key>' '<value>'): the most specific wins.
+///
+/// During an INSERT into a BigQuery table, a progress line (rows, MB, rows/s, streams) is
+/// drawn on stderr when stderr is a terminal. After it, a summary (rows committed, streams,
+/// bytes, commit time, elapsed) follows the result on stdout in the table format, and goes
+/// to stderr, only when it is a terminal, in the csv, json and ndjson formats.
+///
+/// Exits 0 on success, 1 on any error with the cause on the first line of stderr, 2 on a
+/// usage error. RUST_LOG (e.g. datafusion_bigquery=debug) logs each RPC, with its duration, to
+/// stderr.
 #[derive(Debug, Parser)]
-#[command(name = "datafusion-bigquery", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "datafusion-bigquery",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "Example, with no cloud account:\n  datafusion-bigquery --emulator --emulator-table 'demo.shop.orders=id:INT64:REQUIRED,customer:STRING' \\\n    -c \"CREATE EXTERNAL TABLE orders STORED AS BIGQUERY LOCATION 'demo.shop.orders'\" \\\n    -c \"INSERT INTO orders SELECT value AS id, concat('c', value % 10) AS customer FROM range(1000)\""
+)]
 pub(crate) struct Cli {
     /// A subcommand; without one, runs SQL.
     #[command(subcommand)]
@@ -44,6 +58,14 @@ pub(crate) struct Cli {
     #[arg(short = 'o', long = "option", value_name = "KEY=VALUE")]
     pub(crate) options: Vec<String>,
 
+    /// How query results are printed on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table, value_name = "FORMAT")]
+    pub(crate) format: Format,
+
+    /// Prints neither the progress line nor the load summaries; errors still go to stderr.
+    #[arg(short = 'q', long)]
+    pub(crate) quiet: bool,
+
     /// Starts an embedded Storage Write server in-process on a free port and uses it as the
     /// endpoint.
     #[arg(long)]
@@ -53,6 +75,20 @@ pub(crate) struct Cli {
     /// schema file or `name:TYPE[:MODE],...`; may be repeated.
     #[arg(long = "emulator-table", value_name = "PROJECT.DATASET.TABLE=SCHEMA")]
     pub(crate) emulator_tables: Vec<String>,
+}
+
+/// How query results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub(crate) enum Format {
+    /// Boxed tables, for people.
+    #[default]
+    Table,
+    /// CSV with a header line, one block per statement.
+    Csv,
+    /// One JSON array of objects per statement; NULLs written as null.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
 }
 
 /// Subcommands.

@@ -5,12 +5,15 @@
 
 mod args;
 mod emulator;
+mod output;
+mod progress;
 mod report;
 mod run;
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
+use datafusion_bigquery::LoadProgress;
 use datafusion_bigquery::server::Retention;
 
 use args::{Cli, Command};
@@ -25,6 +28,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
+    init_logging();
     let sources = args::sql_sources(&cli, &matches);
     let outcome = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -40,12 +44,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs `tracing` events and RPC spans to stderr when `RUST_LOG` is set (e.g.
+/// `RUST_LOG=datafusion_bigquery=debug`); logs nothing otherwise.
+fn init_logging() {
+    let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .try_init();
+}
+
 /// Prints a clap error (or help/version) and returns its exit code: 0 for help and version,
-/// 1 for usage errors.
+/// 2 for usage errors.
 fn usage_error(err: &clap::Error) -> ExitCode {
     let _ = err.print();
     if err.use_stderr() {
-        ExitCode::FAILURE
+        ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
     }
@@ -71,8 +89,10 @@ async fn run_sql(cli: &Cli, sources: &[args::SqlSource]) -> Result<(), Failure> 
         None
     };
     let defaults = run::table_defaults(cli, server.as_ref().map(|s| s.endpoint()))?;
-    let ctx = run::session(defaults);
-    let outcome = run::run_sources(&ctx, sources).await;
+    let progress = LoadProgress::new();
+    let reporting = run::Reporting::new(cli, progress.clone());
+    let ctx = run::session(defaults, progress);
+    let outcome = run::run_sources(&ctx, &reporting, sources).await;
     if let Some(server) = server {
         server.shutdown().await;
     }

@@ -1,15 +1,21 @@
 //! Running SQL: the session, statement splitting, execution and printing.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
+use std::time::Instant;
 
-use arrow::util::pretty::pretty_format_batches_with_schema;
+use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::error::DataFusionError;
+use datafusion::logical_expr::{LogicalPlan, WriteOp};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
-use datafusion_bigquery::{BigQueryOptions, register_bigquery};
+use datafusion_bigquery::{
+    BigQueryOptions, BigQueryTable, BigQueryTableFactory, LoadProgress, ProgressSnapshot, register_bigquery_factory,
+};
 
-use crate::args::{Cli, SqlSource};
+use crate::args::{Cli, Format, SqlSource};
+use crate::output::format_results;
+use crate::progress::{ProgressLine, summary_text};
 use crate::report::{Failure, one_line};
 
 /// Longest SQL excerpt shown in error context.
@@ -42,18 +48,69 @@ pub(crate) fn table_defaults(cli: &Cli, emulator_endpoint: Option<String>) -> Re
     Ok(options)
 }
 
-/// A session with `STORED AS BIGQUERY` registered and the information schema enabled.
-pub(crate) fn session(defaults: BigQueryOptions) -> SessionContext {
+/// A session with `STORED AS BIGQUERY` registered, its loads counted by `progress`, and the
+/// information schema enabled.
+pub(crate) fn session(defaults: BigQueryOptions, progress: LoadProgress) -> SessionContext {
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
-    register_bigquery(&ctx, defaults);
+    register_bigquery_factory(&ctx, BigQueryTableFactory::new(defaults).with_progress(progress));
     ctx
 }
 
+/// How results, progress and summaries are shown.
+pub(crate) struct Reporting {
+    /// Format of query results on stdout.
+    pub(crate) format: Format,
+    /// The session's load counters.
+    pub(crate) progress: LoadProgress,
+    /// No progress line and no summaries.
+    pub(crate) quiet: bool,
+    /// Whether stderr is a terminal (the progress line is drawn only then).
+    pub(crate) stderr_is_terminal: bool,
+}
+
+impl Reporting {
+    /// Reporting for the command line's flags, counting with `progress`.
+    pub(crate) fn new(cli: &Cli, progress: LoadProgress) -> Self {
+        Self {
+            format: cli.format,
+            progress,
+            quiet: cli.quiet,
+            stderr_is_terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// Prints the summary of a statement's loads: after the table on stdout, or on a
+    /// terminal's stderr when stdout carries csv or json.
+    fn summary(
+        &self,
+        table: &str,
+        done: &ProgressSnapshot,
+        elapsed: std::time::Duration,
+    ) -> Result<(), DataFusionError> {
+        if self.quiet || done.loads == 0 {
+            return Ok(());
+        }
+        let line = summary_text(table, done, elapsed);
+        match self.format {
+            Format::Table => print_text(&format!("{line}\n")),
+            _ if self.stderr_is_terminal => {
+                eprintln!("{line}");
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Runs every source in order, stopping at the first failure.
-pub(crate) async fn run_sources(ctx: &SessionContext, sources: &[SqlSource]) -> Result<(), Failure> {
+pub(crate) async fn run_sources(
+    ctx: &SessionContext,
+    reporting: &Reporting,
+    sources: &[SqlSource],
+) -> Result<(), Failure> {
     for source in sources {
         let (label, sql) = read_source(source)?;
-        run_sql(ctx, &label, &sql).await?;
+        run_sql(ctx, reporting, &label, &sql).await?;
     }
     Ok(())
 }
@@ -76,12 +133,12 @@ fn read_source(source: &SqlSource) -> Result<(String, String), Failure> {
 }
 
 /// Splits `sql` into statements and runs them one by one.
-async fn run_sql(ctx: &SessionContext, label: &str, sql: &str) -> Result<(), Failure> {
+async fn run_sql(ctx: &SessionContext, reporting: &Reporting, label: &str, sql: &str) -> Result<(), Failure> {
     let statements =
         parse_statements(ctx, sql).map_err(|e| Failure::from_datafusion(&e).context(format!("in {label}")))?;
     for statement in statements {
         let text = statement.to_string();
-        run_statement(ctx, statement).await.map_err(|e| {
+        run_statement(ctx, reporting, statement).await.map_err(|e| {
             Failure::from_datafusion(&e).context(format!("in {label}: {}", one_line(&text, SQL_EXCERPT_CHARS)))
         })?;
     }
@@ -96,23 +153,59 @@ fn parse_statements(ctx: &SessionContext, sql: &str) -> Result<Vec<Statement>, D
     Ok(DFParser::parse_sql_with_dialect(sql, dialect.as_ref())?.into())
 }
 
-/// Plans, executes and prints one statement.
-async fn run_statement(ctx: &SessionContext, statement: Statement) -> Result<(), DataFusionError> {
+/// Plans, executes and prints one statement; an INSERT into a BigQuery table draws its
+/// progress and is summarized.
+async fn run_statement(
+    ctx: &SessionContext,
+    reporting: &Reporting,
+    statement: Statement,
+) -> Result<(), DataFusionError> {
     let plan = ctx.state().statement_to_plan(statement).await?;
-    let frame = ctx.execute_logical_plan(plan).await?;
-    let schema = frame.schema().as_arrow().clone();
-    let batches = frame.collect().await?;
-    if schema.fields().is_empty() {
-        return Ok(());
+    let target = bigquery_insert_target(&plan);
+    let before = reporting.progress.snapshot();
+    let started = Instant::now();
+    let line = (target.is_some() && !reporting.quiet && reporting.stderr_is_terminal)
+        .then(|| ProgressLine::start(reporting.progress.clone(), before));
+    let result = async {
+        let frame = ctx.execute_logical_plan(plan).await?;
+        let schema = frame.schema().as_arrow().clone();
+        let batches = frame.collect().await?;
+        Ok::<_, DataFusionError>((schema, batches))
     }
-    let table = pretty_format_batches_with_schema(schema.into(), &batches)?;
-    print_text(&table.to_string())
+    .await;
+    if let Some(line) = line {
+        line.finish().await;
+    }
+    let elapsed = started.elapsed();
+    let (schema, batches) = result?;
+    print_text(&format_results(reporting.format, schema.into(), &batches)?)?;
+    if let Some(table) = target {
+        let done = reporting.progress.snapshot().since(&before);
+        reporting.summary(&table, &done, elapsed)?;
+    }
+    Ok(())
 }
 
-/// Writes a block of text and a newline to stdout; a closed stdout is not an error.
+/// The BigQuery table an `INSERT` (or `EXPLAIN ANALYZE INSERT`) loads, if it loads one.
+fn bigquery_insert_target(plan: &LogicalPlan) -> Option<String> {
+    match plan {
+        LogicalPlan::Analyze(analyze) => bigquery_insert_target(&analyze.input),
+        LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => {
+            let provider = source_as_provider(&dml.target).ok()?;
+            let table = provider.downcast_ref::<BigQueryTable>()?;
+            Some(table.loader().table().to_string())
+        }
+        _ => None,
+    }
+}
+
+/// Writes text to stdout; a closed stdout is not an error.
 fn print_text(text: &str) -> Result<(), DataFusionError> {
+    if text.is_empty() {
+        return Ok(());
+    }
     let mut out = std::io::stdout().lock();
-    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+    match write!(out, "{text}").and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(DataFusionError::IoError(e)),
         _ => Ok(()),
     }
