@@ -243,8 +243,8 @@ fn session(settings: &Settings) -> Result<SessionContext, Box<dyn std::error::Er
     Ok(ctx)
 }
 
-/// `INSERT INTO bq SELECT * FROM lineitem` against the discarding server.
-async fn insert(settings: &Settings, server: &Server) -> Result<Measured, Box<dyn std::error::Error>> {
+/// A session with lineitem and `bq`, the lineitem table of the server.
+async fn loading_session(settings: &Settings, server: &Server) -> Result<SessionContext, Box<dyn std::error::Error>> {
     let ctx = session(settings)?;
     register_bigquery(&ctx, BigQueryOptions::default().with_endpoint(server.endpoint.clone()));
     ctx.sql(&format!(
@@ -252,6 +252,12 @@ async fn insert(settings: &Settings, server: &Server) -> Result<Measured, Box<dy
         settings.streams
     ))
     .await?;
+    Ok(ctx)
+}
+
+/// `INSERT INTO bq SELECT * FROM lineitem` against the discarding server.
+async fn insert(settings: &Settings, server: &Server) -> Result<Measured, Box<dyn std::error::Error>> {
+    let ctx = loading_session(settings, server).await?;
     let cpu0 = cpu_seconds("self");
     let started = Instant::now();
     let result = ctx
@@ -277,13 +283,7 @@ async fn insert(settings: &Settings, server: &Server) -> Result<Measured, Box<dy
 
 /// `EXPLAIN ANALYZE` of the INSERT: the plan, with the time and rows of every operator.
 async fn explain(settings: &Settings, server: &Server) -> Result<(), Box<dyn std::error::Error>> {
-    let ctx = session(settings)?;
-    register_bigquery(&ctx, BigQueryOptions::default().with_endpoint(server.endpoint.clone()));
-    ctx.sql(&format!(
-        "CREATE EXTERNAL TABLE bq STORED AS BIGQUERY LOCATION '{TABLE}' OPTIONS ('bigquery.streams' '{}')",
-        settings.streams
-    ))
-    .await?;
+    let ctx = loading_session(settings, server).await?;
     let plan = ctx
         .sql("EXPLAIN ANALYZE INSERT INTO bq SELECT * FROM lineitem")
         .await?
