@@ -172,7 +172,7 @@ impl<'a> Nulls<'a> {
 }
 
 /// Plans the kernel of one column of a batch: a direct one for the common flat types, else
-/// the canonical array written row by row. `canonical` converts the input when needed.
+/// `None`, and the caller writes the canonical array row by row ([`Prewritten`]).
 pub(crate) fn plan<'a>(
     column: &'a TableFieldSchema,
     tag: u32,

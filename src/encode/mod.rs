@@ -216,16 +216,7 @@ impl RowEncoder {
 
         let mut pos = Vec::with_capacity(num_rows);
         let mut total = 0usize;
-        for (row, len) in lens.iter().enumerate() {
-            let framed = 1 + prost::length_delimiter_len(*len) + len;
-            if framed > self.row_budget {
-                return Err(Error::RowTooLarge {
-                    table: self.table.clone(),
-                    row: first_row + row as u64,
-                    bytes: framed,
-                    limit: self.row_budget,
-                });
-            }
+        for len in &lens {
             pos.push(total);
             total += len;
         }
@@ -237,8 +228,16 @@ impl RowEncoder {
 
         let mut groups = vec![EncodedRows::default()];
         let mut start = 0;
-        for len in lens {
+        for (row, len) in lens.into_iter().enumerate() {
             let framed = 1 + prost::length_delimiter_len(len) + len;
+            if framed > self.row_budget {
+                return Err(Error::RowTooLarge {
+                    table: self.table.clone(),
+                    row: first_row + row as u64,
+                    bytes: framed,
+                    limit: self.row_budget,
+                });
+            }
             let group = groups.last_mut().filter(|g| g.bytes + framed <= self.row_budget);
             let group = match group {
                 Some(g) => g,
