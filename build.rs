@@ -6,6 +6,7 @@ use std::io;
 const PROTOS: &[&str] = &[
     "proto/google/cloud/bigquery/storage/v1/storage.proto",
     "proto/google/cloud/bigquery/storage/v1/annotations.proto",
+    "proto/google/rpc/error_details.proto",
 ];
 
 fn main() -> io::Result<()> {

@@ -57,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 AppendFault::Drain,
                 AppendFault::Fail(tonic::Code::Unavailable),
                 AppendFault::Fail(tonic::Code::ResourceExhausted),
-                AppendFault::TooLarge,
+                AppendFault::Throttle,
             ];
             let mut planned = 0u64;
             while !done.load(Ordering::SeqCst) {

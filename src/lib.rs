@@ -32,6 +32,7 @@ pub mod load;
 pub mod options;
 pub mod proto;
 pub mod retry;
+pub mod rpc;
 pub mod schema;
 pub mod server;
 pub mod table_ref;
@@ -43,6 +44,6 @@ pub use crate::datafusion::{
 pub use client::WriteClient;
 pub use error::{Error, Result};
 pub use load::{LoadProgress, LoadSummary, Loader, ProgressSnapshot, StreamHandle, StreamWriter, commit};
-pub use options::{ArrayNullElements, BigQueryOptions, WireEncoding};
+pub use options::{ArrayNullElements, BigQueryOptions, MissingValues, WireEncoding};
 pub use server::EmbeddedServer;
 pub use table_ref::TableRef;

@@ -2,6 +2,7 @@
 //! CLI flags and `CREATE EXTERNAL TABLE ... OPTIONS ('bigquery.<key>' '<value>')`.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::retry::RetryConfig;
@@ -9,8 +10,21 @@ use crate::retry::RetryConfig;
 /// The public endpoint of the Storage Write API.
 pub const DEFAULT_ENDPOINT: &str = "https://bigquerystorage.googleapis.com";
 
-/// Default upper bound of one AppendRows request, in bytes (the service allows 10 MB).
+/// Default upper bound of one AppendRows request, in bytes: well under every limit the
+/// service has had (10 MB until 2026-08, 20 MB since).
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 5 * 1024 * 1024;
+
+/// The service's limit of one AppendRows request: a request must be smaller than 20 MB.
+pub const SERVICE_MAX_REQUEST_BYTES: usize = 20_000_000;
+
+/// Default time an AppendRows connection may have requests in flight without any response
+/// before it is torn down and reconnected (Java's `MAXIMUM_REQUEST_CALLBACK_WAIT_TIME`).
+pub const DEFAULT_APPEND_RESPONSE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Most write streams used when `bigquery.streams` is not set, however many partitions the
+/// session plans: each stream costs a CreateWriteStream (10,000 per hour per project) and an
+/// HTTP/2 stream on a pooled connection.
+pub const MAX_DEFAULT_STREAMS: usize = 16;
 
 /// Default number of AppendRows requests each writer keeps in flight.
 pub const DEFAULT_MAX_INFLIGHT_REQUESTS: usize = 4;
@@ -68,6 +82,42 @@ impl std::str::FromStr for ArrayNullElements {
     }
 }
 
+/// What a NULL (absent) value means for a column that has a default value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingValues {
+    /// NULL is NULL (the service's default); a NULL in a REQUIRED column is an error.
+    #[default]
+    Null,
+    /// NULL or absent takes the column's `DEFAULT` (`default_missing_value_interpretation =
+    /// DEFAULT_VALUE`); a REQUIRED column with a default may then be left NULL.
+    Default,
+}
+
+impl MissingValues {
+    /// The interpretation to send with every request, if not the service's default.
+    pub(crate) fn interpretation(self) -> Option<crate::proto::append_rows_request::MissingValueInterpretation> {
+        match self {
+            MissingValues::Null => None,
+            MissingValues::Default => Some(crate::proto::append_rows_request::MissingValueInterpretation::DefaultValue),
+        }
+    }
+}
+
+impl std::str::FromStr for MissingValues {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "null" | "null_value" => Ok(Self::Null),
+            "default" | "default_value" => Ok(Self::Default),
+            _ => Err(Error::InvalidOption {
+                key: "bigquery.missing_values".into(),
+                value: s.into(),
+                reason: "expected 'null' or 'default'".into(),
+            }),
+        }
+    }
+}
+
 /// Options of a BigQuery destination.
 ///
 /// Built in layers, the more specific over the less: [`Default`], then
@@ -114,6 +164,21 @@ pub struct BigQueryOptions {
     pub retry: RetryConfig,
     /// NULL elements inside arrays (`bigquery.array_null_elements`): an error, or dropped.
     pub array_null_elements: ArrayNullElements,
+    /// What NULL means for columns with a default (`bigquery.missing_values`).
+    pub missing_values: MissingValues,
+    /// HTTP/2 connections in the client's pool (`bigquery.connections`, default 4).
+    pub connections: usize,
+    /// Deadline of every unary RPC (`bigquery.rpc_timeout_ms`); `None` follows Google's
+    /// service config (CreateWriteStream 1200 s, the others 600 s).
+    pub rpc_timeout: Option<Duration>,
+    /// Time an AppendRows connection may have requests in flight without a response before
+    /// it is reconnected (`bigquery.append_response_timeout_ms`, default 300 s).
+    pub append_response_timeout: Duration,
+    /// The caller's part of the AppendRows trace id (`bigquery.trace_id`), after ours.
+    pub trace_id: Option<String>,
+    /// The project billed for quota (`bigquery.quota_project`); by default the one the
+    /// credentials name, if any. Sent only to the real service.
+    pub quota_project: Option<String>,
 }
 
 impl Default for BigQueryOptions {
@@ -128,6 +193,12 @@ impl Default for BigQueryOptions {
             wire_encoding: WireEncoding::Packed,
             retry: RetryConfig::default(),
             array_null_elements: ArrayNullElements::Error,
+            missing_values: MissingValues::Null,
+            connections: crate::client::DEFAULT_CONNECTIONS,
+            rpc_timeout: None,
+            append_response_timeout: DEFAULT_APPEND_RESPONSE_TIMEOUT,
+            trace_id: None,
+            quota_project: None,
         }
     }
 }
@@ -211,6 +282,59 @@ impl BigQueryOptions {
         self
     }
 
+    /// Sets what NULL means for columns with a default.
+    pub fn with_missing_values(mut self, rule: MissingValues) -> Self {
+        self.missing_values = rule;
+        self
+    }
+
+    /// Sets the size of the client's connection pool (at least 1).
+    pub fn with_connections(mut self, connections: usize) -> Self {
+        self.connections = connections.max(1);
+        self
+    }
+
+    /// Sets the deadline of every unary RPC.
+    pub fn with_rpc_timeout(mut self, timeout: Duration) -> Self {
+        self.rpc_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the AppendRows watchdog's timeout.
+    pub fn with_append_response_timeout(mut self, timeout: Duration) -> Self {
+        self.append_response_timeout = timeout;
+        self
+    }
+
+    /// How the client connects, from these options.
+    pub fn client_config(&self) -> crate::client::ClientConfig {
+        crate::client::ClientConfig {
+            endpoint: self.endpoint.clone(),
+            connections: self.connections.max(1),
+            quota_project: self.quota_project.clone(),
+        }
+    }
+
+    /// Checks the options that builders cannot refuse: the request size bound.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |key: &str, value: String, reason: &str| Error::InvalidOption {
+            key: format!("{OPTION_PREFIX}{key}"),
+            value,
+            reason: reason.into(),
+        };
+        if !(1024..SERVICE_MAX_REQUEST_BYTES).contains(&self.max_request_bytes) {
+            return Err(invalid(
+                "max_request_bytes",
+                self.max_request_bytes.to_string(),
+                "must be at least 1024 and below the service's limit of 20 MB (20000000 bytes)",
+            ));
+        }
+        if self.append_response_timeout.is_zero() {
+            return Err(invalid("append_response_timeout_ms", "0".into(), "must be positive"));
+        }
+        Ok(())
+    }
+
     /// Sets one option by key; the `bigquery.` prefix is optional.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let short = key.strip_prefix(OPTION_PREFIX).unwrap_or(key);
@@ -229,8 +353,10 @@ impl BigQueryOptions {
             "streams" => self.streams = Some(positive()?),
             "max_request_bytes" => {
                 let n = positive()?;
-                if n < 1024 {
-                    return Err(invalid("must be at least 1024"));
+                if !(1024..SERVICE_MAX_REQUEST_BYTES).contains(&n) {
+                    return Err(invalid(
+                        "must be at least 1024 and below the service's limit of 20 MB (20000000 bytes)",
+                    ));
                 }
                 self.max_request_bytes = n;
             }
@@ -243,14 +369,25 @@ impl BigQueryOptions {
                 self.retry.initial_backoff = std::time::Duration::from_millis(positive()? as u64);
             }
             "retry_max_backoff_ms" => self.retry.max_backoff = std::time::Duration::from_millis(positive()? as u64),
-            "retry_timeout_ms" => self.retry.timeout = std::time::Duration::from_millis(positive()? as u64),
+            "retry_timeout_ms" => self.retry.timeout = millis(positive()?),
+            "retry_throttle_backoff_ms" => self.retry.throttle_backoff = millis(positive()?),
+            "retry_quota_backoff_ms" => self.retry.quota_backoff = millis(positive()?),
+            "retry_not_found_timeout_ms" => self.retry.not_found_timeout = millis(positive()?),
+            "connections" => self.connections = positive()?,
+            "rpc_timeout_ms" => self.rpc_timeout = Some(millis(positive()?)),
+            "append_response_timeout_ms" => self.append_response_timeout = millis(positive()?),
+            "trace_id" => self.trace_id = Some(value.to_string()).filter(|t| !t.is_empty()),
+            "quota_project" => self.quota_project = Some(value.to_string()).filter(|p| !p.is_empty()),
+            "missing_values" => self.missing_values = value.parse()?,
             "wire_encoding" => self.wire_encoding = value.parse()?,
             "array_null_elements" => self.array_null_elements = value.parse()?,
             _ => {
                 return Err(invalid(
-                    "unknown option; known: endpoint, project, streams, max_request_bytes, \
+                    "unknown option; known: endpoint, project, streams, connections, max_request_bytes, \
                      max_inflight_requests, max_inflight_bytes, wire_encoding, array_null_elements, \
-                     retry_max_attempts, retry_initial_backoff_ms, retry_max_backoff_ms, retry_timeout_ms",
+                     missing_values, rpc_timeout_ms, append_response_timeout_ms, trace_id, quota_project, \
+                     retry_max_attempts, retry_initial_backoff_ms, retry_max_backoff_ms, retry_timeout_ms, \
+                     retry_throttle_backoff_ms, retry_quota_backoff_ms, retry_not_found_timeout_ms",
                 ));
             }
         }
@@ -273,6 +410,11 @@ impl BigQueryOptions {
         }
         Ok(())
     }
+}
+
+/// Milliseconds as a duration.
+fn millis(n: usize) -> Duration {
+    Duration::from_millis(n as u64)
 }
 
 #[cfg(test)]
@@ -302,5 +444,20 @@ mod tests {
         assert!(err.contains("unknown option"), "{err}");
         let bad = HashMap::from([("format.streams".to_string(), "3".to_string())]);
         assert!(options.apply_table_options(&bad).is_err());
+        let err = options
+            .set("bigquery.max_request_bytes", "20000000")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("20 MB"), "{err}");
+        assert!(options.clone().with_max_request_bytes(25_000_000).validate().is_err());
+        assert!(options.clone().with_max_request_bytes(19_999_999).validate().is_ok());
+        options.set("bigquery.rpc_timeout_ms", "1500").unwrap();
+        options.set("bigquery.append_response_timeout_ms", "2500").unwrap();
+        options.set("bigquery.connections", "2").unwrap();
+        options.set("bigquery.missing_values", "default").unwrap();
+        assert_eq!(options.rpc_timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(options.append_response_timeout, Duration::from_millis(2500));
+        assert_eq!(options.client_config().connections, 2);
+        assert_eq!(options.missing_values, MissingValues::Default);
     }
 }

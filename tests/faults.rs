@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use common::{Fixture, error_text};
+use datafusion_bigquery::EmbeddedServer;
 use datafusion_bigquery::server::{AppendFault, Rpc, RpcFault};
 use tonic::Code;
 
@@ -16,7 +17,7 @@ const SCHEMA: &str = "id:INT64:REQUIRED,name:STRING,amount:FLOAT64";
 
 /// Fast retries for tests: the policy is the same, only the waits are short.
 const RETRY_OPTIONS: &str = "'bigquery.retry_initial_backoff_ms' '1', 'bigquery.retry_max_backoff_ms' '20', \
-                             'bigquery.retry_max_attempts' '8'";
+                             'bigquery.retry_max_attempts' '8', 'bigquery.retry_throttle_backoff_ms' '5'";
 
 fn insert_rows(n: u64) -> String {
     format!(
@@ -91,10 +92,32 @@ async fn draining_servers_throttling_and_transient_errors_are_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_refused_for_its_size_is_split() {
-    let f = fixture(1, 64 * 1024).await;
-    f.server.inject_append_fault(2, AppendFault::TooLarge);
-    f.server.inject_append_fault(3, AppendFault::TooLarge);
-    assert_exactly_once(&f, 20_000).await;
+    // A server that keeps the old 10 MiB limit, a client configured for 16 MB requests: each
+    // refused request over 10 MB is split in two and sent again.
+    let f = Fixture::with_server(
+        EmbeddedServer::builder().max_request_bytes(10 * 1024 * 1024),
+        SCHEMA,
+        &format!("'bigquery.streams' '1', 'bigquery.max_request_bytes' '16000000', {RETRY_OPTIONS}"),
+    )
+    .await;
+    const ROWS: u64 = 24_000;
+    let count = f
+        .run(&format!(
+            "INSERT INTO dest SELECT value AS id, repeat('x', 1500) AS name, 0.5 AS amount FROM range({ROWS})"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("insert failed: {}", error_text(&e)));
+    assert_eq!(count, ROWS);
+    assert_eq!(audit(&f, ROWS), (0, 0, 0), "lost, duplicated, foreign");
+    let stats = f.server.stats();
+    assert!(
+        stats.largest_append_bytes > 10 * 1024 * 1024,
+        "a request over the server's limit was sent and refused"
+    );
+    assert!(
+        stats.append_requests > ROWS / 8192 + 1,
+        "refused requests were split: {stats:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,6 +146,30 @@ async fn an_ambiguous_commit_is_neither_doubled_nor_lost() {
     assert_exactly_once(&f, 20_000).await;
     // A second commit attempt would have been refused as already committed; there was none.
     assert_eq!(f.server.stats().commits, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_applied_then_refused_permanently_is_found_applied() {
+    // INTERNAL is not retried on BatchCommitWriteStreams (service config), but the commit
+    // went through: the streams' commit times prove it, and the load succeeds once.
+    let f = fixture(2, 64 * 1024).await;
+    f.server
+        .inject_rpc_fault(Rpc::BatchCommitWriteStreams, 1, RpcFault::ApplyThenFail(Code::Internal));
+    assert_exactly_once(&f, 10_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_refused_permanently_commits_nothing() {
+    let f = fixture(2, 64 * 1024).await;
+    f.server
+        .inject_rpc_fault(Rpc::BatchCommitWriteStreams, 1, RpcFault::Fail(Code::Internal));
+    let err = f.run(&insert_rows(10_000)).await.expect_err("INTERNAL is not retried");
+    assert!(
+        error_text(&err).contains("BatchCommitWriteStreams"),
+        "{}",
+        error_text(&err)
+    );
+    assert_eq!(f.visible_rows(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,7 +239,7 @@ async fn randomized_fault_suite() {
                 0 => f.server.inject_append_fault(at, AppendFault::Cut),
                 1 => f.server.inject_append_fault(at, AppendFault::CutAfter),
                 2 => f.server.inject_append_fault(at, AppendFault::Drain),
-                3 => f.server.inject_append_fault(at, AppendFault::TooLarge),
+                3 => f.server.inject_append_fault(at, AppendFault::Throttle),
                 4 => f
                     .server
                     .inject_append_fault(at, AppendFault::Fail(Code::ResourceExhausted)),
@@ -214,7 +261,7 @@ async fn randomized_fault_suite() {
                 ),
                 9 => f
                     .server
-                    .inject_rpc_fault(Rpc::BatchCommitWriteStreams, 1, RpcFault::Fail(Code::Internal)),
+                    .inject_rpc_fault(Rpc::BatchCommitWriteStreams, 1, RpcFault::Fail(Code::DeadlineExceeded)),
                 10 => {
                     f.server.inject_append_fault(at, AppendFault::Fail(Code::Aborted));
                     f.server

@@ -10,10 +10,11 @@ use datafusion::logical_expr::CreateExternalTable;
 use datafusion::prelude::SessionContext;
 
 use super::BigQueryTable;
-use crate::client::WriteClient;
+use crate::client::{ClientConfig, WriteClient};
 use crate::load::{LoadProgress, Loader};
 use crate::options::BigQueryOptions;
 use crate::retry::with_retries;
+use crate::rpc::Rpc;
 use crate::table_ref::TableRef;
 
 /// The `STORED AS` name the factory is registered under.
@@ -39,8 +40,9 @@ pub struct BigQueryTableFactory {
     defaults: BigQueryOptions,
     /// Where every load of this factory's tables reports its progress.
     progress: Option<LoadProgress>,
-    /// One client per endpoint, shared by the tables of a session.
-    clients: Mutex<HashMap<String, WriteClient>>,
+    /// One client per connection setting (endpoint, pool size, quota project), shared by
+    /// the tables of a session.
+    clients: Mutex<HashMap<ClientConfig, WriteClient>>,
 }
 
 impl BigQueryTableFactory {
@@ -64,18 +66,18 @@ impl BigQueryTableFactory {
         &self.defaults
     }
 
-    async fn client(&self, endpoint: &str) -> crate::Result<WriteClient> {
+    async fn client(&self, config: ClientConfig) -> crate::Result<WriteClient> {
         let cached = self
             .clients
             .lock()
             .ok()
-            .and_then(|clients| clients.get(endpoint).cloned());
+            .and_then(|clients| clients.get(&config).cloned());
         if let Some(client) = cached {
             return Ok(client);
         }
-        let client = WriteClient::connect(endpoint).await?;
+        let client = WriteClient::connect_with(&config).await?;
         if let Ok(mut clients) = self.clients.lock() {
-            clients.insert(endpoint.to_string(), client.clone());
+            clients.insert(config, client.clone());
         }
         Ok(client)
     }
@@ -104,8 +106,13 @@ impl TableProviderFactory for BigQueryTableFactory {
             .map_err(DataFusionError::from)?;
         let table = TableRef::parse_with_default_project(location, options.project.as_deref())
             .map_err(DataFusionError::from)?;
-        let client = self.client(&options.endpoint).await.map_err(DataFusionError::from)?;
-        let schema = with_retries(&options.retry, "GetWriteStream", || client.table_schema(&table))
+        options.validate().map_err(DataFusionError::from)?;
+        let client = self
+            .client(options.client_config())
+            .await
+            .map_err(DataFusionError::from)?
+            .with_rpc_timeout(options.rpc_timeout);
+        let schema = with_retries(&options.retry, Rpc::GetWriteStream, || client.table_schema(&table))
             .await
             .map_err(DataFusionError::from)?;
         let mut loader = Loader::new(client, table, schema, options);

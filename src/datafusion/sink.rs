@@ -14,6 +14,7 @@ use datafusion::physical_plan::metrics::{
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 
 use crate::load::{LoadProgress, Loader, ProgressSnapshot};
+use crate::options::MAX_DEFAULT_STREAMS;
 
 /// Writes the input of an INSERT over N PENDING streams and commits once, after the input
 /// is fully drained and every writer succeeded. Dropping the query commits nothing.
@@ -112,7 +113,10 @@ impl DataSink for BigQuerySink {
             .with_progress(progress.clone());
         if loader.options().streams.is_none() {
             let partitions = context.session_config().target_partitions();
-            let options = loader.options().clone().with_streams(partitions);
+            let options = loader
+                .options()
+                .clone()
+                .with_streams(partitions.min(MAX_DEFAULT_STREAMS));
             loader = loader.with_options(options);
         }
         let input_schema = data.schema();

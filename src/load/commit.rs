@@ -47,10 +47,15 @@ pub async fn commit(
                 })?;
                 return Ok(Some(to_system_time(time)));
             }
-            // An earlier attempt was applied: the streams are ours alone, so "already
-            // committed" after an ambiguous failure means our commit went through.
+            // An earlier attempt was applied: the streams are ours alone, so the typed
+            // STREAM_ALREADY_COMMITTED on every stream after an ambiguous failure means our
+            // commit went through. The time comes from the streams when they report it.
             Ok(response) if ambiguous && response.stream_errors.iter().all(already_committed) => {
-                return Ok(committed_at(client, &names).await.ok().flatten().map(to_system_time));
+                let time = match committed_at(client, &names).await {
+                    Ok(Verdict::Committed(time)) => time,
+                    _ => None,
+                };
+                return Ok(time.map(to_system_time));
             }
             Ok(response) => {
                 let errors = response.stream_errors.iter().map(describe).collect();
@@ -62,26 +67,46 @@ pub async fn commit(
             Err(e) => e,
         };
         let Some(delay) = backoff.next_delay(failure.disposition()) else {
+            // Even a permanent failure may have followed the commit's application: the
+            // streams have the last word, and only their commit times count as success.
+            if let Ok(Verdict::Committed(Some(time))) = committed_at(client, &names).await {
+                return Ok(Some(to_system_time(time)));
+            }
             return Err(failure);
         };
         ambiguous = true;
-        if let Ok(Some(time)) = committed_at(client, &names).await {
-            return Ok(Some(to_system_time(time)));
+        // Success only on evidence: every stream shows a commit time. A check that fails
+        // proves nothing either way, so the commit is retried (and then answered by the
+        // typed code above if it had been applied).
+        match committed_at(client, &names).await {
+            Ok(Verdict::Committed(Some(time))) => return Ok(Some(to_system_time(time))),
+            Ok(verdict) => tracing::debug!(?verdict, "ambiguous commit not shown applied"),
+            Err(e) => tracing::debug!(error = %e, "could not check an ambiguous commit"),
         }
         tracing::warn!(%table, error = %failure, ?delay, "retrying BatchCommitWriteStreams");
         tokio::time::sleep(delay).await;
     }
 }
 
-/// The commit time if every stream carries one, `None` if none does.
-async fn committed_at(client: &WriteClient, names: &[String]) -> Result<Option<Timestamp>> {
+/// What the streams of a commit say about it.
+#[derive(Debug)]
+enum Verdict {
+    /// Every stream carries a commit time (the first one), or `None` when the service
+    /// reports the streams committed without one.
+    Committed(Option<Timestamp>),
+    /// No stream is committed.
+    NotCommitted,
+}
+
+/// Asks every stream whether it was committed.
+async fn committed_at(client: &WriteClient, names: &[String]) -> Result<Verdict> {
     let mut times = Vec::with_capacity(names.len());
     for name in names {
         times.push(client.get_write_stream(name).await?.commit_time);
     }
     match (times.iter().all(Option::is_some), times.iter().all(Option::is_none)) {
-        (true, _) => Ok(times.into_iter().next().flatten()),
-        (_, true) => Ok(None),
+        (true, _) => Ok(Verdict::Committed(times.into_iter().next().flatten())),
+        (_, true) => Ok(Verdict::NotCommitted),
         _ => Err(Error::Internal(format!(
             "streams of one commit disagree on whether it was applied: {names:?}"
         ))),
@@ -90,7 +115,6 @@ async fn committed_at(client: &WriteClient, names: &[String]) -> Result<Option<T
 
 fn already_committed(error: &StorageError) -> bool {
     error.code == StorageErrorCode::StreamAlreadyCommitted as i32
-        || error.error_message.to_ascii_uppercase().contains("COMMITTED")
 }
 
 fn describe(error: &StorageError) -> String {

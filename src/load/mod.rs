@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::options::BigQueryOptions;
 use crate::proto::TableSchema;
 use crate::retry::with_retries;
+use crate::rpc::Rpc;
 use crate::schema::to_arrow_schema;
 use crate::table_ref::TableRef;
 
@@ -92,15 +93,19 @@ impl std::fmt::Debug for Loader {
 impl Loader {
     /// Connects to the options' endpoint and reads the table's schema.
     pub async fn connect(table: TableRef, options: BigQueryOptions) -> Result<Self> {
-        let client = WriteClient::connect(&options.endpoint).await?;
-        let schema = with_retries(&options.retry, "GetWriteStream", || client.table_schema(&table)).await?;
+        options.validate()?;
+        let client = WriteClient::connect_with(&options.client_config())
+            .await?
+            .with_rpc_timeout(options.rpc_timeout);
+        let schema = with_retries(&options.retry, Rpc::GetWriteStream, || client.table_schema(&table)).await?;
         Ok(Self::new(client, table, schema, options))
     }
 
-    /// A loader over an existing client and a known table schema.
+    /// A loader over an existing client and a known table schema; the options' deadlines
+    /// apply to the client's calls.
     pub fn new(client: WriteClient, table: TableRef, schema: TableSchema, options: BigQueryOptions) -> Self {
         Self {
-            client,
+            client: client.with_rpc_timeout(options.rpc_timeout),
             table,
             schema,
             options,
@@ -147,6 +152,7 @@ impl Loader {
 
     /// The same loader with other options.
     pub fn with_options(mut self, options: BigQueryOptions) -> Self {
+        self.client = self.client.with_rpc_timeout(options.rpc_timeout);
         self.options = options;
         self
     }
@@ -233,6 +239,7 @@ impl Loader {
         S: Stream<Item = std::result::Result<RecordBatch, E>> + Send + Unpin,
         E: Display,
     {
+        self.options.validate()?;
         let encoder = Arc::new(RowEncoder::new(&self.table, &self.schema, input_schema, &self.options)?);
         let writers = self.options.streams.unwrap_or(DEFAULT_STREAMS).max(1);
         let mut tasks = JoinSet::new();

@@ -15,14 +15,16 @@ use serde::{Deserialize, Serialize};
 use tonic::Code;
 
 use super::LoadProgress;
-use crate::client::{AppendConnection, WriteClient};
+use crate::client::RequestTemplate;
+use crate::client::{AppendConnection, WriteClient, trace_id};
 use crate::encode::{EncodedRows, RowEncoder};
-use crate::error::{Error, Result};
+use crate::error::{Error, RESOURCE_QUOTA_EXCEEDED, Result, ServiceStatus, StorageErrorCode};
 use crate::options::BigQueryOptions;
 use crate::proto::AppendRowsResponse;
 use crate::proto::append_rows_response::Response;
 use crate::proto::write_stream::Type as StreamType;
-use crate::retry::{Backoff, Disposition, with_retries};
+use crate::retry::{Backoff, is_free_reconnect, is_size_refusal, with_retries};
+use crate::rpc::Rpc;
 use crate::table_ref::TableRef;
 
 /// A finalized PENDING stream, ready to be committed: plain data that can be saved or sent to
@@ -167,13 +169,13 @@ impl StreamWriter {
     async fn append(&mut self, rows: EncodedRows, first_input_row: u64) -> Result<()> {
         if self.open.is_none() {
             let (client, table) = (&self.client, &self.table);
-            let stream = with_retries(&self.options.retry, "CreateWriteStream", || {
+            let stream = with_retries(&self.options.retry, Rpc::CreateWriteStream, || {
                 client.create_write_stream(table, StreamType::Pending)
             })
             .await?;
             tracing::debug!(stream = %stream.name, "created pending stream");
             self.progress.stream_created();
-            let connection = self.client.append_connection(&stream.name);
+            let connection = self.new_connection(&stream.name);
             self.open = Some(OpenStream {
                 name: stream.name,
                 connection,
@@ -193,6 +195,9 @@ impl StreamWriter {
             sent_at: Instant::now(),
         };
         let encoder = self.encoder.clone();
+        // Take the answers that arrived meanwhile: they free memory, and a call the server
+        // closed (idle for 600 s, or aged) is noticed before anything is sent into it.
+        self.acknowledge_ready().await?;
         let open = self.open_stream()?;
         let sent = open
             .connection
@@ -223,42 +228,89 @@ impl StreamWriter {
         }
     }
 
+    /// A connection to `stream` on the next channel of the pool, under the watchdog.
+    fn new_connection(&self, stream: &str) -> AppendConnection {
+        self.client
+            .append_connection(stream, self.options.append_response_timeout)
+            .with_template(RequestTemplate {
+                trace_id: trace_id(self.options.trace_id.as_deref()),
+                missing_values: self.options.missing_values.interpretation(),
+            })
+    }
+
     fn open_stream(&mut self) -> Result<&mut OpenStream> {
         self.open
             .as_mut()
             .ok_or_else(|| Error::Internal("stream not open".into()))
     }
 
+    /// Handles every response that has already arrived, without waiting for more.
+    async fn acknowledge_ready(&mut self) -> Result<()> {
+        loop {
+            let open = self.open_stream()?;
+            let Some(received) = open.connection.try_next_response() else {
+                return Ok(());
+            };
+            self.handle(received).await?;
+        }
+    }
+
     /// Waits until the oldest request in flight is acknowledged, reconnecting as needed.
     async fn acknowledge_oldest(&mut self) -> Result<()> {
         loop {
             let open = self.open_stream()?;
-            let Some(oldest) = open.in_flight.front() else {
+            if open.in_flight.is_empty() {
                 return Ok(());
-            };
-            let (offset, first_input_row) = (oldest.offset, oldest.first_input_row);
-            let outcome = match open.connection.next_response().await {
-                Ok(response) => check_response(&open.name, offset, first_input_row, response),
-                Err(e) => Outcome::Failed(e),
-            };
-            match outcome {
-                Outcome::Written => {
-                    let Some(done) = open.in_flight.pop_front() else {
-                        return Ok(());
-                    };
-                    let bytes = done.rows.bytes;
-                    open.in_flight_bytes -= bytes;
-                    self.progress
-                        .acknowledged(done.rows.len() as u64, bytes as u64, done.sent_at.elapsed());
-                    self.release(bytes);
-                    self.backoff.reset();
-                    return Ok(());
-                }
-                Outcome::TooLarge(e) => {
-                    self.split_oldest(e)?;
-                    self.recover_after(Disposition::Retry, None).await?;
-                }
-                Outcome::Failed(e) => self.recover(e).await?,
+            }
+            let received = open.connection.next_response().await;
+            if self.handle(received).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Handles what the connection gave for the oldest request in flight; true if it was
+    /// acknowledged, false if it must be waited for again (after a reconnect or a split).
+    async fn handle(&mut self, received: Result<AppendRowsResponse>) -> Result<bool> {
+        let open = self.open_stream()?;
+        let outcome = match (received, open.in_flight.front()) {
+            (Ok(response), Some(oldest)) => check_response(
+                &open.name,
+                oldest.offset,
+                oldest.first_input_row,
+                oldest.rows.bytes,
+                response,
+            ),
+            (Ok(_), None) => {
+                return Err(Error::Internal(format!(
+                    "{}: a response arrived with no request in flight",
+                    open.name
+                )));
+            }
+            (Err(e), _) => Outcome::Failed(e),
+        };
+        match outcome {
+            Outcome::Written => {
+                let Some(done) = open.in_flight.pop_front() else {
+                    return Ok(true);
+                };
+                let bytes = done.rows.bytes;
+                open.in_flight_bytes -= bytes;
+                self.progress
+                    .acknowledged(done.rows.len() as u64, bytes as u64, done.sent_at.elapsed());
+                self.release(bytes);
+                self.backoff.reset();
+                Ok(true)
+            }
+            Outcome::TooLarge(e) => {
+                // Splitting is progress of its own: the halves cost no attempt.
+                self.split_oldest(e)?;
+                self.reconnect_and_resend().await?;
+                Ok(false)
+            }
+            Outcome::Failed(e) => {
+                self.recover(e).await?;
+                Ok(false)
             }
         }
     }
@@ -291,41 +343,47 @@ impl StreamWriter {
         Ok(())
     }
 
-    /// Handles a failure: fatal errors end the writer; transient ones reconnect and resend.
+    /// Handles a failure: fatal errors end the writer; a connection the server closed after
+    /// serving it (or while idle) is reopened at once; other transient failures reconnect
+    /// and resend after a backoff, within the retry budget.
     async fn recover(&mut self, error: Error) -> Result<()> {
-        let disposition = error.disposition();
-        self.recover_after(disposition, Some(error)).await
-    }
-
-    async fn recover_after(&mut self, disposition: Disposition, error: Option<Error>) -> Result<()> {
         let mut last = error;
-        let mut disposition = disposition;
         loop {
-            let Some(delay) = self.backoff.next_delay(disposition) else {
-                return Err(last.unwrap_or_else(|| Error::Internal("retries exhausted".into())));
-            };
-            let stream = &self.open_stream()?.name;
-            tracing::warn!(%stream, error = ?last.as_ref().map(ToString::to_string), ?delay, "reconnecting AppendRows");
-            tokio::time::sleep(delay).await;
+            let open = self.open_stream()?;
+            let stream = open.name.clone();
+            let closed_by_server = matches!(
+                last,
+                Error::Rpc {
+                    rpc: Rpc::AppendRows,
+                    ..
+                } | Error::Disconnected { .. }
+            ) && last.is_retryable();
+            if closed_by_server && is_free_reconnect(open.connection.answered(), open.in_flight.len()) {
+                tracing::debug!(%stream, reason = %last, "AppendRows connection closed by the server; reopening");
+            } else {
+                let Some(delay) = self.backoff.next_delay(last.disposition()) else {
+                    return Err(last);
+                };
+                tracing::warn!(%stream, error = %last, ?delay, "reconnecting AppendRows");
+                tokio::time::sleep(delay).await;
+            }
             self.retries += 1;
             self.progress.retried();
             match self.reconnect_and_resend().await {
                 Ok(()) => return Ok(()),
-                Err(e) => {
-                    disposition = e.disposition();
-                    last = Some(e);
-                }
+                Err(e) => last = e,
             }
         }
     }
 
     /// Opens a new connection and resends every unacknowledged request with its offset.
     async fn reconnect_and_resend(&mut self) -> Result<()> {
-        let client = self.client.clone();
         let descriptor = self.encoder.descriptor().clone();
+        let name = self.open_stream()?.name.clone();
+        let fresh = self.new_connection(&name);
         let open = self.open_stream()?;
         open.connection.close();
-        open.connection = client.append_connection(&open.name);
+        open.connection = fresh;
         for pending in &open.in_flight {
             open.connection
                 .send(Some(pending.offset), &descriptor, pending.rows.rows.clone(), true)
@@ -350,7 +408,7 @@ impl StreamWriter {
         open.connection.close();
         let client = &self.client;
         let name = open.name.as_str();
-        let reported = with_retries(&self.options.retry, "FinalizeWriteStream", || {
+        let reported = with_retries(&self.options.retry, Rpc::FinalizeWriteStream, || {
             client.finalize_write_stream(name)
         })
         .await?;
@@ -389,60 +447,70 @@ fn split_rows(rows: EncodedRows, at: usize) -> (EncodedRows, EncodedRows) {
     )
 }
 
-/// True if an error message says a request was too large.
-fn is_size_rejection(code: Code, message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    matches!(code, Code::ResourceExhausted | Code::InvalidArgument)
-        && (m.contains("size") || m.contains("too large") || m.contains("larger than"))
-}
-
 /// Checks one AppendRows response against the offset of its request.
-fn check_response(stream: &str, offset: i64, first_input_row: u64, response: AppendRowsResponse) -> Outcome {
-    let failed = |code: Code, message: String| Error::Append {
-        stream: stream.to_string(),
-        offset,
-        code,
-        message,
+fn check_response(
+    stream: &str,
+    offset: i64,
+    first_input_row: u64,
+    request_bytes: usize,
+    response: AppendRowsResponse,
+) -> Outcome {
+    let failed = |status: ServiceStatus, row_errors: Vec<String>| {
+        if status.code() == Code::ResourceExhausted && status.error_reason() == Some(RESOURCE_QUOTA_EXCEEDED) {
+            return Error::QuotaExceeded {
+                rpc: Rpc::AppendRows,
+                entity: stream.to_string(),
+                quota: status.quota(),
+                status,
+            };
+        }
+        Error::Append {
+            stream: stream.to_string(),
+            offset,
+            status,
+            row_errors,
+        }
     };
+    let local = |code: Code, message: &str| ServiceStatus::from(tonic::Status::new(code, message));
     if !response.row_errors.is_empty() {
-        let shown: Vec<String> = response
+        let mut shown: Vec<String> = response
             .row_errors
             .iter()
             .take(5)
             .map(|e| format!("input row {}: {}", first_input_row as i64 + e.index, e.message))
             .collect();
         let more = response.row_errors.len().saturating_sub(shown.len());
-        let suffix = if more > 0 {
-            format!(" (and {more} more)")
-        } else {
-            String::new()
+        if more > 0 {
+            shown.push(format!("and {more} more"));
+        }
+        let status = match &response.response {
+            Some(Response::Error(status)) => ServiceStatus::from_rpc_status(status),
+            _ => local(Code::InvalidArgument, "rows rejected"),
         };
-        return Outcome::Failed(failed(
-            Code::InvalidArgument,
-            format!("rows rejected: {}{suffix}", shown.join("; ")),
-        ));
+        return Outcome::Failed(failed(status, shown));
     }
     match response.response {
-        // Rows at this offset were written by an earlier send whose answer was lost.
-        Some(Response::Error(status)) if Code::from(status.code) == Code::AlreadyExists => Outcome::Written,
         Some(Response::Error(status)) => {
-            let code = Code::from(status.code);
-            if is_size_rejection(code, &status.message) {
-                Outcome::TooLarge(failed(code, status.message))
+            let status = ServiceStatus::from_rpc_status(&status);
+            let storage = status.storage_error_code();
+            // Rows at this offset were written by an earlier send whose answer was lost.
+            if status.code() == Code::AlreadyExists || storage == Some(StorageErrorCode::OffsetAlreadyExists) {
+                return Outcome::Written;
+            }
+            if is_size_refusal(status.code(), storage, request_bytes) {
+                Outcome::TooLarge(failed(status, Vec::new()))
             } else {
-                Outcome::Failed(failed(code, status.message))
+                Outcome::Failed(failed(status, Vec::new()))
             }
         }
         Some(Response::AppendResult(result)) => match result.offset {
-            Some(acked) if acked != offset => {
-                // A protocol violation, not a transient failure: never retried.
-                Outcome::Failed(failed(
-                    Code::DataLoss,
-                    format!("the service acknowledged offset {acked}"),
-                ))
-            }
+            // A protocol violation, not a transient failure: never retried.
+            Some(acked) if acked != offset => Outcome::Failed(failed(
+                local(Code::DataLoss, &format!("the service acknowledged offset {acked}")),
+                Vec::new(),
+            )),
             _ => Outcome::Written,
         },
-        None => Outcome::Failed(failed(Code::Internal, "empty response".into())),
+        None => Outcome::Failed(failed(local(Code::Internal, "empty response"), Vec::new())),
     }
 }

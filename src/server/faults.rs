@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
 
+pub use crate::rpc::Rpc;
+
 /// Counters of what the server received.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -16,6 +18,9 @@ pub(crate) struct Counters {
     pub(crate) row_bytes_appended: AtomicU64,
     pub(crate) streams_created: AtomicU64,
     pub(crate) commits: AtomicU64,
+    pub(crate) create_calls: AtomicU64,
+    pub(crate) connections_closed: AtomicU64,
+    pub(crate) throttled: AtomicU64,
 }
 
 /// A snapshot of the server's counters.
@@ -35,6 +40,10 @@ pub struct ServerStats {
     pub commits: u64,
     /// Injected faults that fired.
     pub faults_injected: u64,
+    /// AppendRows connections the server ended by itself (idle close, connection limit).
+    pub connections_closed: u64,
+    /// Requests and calls refused for a quota (throttling switches and quota faults).
+    pub throttled: u64,
 }
 
 impl Counters {
@@ -47,8 +56,19 @@ impl Counters {
             streams_created: self.streams_created.load(Ordering::SeqCst),
             commits: self.commits.load(Ordering::SeqCst),
             faults_injected: faults.injected.load(Ordering::SeqCst),
+            connections_closed: self.connections_closed.load(Ordering::SeqCst),
+            throttled: self.throttled.load(Ordering::SeqCst),
         }
     }
+}
+
+/// Who called: every user agent and AppendRows trace id the server saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientsSeen {
+    /// `user-agent` headers of AppendRows calls.
+    pub user_agents: std::collections::BTreeSet<String>,
+    /// Non-empty `trace_id`s of AppendRows requests.
+    pub trace_ids: std::collections::BTreeSet<String>,
 }
 
 /// Holds BatchCommitWriteStreams calls until released, so a test can look at the table
@@ -103,22 +123,15 @@ pub enum AppendFault {
     /// Reject the request's second row with a row error (FIELDS_ERROR), as the service does
     /// for a value it cannot take.
     RowError,
-    /// Refuse the request as too large (RESOURCE_EXHAUSTED naming its size), as the service
-    /// does past its request limit.
-    TooLarge,
-}
-
-/// The unary RPCs a fault can target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Rpc {
-    /// CreateWriteStream.
-    CreateWriteStream,
-    /// GetWriteStream.
-    GetWriteStream,
-    /// FinalizeWriteStream.
-    FinalizeWriteStream,
-    /// BatchCommitWriteStreams.
-    BatchCommitWriteStreams,
+    /// Refuse the request with the AppendRows throughput quota (RESOURCE_EXHAUSTED, a rate:
+    /// retried after a longer backoff); the connection stays open.
+    Throttle,
+    /// Refuse the request with an allocation quota (RESOURCE_EXHAUSTED with `ErrorInfo`
+    /// RESOURCE_QUOTA_EXCEEDED and a `QuotaFailure`): retrying cannot help.
+    QuotaExceeded,
+    /// Never answer this request nor any later one on its connection, keeping the
+    /// connection open: a server that stopped answering.
+    Hang,
 }
 
 /// A fault on one unary call.
@@ -128,6 +141,10 @@ pub enum RpcFault {
     Fail(tonic::Code),
     /// Do the work, then report this code (an ambiguous failure).
     ApplyThenFail(tonic::Code),
+    /// Refuse with the stream-creation quota (RESOURCE_EXHAUSTED; meant for CreateWriteStream).
+    StreamQuota,
+    /// Never answer the call (the client's deadline ends it).
+    Hang,
 }
 
 /// Injected faults, keyed by request or call number (1-based).

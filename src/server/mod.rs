@@ -3,6 +3,7 @@
 //! decoded by the writer's schema and kept as Arrow, or, in discard mode, validated and
 //! digested without being kept. Binds 127.0.0.1.
 
+mod behaviour;
 mod decode;
 mod digest;
 mod faults;
@@ -18,14 +19,16 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
+pub use behaviour::{CloseMode, ConnectionLimit, DEFAULT_MAX_REQUEST_BYTES};
 pub use digest::{RowDigest, row_hash};
-pub use faults::{AppendFault, CommitGate, Rpc, RpcFault, ServerStats};
+pub use faults::{AppendFault, ClientsSeen, CommitGate, Rpc, RpcFault, ServerStats};
 pub use state::Retention;
 
 use crate::error::{Error, Result};
 use crate::proto::TableSchema;
 use crate::proto::big_query_write_server::BigQueryWriteServer;
 use crate::table_ref::TableRef;
+use behaviour::Behaviour;
 use service::{Service, Shared};
 use state::Store;
 
@@ -43,10 +46,29 @@ const RECEIVE_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
 /// assert_eq!(server.retention(), Retention::Discard);
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, Copy, Default)]
+///
+/// The real service's awkward behaviours are switches here, all off by default:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> datafusion_bigquery::Result<()> {
+/// use std::time::Duration;
+/// use datafusion_bigquery::EmbeddedServer;
+/// use datafusion_bigquery::server::{CloseMode, ConnectionLimit};
+/// let server = EmbeddedServer::builder()
+///     .idle_close(Duration::from_secs(2))
+///     .connection_limit(ConnectionLimit { requests: Some(50), bytes: None, close: CloseMode::Abrupt })
+///     .max_concurrent_streams(100)
+///     .throttle_every(25)
+///     .start()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
 pub struct ServerBuilder {
     port: u16,
     retention: Retention,
+    behaviour: Behaviour,
 }
 
 impl ServerBuilder {
@@ -59,6 +81,56 @@ impl ServerBuilder {
     /// What the server keeps of appended rows (default: [`Retention::Keep`]).
     pub fn retention(mut self, retention: Retention) -> Self {
         self.retention = retention;
+        self
+    }
+
+    /// Ends an AppendRows connection that carried no request for `idle` with ABORTED
+    /// "Closing the stream because it has been inactive for N seconds", as the service does
+    /// after 600 s.
+    pub fn idle_close(mut self, idle: Duration) -> Self {
+        self.behaviour.idle_close = Some(idle);
+        self
+    }
+
+    /// Ends every AppendRows connection after it carried some requests or bytes, gracefully
+    /// or abruptly, as the service may end long-lived connections at any time.
+    pub fn connection_limit(mut self, limit: ConnectionLimit) -> Self {
+        self.behaviour.connection_limit = Some(limit);
+        self
+    }
+
+    /// Caps the concurrent streams (calls) of each HTTP/2 connection
+    /// (SETTINGS_MAX_CONCURRENT_STREAMS; Google's front ends allow about 100).
+    pub fn max_concurrent_streams(mut self, streams: u32) -> Self {
+        self.behaviour.max_concurrent_streams = Some(streams.max(1));
+        self
+    }
+
+    /// Refuses AppendRows requests of `bytes` or more with INVALID_ARGUMENT (default: the
+    /// service's 20 MB; 10 MiB plays the older limit that bqemulator keeps).
+    pub fn max_request_bytes(mut self, bytes: usize) -> Self {
+        self.behaviour.max_request_bytes = bytes;
+        self
+    }
+
+    /// Refuses every `n`-th AppendRows request with the AppendRows throughput quota
+    /// (RESOURCE_EXHAUSTED, in the response, the connection staying open).
+    pub fn throttle_every(mut self, n: u64) -> Self {
+        self.behaviour.throttle_every = Some(n);
+        self
+    }
+
+    /// Refuses every `n`-th CreateWriteStream call with the stream-creation quota.
+    pub fn stream_quota_every(mut self, n: u64) -> Self {
+        self.behaviour.stream_quota_every = Some(n);
+        self
+    }
+
+    /// Answers CreateWriteStream with NOT_FOUND (StorageError TABLE_NOT_FOUND) for a table
+    /// until `delay` after it was created, as the Storage Write API sees new tables late.
+    /// GetWriteStream sees the table at once.
+    pub fn table_visibility_delay(mut self, delay: Duration) -> Self {
+        self.behaviour.table_visibility_delay = Some(delay);
         self
     }
 
@@ -113,20 +185,29 @@ impl EmbeddedServer {
     }
 
     async fn start_with(settings: ServerBuilder) -> Result<Self> {
-        let ServerBuilder { port, retention } = settings;
+        let ServerBuilder {
+            port,
+            retention,
+            behaviour,
+        } = settings;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .map_err(|e| Error::Server(format!("cannot bind 127.0.0.1:{port}: {e}")))?;
         let addr = listener.local_addr().map_err(|e| Error::Server(e.to_string()))?;
+        // Requests up to twice the limit are read, so that they are refused in a response
+        // as the service does, not by ending the call.
+        let max_decoding = behaviour.max_request_bytes.saturating_mul(2).max(1 << 20);
+        let max_concurrent_streams = behaviour.max_concurrent_streams;
         let shared = Arc::new(Shared {
             store: std::sync::Mutex::new(Store::new(retention)),
+            behaviour,
             ..Shared::default()
         });
         let service = BigQueryWriteServer::new(Service {
             shared: shared.clone(),
             retention,
         })
-        .max_decoding_message_size(4 * service::MAX_APPEND_BYTES)
+        .max_decoding_message_size(max_decoding)
         .max_encoding_message_size(usize::MAX);
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -135,6 +216,7 @@ impl EmbeddedServer {
                 // Room for several 10 MB requests in flight per stream, as the service allows.
                 .initial_stream_window_size(Some(RECEIVE_WINDOW_BYTES))
                 .initial_connection_window_size(Some(4 * RECEIVE_WINDOW_BYTES))
+                .max_concurrent_streams(max_concurrent_streams)
                 .add_service(service)
                 .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                     let _ = stop.await;
@@ -216,6 +298,11 @@ impl EmbeddedServer {
     /// The server's counters.
     pub fn stats(&self) -> ServerStats {
         self.shared.counters.snapshot(&self.shared.faults)
+    }
+
+    /// The user agents and trace ids of the AppendRows calls received so far.
+    pub fn clients_seen(&self) -> ClientsSeen {
+        self.shared.clients.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
     /// Answers the `n`-th AppendRows request (1-based, counted over all connections) with `code`.

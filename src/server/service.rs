@@ -10,9 +10,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
+use super::behaviour::{
+    Behaviour, CloseMode, allocation_quota, every, idle_close_status, stream_creation_quota, throughput_quota,
+};
 use super::decode::{DecodeError, RowDecoder};
 use super::digest::RowDigest;
-use super::faults::{AppendFault, Counters, Faults, Rpc, RpcFault};
+use super::faults::{AppendFault, ClientsSeen, Counters, Faults, Rpc, RpcFault};
 use super::state::{Rejection, Retention, Store, split_stream_name};
 use crate::proto::append_rows_request::Rows;
 use crate::proto::append_rows_response::{AppendResult, Response as AppendOutcome};
@@ -21,15 +24,14 @@ use crate::proto::storage_error::StorageErrorCode;
 use crate::proto::write_stream::Type as StreamType;
 use crate::proto::*;
 
-/// Largest AppendRows request accepted, as the public service (10 MiB).
-pub(crate) const MAX_APPEND_BYTES: usize = 10 * 1024 * 1024;
-
 /// Shared state of the server.
 #[derive(Default)]
 pub(crate) struct Shared {
     pub(crate) store: Mutex<Store>,
     pub(crate) counters: Counters,
     pub(crate) faults: Faults,
+    pub(crate) behaviour: Behaviour,
+    pub(crate) clients: Mutex<ClientsSeen>,
 }
 
 impl Shared {
@@ -75,7 +77,7 @@ impl Service {
         &self,
         connection: &mut Connection,
         request: AppendRowsRequest,
-        injected: Option<(Code, &str)>,
+        injected: Option<Rejection>,
     ) -> AppendRowsResponse {
         let counters = &self.shared.counters;
         let size = request.encoded_len();
@@ -83,10 +85,15 @@ impl Service {
         if !request.write_stream.is_empty() {
             connection.stream = request.write_stream.clone();
         }
+        if !request.trace_id.is_empty()
+            && let Ok(mut clients) = self.shared.clients.lock()
+        {
+            clients.trace_ids.insert(request.trace_id.clone());
+        }
         let stream = connection.stream.clone();
         let outcome = match (self.bind_writer_schema(connection, &request), injected) {
             (Err(rejection), _) => Err(rejection),
-            (Ok(()), Some((code, message))) => Err(Rejection::new(code, message)),
+            (Ok(()), Some(rejection)) => Err(rejection),
             (Ok(()), None) => self.append(connection, request, size),
         };
         AppendRowsResponse {
@@ -160,10 +167,11 @@ impl Service {
                 "the first request must name write_stream",
             ));
         }
-        if size > MAX_APPEND_BYTES {
+        let limit = self.shared.behaviour.max_request_bytes;
+        if size >= limit {
             return Err(Rejection::new(
-                Code::ResourceExhausted,
-                format!("AppendRows request of {size} bytes exceeds the limit of {MAX_APPEND_BYTES}"),
+                Code::InvalidArgument,
+                format!("AppendRows request of {size} bytes is larger than the limit of {limit} bytes"),
             ));
         }
         let Some(Rows::ProtoRows(data)) = request.rows else {
@@ -202,13 +210,22 @@ type AppendStream = Pin<Box<dyn Stream<Item = Result<AppendRowsResponse, Status>
 
 impl Service {
     /// Runs a unary call's `work` under the faults planned for `rpc`.
-    fn unary<T>(&self, rpc: Rpc, work: impl FnOnce() -> Result<T, Status>) -> Result<Response<T>, Status> {
+    async fn unary<T>(&self, rpc: Rpc, work: impl FnOnce() -> Result<T, Status>) -> Result<Response<T>, Status> {
         let injected = |code| Status::new(code, format!("injected fault on {rpc:?}"));
         match self.shared.faults.rpc_fault(rpc) {
             Some(RpcFault::Fail(code)) => Err(injected(code)),
             Some(RpcFault::ApplyThenFail(code)) => {
                 let _ = work();
                 Err(injected(code))
+            }
+            Some(RpcFault::StreamQuota) => {
+                self.shared.counters.throttled.fetch_add(1, Ordering::SeqCst);
+                Err(stream_creation_quota("the table").to_status())
+            }
+            Some(RpcFault::Hang) => {
+                // The client's deadline drops this call, and this future with it.
+                std::future::pending::<()>().await;
+                Err(injected(Code::Internal))
             }
             None => work().map(Response::new),
         }
@@ -219,11 +236,29 @@ impl Service {
             .write_stream
             .and_then(|s| StreamType::try_from(s.r#type).ok())
             .unwrap_or(StreamType::Unspecified);
-        let stream = self
-            .shared
-            .store()
-            .create_stream(&request.parent, kind)
-            .map_err(|r| r.to_status())?;
+        let behaviour = &self.shared.behaviour;
+        let number = self.shared.counters.create_calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if every(behaviour.stream_quota_every, number) {
+            self.shared.counters.throttled.fetch_add(1, Ordering::SeqCst);
+            return Err(stream_creation_quota(&request.parent).to_status());
+        }
+        let mut store = self.shared.store();
+        if let Some(delay) = behaviour.table_visibility_delay
+            && store
+                .tables
+                .get(&request.parent)
+                .is_some_and(|t| t.created.elapsed() < delay)
+        {
+            // Table metadata reaches the Storage Write API some time after a create.
+            return Err(Rejection::storage(
+                Code::NotFound,
+                StorageErrorCode::TableNotFound,
+                &request.parent,
+                format!("Table {} not found", request.parent),
+            )
+            .to_status());
+        }
+        let stream = store.create_stream(&request.parent, kind).map_err(|r| r.to_status())?;
         self.shared.counters.streams_created.fetch_add(1, Ordering::SeqCst);
         Ok(stream)
     }
@@ -249,22 +284,56 @@ impl Service {
         })
     }
 
-    /// Serves one AppendRows connection: reads requests, answers each in order, and applies
-    /// the faults planned for them.
+    /// Serves one AppendRows connection: reads requests, answers each in order, applies the
+    /// faults planned for them and the behaviours switched on (idle close, connection limit,
+    /// throttling).
     async fn serve_appends(
         self,
         mut incoming: Streaming<AppendRowsRequest>,
         responses: mpsc::Sender<Result<AppendRowsResponse, Status>>,
     ) {
+        let behaviour = &self.shared.behaviour;
         let mut connection = Connection::default();
-        while let Some(next) = incoming.next().await {
-            let Ok(request) = next else { break };
+        let (mut requests, mut bytes) = (0u64, 0u64);
+        let mut hung = false;
+        loop {
+            let next = match behaviour.idle_close {
+                Some(idle) if !hung => match tokio::time::timeout(idle, incoming.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        self.shared.counters.connections_closed.fetch_add(1, Ordering::SeqCst);
+                        let _ = responses.send(Err(idle_close_status(idle))).await;
+                        break;
+                    }
+                },
+                _ => incoming.next().await,
+            };
+            let Some(Ok(request)) = next else { break };
             let delay = self.shared.faults.append_delay();
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
             let number = self.shared.counters.append_requests.fetch_add(1, Ordering::SeqCst) + 1;
+            if hung {
+                continue;
+            }
+            requests += 1;
+            bytes += request.encoded_len() as u64;
+            let limit = behaviour.connection_limit.filter(|l| l.reached(requests, bytes));
+            if limit.is_some_and(|l| l.close == CloseMode::Abrupt) {
+                self.shared.counters.connections_closed.fetch_add(1, Ordering::SeqCst);
+                let _ = responses
+                    .send(Err(Status::unavailable(
+                        "the connection is being closed (connection limit)",
+                    )))
+                    .await;
+                break;
+            }
             let reset = || Err(Status::unavailable("connection reset (injected fault)"));
+            let quota = |this: &Self, rejection: Rejection| {
+                this.shared.counters.throttled.fetch_add(1, Ordering::SeqCst);
+                Some(rejection)
+            };
             let response = match self.shared.faults.append_fault(number) {
                 Some(AppendFault::Cut) => {
                     let _ = responses.send(reset()).await;
@@ -276,8 +345,12 @@ impl Service {
                     let _ = responses.send(reset()).await;
                     break;
                 }
+                Some(AppendFault::Hang) => {
+                    hung = true;
+                    continue;
+                }
                 Some(AppendFault::Fail(code)) => {
-                    self.handle_append(&mut connection, request, Some((code, "injected fault")))
+                    self.handle_append(&mut connection, request, Some(Rejection::new(code, "injected fault")))
                 }
                 Some(AppendFault::RowError) => {
                     if !request.write_stream.is_empty() {
@@ -286,17 +359,26 @@ impl Service {
                     let _ = self.bind_writer_schema(&mut connection, &request);
                     self.row_error_response(&connection)
                 }
-                Some(AppendFault::TooLarge) => self.handle_append(
-                    &mut connection,
-                    request,
-                    Some((
-                        Code::ResourceExhausted,
-                        "request size exceeds the limit (injected fault)",
-                    )),
-                ),
+                Some(AppendFault::Throttle) => {
+                    let rejection = quota(&self, throughput_quota(&request.write_stream));
+                    self.handle_append(&mut connection, request, rejection)
+                }
+                Some(AppendFault::QuotaExceeded) => {
+                    let rejection = quota(&self, allocation_quota(&request.write_stream));
+                    self.handle_append(&mut connection, request, rejection)
+                }
+                None if every(behaviour.throttle_every, number) => {
+                    let rejection = quota(&self, throughput_quota(&request.write_stream));
+                    self.handle_append(&mut connection, request, rejection)
+                }
                 None => self.handle_append(&mut connection, request, None),
             };
             if responses.send(Ok(response)).await.is_err() {
+                break;
+            }
+            if limit.is_some() {
+                // Graceful: the request that reached the limit was answered; end cleanly.
+                self.shared.counters.connections_closed.fetch_add(1, Ordering::SeqCst);
                 break;
             }
         }
@@ -311,6 +393,7 @@ impl BigQueryWrite for Service {
     ) -> Result<Response<WriteStream>, Status> {
         check_routing(&request, "parent")?;
         self.unary(Rpc::CreateWriteStream, || self.create(request.into_inner()))
+            .await
     }
 
     type AppendRowsStream = AppendStream;
@@ -320,6 +403,11 @@ impl BigQueryWrite for Service {
         request: Request<Streaming<AppendRowsRequest>>,
     ) -> Result<Response<Self::AppendRowsStream>, Status> {
         check_routing(&request, "write_stream")?;
+        if let Some(agent) = request.metadata().get("user-agent").and_then(|v| v.to_str().ok())
+            && let Ok(mut clients) = self.shared.clients.lock()
+        {
+            clients.user_agents.insert(agent.to_string());
+        }
         let (responses, outgoing) = mpsc::channel(64);
         tokio::spawn(self.clone().serve_appends(request.into_inner(), responses));
         Ok(Response::new(Box::pin(ReceiverStream::new(outgoing))))
@@ -335,6 +423,7 @@ impl BigQueryWrite for Service {
                 .describe_stream(&request.name, full)
                 .map_err(|r| r.to_status())
         })
+        .await
     }
 
     async fn finalize_write_stream(
@@ -347,6 +436,7 @@ impl BigQueryWrite for Service {
             let row_count = self.shared.store().finalize(&name).map_err(|r| r.to_status())?;
             Ok(FinalizeWriteStreamResponse { row_count })
         })
+        .await
     }
 
     async fn batch_commit_write_streams(
@@ -358,6 +448,7 @@ impl BigQueryWrite for Service {
             gate.pass().await;
         }
         self.unary(Rpc::BatchCommitWriteStreams, || self.commit(request.into_inner()))
+            .await
     }
 
     async fn flush_rows(&self, request: Request<FlushRowsRequest>) -> Result<Response<FlushRowsResponse>, Status> {

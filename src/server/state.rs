@@ -6,11 +6,11 @@ use std::time::SystemTime;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use prost::Message;
 use prost_types::Timestamp;
 use tonic::Code;
 
 use super::digest::RowDigest;
+use crate::error::status::{Detail, pack_details, status_with_details};
 use crate::proto::storage_error::StorageErrorCode;
 use crate::proto::write_stream::Type as StreamType;
 use crate::proto::{StorageError, TableSchema, WriteStream};
@@ -22,6 +22,8 @@ pub(crate) struct Rejection {
     pub(crate) code: Code,
     pub(crate) storage: Option<(StorageErrorCode, String)>,
     pub(crate) message: String,
+    /// Further typed details (ErrorInfo, QuotaFailure).
+    pub(crate) details: Vec<Detail>,
 }
 
 impl Rejection {
@@ -30,6 +32,7 @@ impl Rejection {
             code,
             storage: None,
             message: message.into(),
+            details: Vec::new(),
         }
     }
 
@@ -38,6 +41,7 @@ impl Rejection {
             code,
             storage: Some((storage, entity.to_string())),
             message: message.into(),
+            details: Vec::new(),
         }
     }
 
@@ -50,26 +54,34 @@ impl Rejection {
         })
     }
 
+    /// Adds typed details (quota errors) to send with the rejection.
+    pub(crate) fn with_details(mut self, details: impl IntoIterator<Item = Detail>) -> Self {
+        self.details.extend(details);
+        self
+    }
+
+    fn packed_details(&self) -> Vec<prost_types::Any> {
+        pack_details(
+            self.storage_error()
+                .map(Detail::Storage)
+                .into_iter()
+                .chain(self.details.iter().cloned()),
+        )
+    }
+
     /// As a `google.rpc.Status` for an AppendRows response.
     pub(crate) fn to_rpc_status(&self) -> crate::proto::rpc::Status {
-        let details = self
-            .storage_error()
-            .map(|e| prost_types::Any {
-                type_url: "type.googleapis.com/google.cloud.bigquery.storage.v1.StorageError".into(),
-                value: e.encode_to_vec(),
-            })
-            .into_iter()
-            .collect();
         crate::proto::rpc::Status {
             code: self.code as i32,
             message: self.message.clone(),
-            details,
+            details: self.packed_details(),
         }
     }
 
-    /// As a gRPC status for unary RPCs.
+    /// As a gRPC status, with the StorageError and other details in
+    /// `grpc-status-details-bin` as the service sends them.
     pub(crate) fn to_status(&self) -> tonic::Status {
-        tonic::Status::new(self.code, self.message.clone())
+        status_with_details(self.code, self.message.clone(), self.packed_details())
     }
 }
 
@@ -92,6 +104,8 @@ pub(crate) struct Table {
     /// Digest of the rows made visible by commits, COMMITTED streams and `_default`
     /// (not by FlushRows on BUFFERED streams).
     pub(crate) digest: RowDigest,
+    /// When the table was created or replaced.
+    pub(crate) created: std::time::Instant,
 }
 
 impl Table {
@@ -133,6 +147,16 @@ pub(crate) fn now() -> Timestamp {
     Timestamp::from(SystemTime::now())
 }
 
+/// The refusal of a stream that does not exist, as the service words and types it.
+fn stream_not_found(name: &str) -> Rejection {
+    Rejection::storage(
+        Code::NotFound,
+        StorageErrorCode::StreamNotFound,
+        name,
+        format!("Stream {name} not found"),
+    )
+}
+
 /// Splits `.../tables/t/streams/s` into the table path and the stream id.
 pub(crate) fn split_stream_name(name: &str) -> Option<(&str, &str)> {
     let (table, id) = name.rsplit_once("/streams/")?;
@@ -156,6 +180,7 @@ impl Store {
                 arrow,
                 visible: Vec::new(),
                 digest: RowDigest::default(),
+                created: std::time::Instant::now(),
             },
         );
     }
@@ -172,9 +197,14 @@ impl Store {
     }
 
     fn table_mut(&mut self, path: &str) -> Result<&mut Table, Rejection> {
-        self.tables
-            .get_mut(path)
-            .ok_or_else(|| Rejection::new(Code::NotFound, format!("Table {path} not found")))
+        self.tables.get_mut(path).ok_or_else(|| {
+            Rejection::storage(
+                Code::NotFound,
+                StorageErrorCode::TableNotFound,
+                path,
+                format!("Table {path} not found"),
+            )
+        })
     }
 
     pub(crate) fn create_stream(&mut self, table: &str, kind: StreamType) -> Result<WriteStream, Rejection> {
@@ -243,14 +273,7 @@ impl Store {
     }
 
     pub(crate) fn stream(&self, name: &str) -> Result<&Stream, Rejection> {
-        self.streams.get(name).ok_or_else(|| {
-            Rejection::storage(
-                Code::NotFound,
-                StorageErrorCode::StreamNotFound,
-                name,
-                format!("Stream {name} not found"),
-            )
-        })
+        self.streams.get(name).ok_or_else(|| stream_not_found(name))
     }
 
     /// Checks an append against the stream's state and offset, before any decoding.
@@ -308,10 +331,7 @@ impl Store {
             self.table_mut(table_path)?.make_visible(batch, &digest);
             return Ok(0);
         }
-        let stream = self
-            .streams
-            .get_mut(name)
-            .ok_or_else(|| Rejection::new(Code::NotFound, name))?;
+        let stream = self.streams.get_mut(name).ok_or_else(|| stream_not_found(name))?;
         let at = stream.row_count;
         stream.row_count += digest.rows as i64;
         if stream.kind == StreamType::Committed {
@@ -326,10 +346,7 @@ impl Store {
 
     pub(crate) fn finalize(&mut self, name: &str) -> Result<i64, Rejection> {
         self.stream(name)?;
-        let stream = self
-            .streams
-            .get_mut(name)
-            .ok_or_else(|| Rejection::new(Code::NotFound, name))?;
+        let stream = self.streams.get_mut(name).ok_or_else(|| stream_not_found(name))?;
         stream.finalized = true;
         Ok(stream.row_count)
     }
@@ -353,10 +370,7 @@ impl Store {
                 format!("flush offset {offset} out of range"),
             ));
         }
-        let stream = self
-            .streams
-            .get_mut(name)
-            .ok_or_else(|| Rejection::new(Code::NotFound, name))?;
+        let stream = self.streams.get_mut(name).ok_or_else(|| stream_not_found(name))?;
         let mut take = (offset + 1 - stream.flushed) as usize;
         let mut moved = Vec::new();
         while take > 0 && !stream.pending.is_empty() {

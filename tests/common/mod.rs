@@ -7,6 +7,7 @@ pub mod bqemulator;
 
 use arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
+use datafusion_bigquery::server::ServerBuilder;
 use datafusion_bigquery::{BigQueryOptions, EmbeddedServer, TableRef, register_bigquery, schema};
 
 /// A running server, a table in it, and a session with the table registered as `dest`.
@@ -20,7 +21,12 @@ impl Fixture {
     /// Starts a server, creates `demo.tests.dest` with `schema_spec`, and registers it as
     /// `dest` with `options` (`'bigquery.key' 'value', ...`, may be empty).
     pub async fn new(schema_spec: &str, options: &str) -> Fixture {
-        let server = EmbeddedServer::start().await.expect("server starts");
+        Self::with_server(EmbeddedServer::builder(), schema_spec, options).await
+    }
+
+    /// [`Fixture::new`] on a server with the builder's settings (behaviours of the real service).
+    pub async fn with_server(builder: ServerBuilder, schema_spec: &str, options: &str) -> Fixture {
+        let server = builder.start().await.expect("server starts");
         let table: TableRef = "demo.tests.dest".parse().expect("table name");
         server.create_table(&table, schema::parse_schema_arg(schema_spec).expect("schema"));
         let ctx = SessionContext::new();

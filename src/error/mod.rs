@@ -1,6 +1,15 @@
-//! The crate's error type: every failure carries the table, stream, column or row it concerns.
+//! The crate's error type: every failure carries the table, stream, column or row it concerns,
+//! and a failed call keeps the service's status, typed details included.
+
+pub(crate) mod status;
+
+use std::time::Duration;
 
 use tonic::Code;
+
+pub use crate::proto::storage_error::StorageErrorCode;
+pub use crate::rpc::Rpc;
+pub use status::{RATE_LIMIT_EXCEEDED, RESOURCE_QUOTA_EXCEEDED, ServiceStatus};
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -51,47 +60,91 @@ pub enum Error {
     },
 
     /// The endpoint could not be reached.
-    #[error("cannot connect to the Storage Write API at {endpoint}: {message}")]
+    #[error(
+        "cannot connect to the Storage Write API at {endpoint}: {}",
+        crate::client::error_chain(source)
+    )]
     Connect {
         /// The endpoint that was tried.
         endpoint: String,
-        /// The transport's description of the failure.
-        message: String,
+        /// The transport's error.
+        #[source]
+        source: tonic::transport::Error,
     },
 
     /// The destination table does not exist.
-    #[error("table {table} not found{}", detail(message))]
+    #[error("table {table} not found{}", detail(status.message()))]
     TableNotFound {
         /// The table.
         table: String,
-        /// The service's message.
-        message: String,
+        /// The RPC that found it missing.
+        rpc: Rpc,
+        /// The service's status.
+        #[source]
+        status: ServiceStatus,
     },
 
     /// An RPC failed with a gRPC status.
-    #[error("{rpc} for {entity} failed: {code:?}: {message}")]
+    #[error("{rpc} for {entity} failed: {status}")]
     Rpc {
-        /// The RPC's name, e.g. `CreateWriteStream`.
-        rpc: &'static str,
+        /// The RPC.
+        rpc: Rpc,
         /// The table or stream the call concerned.
         entity: String,
-        /// The gRPC status code.
-        code: Code,
-        /// The status message.
-        message: String,
+        /// The status, with its typed details.
+        #[source]
+        status: ServiceStatus,
     },
 
     /// The service rejected an AppendRows request.
-    #[error("append to {stream} at offset {offset} failed: {code:?}: {message}")]
+    #[error("append to {stream} at offset {offset} failed: {status}{}", rows_detail(row_errors))]
     Append {
         /// The write stream.
         stream: String,
         /// Offset of the request's first row.
         offset: i64,
-        /// The gRPC status code carried by the response.
-        code: Code,
-        /// The service's message, with row errors if any.
-        message: String,
+        /// The status the response carried, with its typed details.
+        #[source]
+        status: ServiceStatus,
+        /// The rows the service rejected, by input row, with its reasons (at most five).
+        row_errors: Vec<String>,
+    },
+
+    /// A quota that retrying cannot help was exceeded.
+    #[error("{rpc} for {entity} exceeded a quota{}: {status}", quota.as_ref().map(|q| format!(" ({q})")).unwrap_or_default())]
+    QuotaExceeded {
+        /// The RPC.
+        rpc: Rpc,
+        /// The table or stream the call concerned.
+        entity: String,
+        /// The quota, as the service names it.
+        quota: Option<String>,
+        /// The service's status.
+        #[source]
+        status: ServiceStatus,
+    },
+
+    /// The server did not answer in time: a unary call passed its deadline, or an AppendRows
+    /// connection had requests in flight and no response for the watchdog's time.
+    #[error("no response from the server to {rpc} for {entity} in {}{}", seconds(*waited), in_flight_detail(*in_flight))]
+    Unresponsive {
+        /// The RPC.
+        rpc: Rpc,
+        /// The table or stream the call concerned.
+        entity: String,
+        /// How long the client waited.
+        waited: Duration,
+        /// AppendRows requests unanswered (0 for unary calls).
+        in_flight: usize,
+    },
+
+    /// The server ended an AppendRows connection without a status while requests were unanswered.
+    #[error("the server closed the AppendRows connection to {stream} with {in_flight} requests unanswered")]
+    Disconnected {
+        /// The write stream.
+        stream: String,
+        /// Requests unanswered.
+        in_flight: usize,
     },
 
     /// The service's row count for a stream differs from the rows sent.
@@ -194,21 +247,74 @@ pub enum Error {
 }
 
 impl Error {
-    /// Wraps a gRPC status from a unary RPC, turning NOT_FOUND on a table into [`Error::TableNotFound`].
-    pub(crate) fn from_status(rpc: &'static str, entity: &str, status: &tonic::Status) -> Self {
-        match status.code() {
-            Code::NotFound if entity.contains("/tables/") && !entity.contains("/streams/") => Error::TableNotFound {
+    /// Wraps a gRPC status from a unary RPC, turning NOT_FOUND on a table into
+    /// [`Error::TableNotFound`] and an allocation quota into [`Error::QuotaExceeded`].
+    pub(crate) fn from_status(rpc: Rpc, entity: &str, status: tonic::Status) -> Self {
+        let status = ServiceStatus::from(status);
+        let table_missing = status.storage_error_code() == Some(StorageErrorCode::TableNotFound)
+            || (status.code() == Code::NotFound && entity.contains("/tables/") && !entity.contains("/streams/"));
+        if table_missing {
+            return Error::TableNotFound {
                 table: entity.to_string(),
-                message: status.message().to_string(),
-            },
-            code => Error::Rpc {
+                rpc,
+                status,
+            };
+        }
+        if status.code() == Code::ResourceExhausted && status.error_reason() == Some(RESOURCE_QUOTA_EXCEEDED) {
+            return Error::QuotaExceeded {
                 rpc,
                 entity: entity.to_string(),
-                code,
-                message: status.message().to_string(),
-            },
+                quota: status.quota(),
+                status,
+            };
+        }
+        Error::Rpc {
+            rpc,
+            entity: entity.to_string(),
+            status,
         }
     }
+
+    /// The status of the failed call, if the error is one.
+    pub fn service_status(&self) -> Option<&ServiceStatus> {
+        match self {
+            Error::TableNotFound { status, .. }
+            | Error::Rpc { status, .. }
+            | Error::Append { status, .. }
+            | Error::QuotaExceeded { status, .. } => Some(status),
+            _ => None,
+        }
+    }
+
+    /// The gRPC code of the failed call, if the error is one.
+    pub fn code(&self) -> Option<Code> {
+        self.service_status().map(ServiceStatus::code)
+    }
+
+    /// The Storage Write API's error code, if the service sent one.
+    pub fn storage_error_code(&self) -> Option<StorageErrorCode> {
+        self.service_status().and_then(ServiceStatus::storage_error_code)
+    }
+}
+
+fn rows_detail(rows: &[String]) -> String {
+    if rows.is_empty() {
+        String::new()
+    } else {
+        format!("; rows rejected: {}", rows.join("; "))
+    }
+}
+
+fn in_flight_detail(in_flight: usize) -> String {
+    match in_flight {
+        0 => String::new(),
+        1 => " (1 request unanswered)".into(),
+        n => format!(" ({n} requests unanswered)"),
+    }
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
 }
 
 /// The service's words, unless they only restate that something was not found.
