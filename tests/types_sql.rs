@@ -126,3 +126,28 @@ async fn null_array_elements_fail_unless_the_table_drops_them() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_named_like_a_nested_message_loads() {
+    // The STRUCT column `s` would get the nested message `s_0`, which is also a column.
+    let path = std::env::temp_dir().join(format!("dfbq-collision-{}.json", std::process::id()));
+    std::fs::write(
+        &path,
+        r#"[{"name": "s", "type": "STRUCT", "fields": [{"name": "x", "type": "INT64"}]},
+            {"name": "s_0", "type": "INT64"}]"#,
+    )
+    .expect("schema file");
+    let f = Fixture::new(path.to_str().expect("path"), "").await;
+    let count = f
+        .run("INSERT INTO dest VALUES (named_struct('x', 1), 10), (named_struct('x', 2), 20)")
+        .await
+        .unwrap_or_else(|e| panic!("insert: {}", error_text(&e)));
+    assert_eq!(count, 2);
+    let text = pretty_format_batches(&f.committed("s_0").await)
+        .expect("format")
+        .to_string();
+    let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    for line in ["| {x: 1} | 10 |", "| {x: 2} | 20 |"] {
+        assert!(squash(&text).contains(line), "{line}\nnot in\n{text}");
+    }
+}

@@ -35,11 +35,22 @@ pub fn is_proto_identifier(name: &str) -> bool {
 /// assert_eq!(d.field[1].options.as_ref().unwrap().column_name(), "unit price");
 /// ```
 pub fn row_descriptor(schema: &TableSchema, encoding: WireEncoding) -> Result<DescriptorProto, String> {
-    let mut nested = Vec::new();
+    let mut nested = Nested {
+        messages: Vec::new(),
+        // Nested messages live in the row message's scope, beside its fields.
+        taken: field_names(&schema.fields).into_iter().collect(),
+    };
     let path = format!(".{ROW_MESSAGE_NAME}");
     let mut row = message(ROW_MESSAGE_NAME.into(), &schema.fields, &path, encoding, &mut nested)?;
-    row.nested_type = nested;
+    row.nested_type = nested.messages;
     Ok(row)
+}
+
+/// The nested messages of a row descriptor, and every name already used in the row
+/// message's scope (its fields and these messages).
+struct Nested {
+    messages: Vec<DescriptorProto>,
+    taken: std::collections::HashSet<String>,
 }
 
 /// One message with a field per member; nested messages go to `nested`.
@@ -48,7 +59,7 @@ fn message(
     members: &[TableFieldSchema],
     row_path: &str,
     encoding: WireEncoding,
-    nested: &mut Vec<DescriptorProto>,
+    nested: &mut Nested,
 ) -> Result<DescriptorProto, String> {
     let names = field_names(members);
     let mut out = DescriptorProto {
@@ -105,18 +116,23 @@ fn json_name(name: &str) -> String {
     out
 }
 
-/// The message name of a STRUCT or RANGE column: an identifier, unique within the row.
-fn message_name(column: &TableFieldSchema, index: usize) -> String {
+/// The message name of a STRUCT or RANGE column: an identifier, distinct from every field
+/// of the row message and every other nested message, whatever the columns are called.
+fn message_name(column: &TableFieldSchema, index: usize, taken: &mut std::collections::HashSet<String>) -> String {
     let base: String = column
         .name
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
         .collect();
-    if base.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+    let mut name = if base.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
         format!("{base}_{index}")
     } else {
         format!("_{base}_{index}")
+    };
+    while !taken.insert(name.clone()) {
+        name.push('_');
     }
+    name
 }
 
 fn field_descriptor(
@@ -125,7 +141,7 @@ fn field_descriptor(
     index: usize,
     row_path: &str,
     encoding: WireEncoding,
-    nested: &mut Vec<DescriptorProto>,
+    nested: &mut Nested,
 ) -> Result<FieldDescriptorProto, String> {
     let label = match field_mode(column) {
         Mode::Required => Label::Required,
@@ -161,11 +177,11 @@ fn field_descriptor(
         Type::Struct | Type::Range => {
             let members = nested_members(column)?;
             // Reserve the slot first so that the name's number is unique even with children.
-            let slot = nested.len();
-            let message_name = message_name(column, slot);
-            nested.push(DescriptorProto::default());
+            let slot = nested.messages.len();
+            let message_name = message_name(column, slot, &mut nested.taken);
+            nested.messages.push(DescriptorProto::default());
             let built = message(message_name.clone(), &members, row_path, encoding, nested)?;
-            nested[slot] = built;
+            nested.messages[slot] = built;
             out.type_name = Some(format!("{row_path}.{message_name}"));
             ProtoType::Message
         }
@@ -294,6 +310,29 @@ mod tests {
         assert_eq!(range.field[0].name(), "start");
         assert_eq!(range.field[1].number, Some(2));
         assert_eq!(range.field[1].r#type, Some(ProtoType::Int64 as i32));
+    }
+
+    #[test]
+    fn nested_message_names_never_collide_with_columns() {
+        let mut s = field("s", Type::Struct, Mode::Nullable);
+        s.fields = vec![field("x", Type::Int64, Mode::Nullable)];
+        let mut t = field("t", Type::Struct, Mode::Nullable);
+        t.fields = vec![field("s_0", Type::Int64, Mode::Nullable)];
+        let schema = TableSchema {
+            fields: vec![
+                s,
+                field("s_0", Type::Int64, Mode::Nullable),
+                field("t_1_", Type::Bool, Mode::Nullable),
+                t,
+            ],
+        };
+        let d = row_descriptor(&schema, WireEncoding::Packed).unwrap();
+        let fields: Vec<&str> = d.field.iter().map(|f| f.name()).collect();
+        let messages: Vec<&str> = d.nested_type.iter().map(|m| m.name()).collect();
+        assert_eq!(fields, ["s", "s_0", "t_1_", "t"]);
+        assert_eq!(messages, ["s_0_", "t_1"]);
+        assert_eq!(d.field[0].type_name(), ".Row.s_0_");
+        assert_eq!(d.field[3].type_name(), ".Row.t_1");
     }
 
     #[test]
