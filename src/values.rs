@@ -266,6 +266,59 @@ pub fn parse_datetime_text(text: &str) -> Option<i64> {
     .map(|t| t.and_utc().timestamp_micros())
 }
 
+/// TIMESTAMP text with picosecond precision, for columns with `timestamp_precision = 12`:
+/// `YYYY-MM-DDTHH:MM:SS.ffffffffffff+00:00` (the form Google's Java client writes), from
+/// nanoseconds since the epoch, the finest unit Arrow holds (so the last three digits are 0).
+///
+/// ```
+/// use datafusion_bigquery::values::timestamp_picos_text;
+/// assert_eq!(timestamp_picos_text(1_500_000_001).as_deref(), Some("1970-01-01T00:00:01.500000001000+00:00"));
+/// assert_eq!(timestamp_picos_text(-1).as_deref(), Some("1969-12-31T23:59:59.999999999000+00:00"));
+/// ```
+pub fn timestamp_picos_text(nanos: i64) -> Option<String> {
+    let t = DateTime::from_timestamp_nanos(nanos).naive_utc();
+    Some(format!("{}{:03}+00:00", t.format("%Y-%m-%dT%H:%M:%S%.9f"), 0))
+}
+
+/// Parses picosecond TIMESTAMP text (`T` or space, up to 12 fractional digits, `Z` or a
+/// `+HH:MM` offset) into seconds since the epoch and picoseconds within the second.
+///
+/// ```
+/// use datafusion_bigquery::values::parse_timestamp_picos_text;
+/// assert_eq!(parse_timestamp_picos_text("1970-01-01T00:00:01.000000000123+00:00"), Some((1, 123)));
+/// assert_eq!(parse_timestamp_picos_text("1970-01-01 01:00:00.5+01:00"), Some((0, 500_000_000_000)));
+/// assert_eq!(parse_timestamp_picos_text("1970-01-01T00:00:00.1234567890123Z"), None);
+/// ```
+pub fn parse_timestamp_picos_text(text: &str) -> Option<(i64, u64)> {
+    let text = text.trim();
+    let (body, offset_seconds) = if let Some(body) = text.strip_suffix('Z') {
+        (body, 0)
+    } else {
+        let at = text.rfind(['+', '-']).filter(|&i| i >= 19)?;
+        let (body, offset) = text.split_at(at);
+        let sign = if offset.starts_with('-') { -1 } else { 1 };
+        let (hours, minutes) = offset[1..].split_once(':')?;
+        let (hours, minutes): (i64, i64) = (hours.parse().ok()?, minutes.parse().ok()?);
+        (body, sign * (hours * 3600 + minutes * 60))
+    };
+    let (whole, fraction) = match body.split_once('.') {
+        Some((whole, fraction)) => (whole, fraction),
+        None => (body, ""),
+    };
+    if fraction.len() > 12 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let civil = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(whole, f).ok())?;
+    let picos = if fraction.is_empty() {
+        0
+    } else {
+        fraction.parse::<u64>().ok()? * 10u64.pow(12 - fraction.len() as u32)
+    };
+    Some((civil.and_utc().timestamp() - offset_seconds, picos))
+}
+
 /// Parses TIME text into microseconds since midnight.
 pub fn parse_time_text(text: &str) -> Option<i64> {
     let t = NaiveTime::parse_from_str(text.trim(), "%H:%M:%S%.f").ok()?;

@@ -151,3 +151,32 @@ async fn a_column_named_like_a_nested_message_loads() {
         assert!(squash(&text).contains(line), "{line}\nnot in\n{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn picosecond_timestamps_keep_every_nanosecond() {
+    let path = std::env::temp_dir().join(format!("dfbq-picos-{}.json", std::process::id()));
+    std::fs::write(
+        &path,
+        r#"[{"name": "id", "type": "INT64"}, {"name": "ts", "type": "TIMESTAMP", "timestampPrecision": "12"}]"#,
+    )
+    .expect("schema file");
+    let f = Fixture::new(path.to_str().expect("path"), "").await;
+    let count = f
+        .run(
+            "INSERT INTO dest VALUES (1, TIMESTAMP '2024-05-06 07:08:09.123456789'), \
+             (2, TIMESTAMP '1999-12-31 23:59:59.000000001'), (3, NULL)",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("insert: {}", error_text(&e)));
+    assert_eq!(count, 3);
+    let text = pretty_format_batches(&f.committed("id").await)
+        .expect("format")
+        .to_string();
+    for line in [
+        "| 1  | 2024-05-06T07:08:09.123456789Z |",
+        "| 2  | 1999-12-31T23:59:59.000000001Z |",
+        "| 3  |                                |",
+    ] {
+        assert!(text.contains(line), "{line}\nnot in\n{text}");
+    }
+}

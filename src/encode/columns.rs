@@ -5,7 +5,7 @@
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Decimal256Array, Float64Array,
     Int64Array, IntervalMonthDayNanoArray, ListArray, StringArray, StructArray, Time64MicrosecondArray,
-    TimestampMicrosecondArray,
+    TimestampMicrosecondArray, TimestampNanosecondArray,
 };
 use arrow::datatypes::i256;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
@@ -14,7 +14,7 @@ use super::normalize::display;
 use crate::options::{ArrayNullElements, WireEncoding};
 use crate::proto::TableFieldSchema;
 use crate::proto::table_field_schema::{Mode, Type};
-use crate::schema::{field_mode, field_type, nested_members};
+use crate::schema::{field_mode, field_type, is_picosecond_timestamp, nested_members};
 use crate::values;
 
 /// Why one value could not be written.
@@ -93,6 +93,8 @@ enum Values<'a> {
     },
     Date(&'a Date32Array),
     Timestamp(&'a TimestampMicrosecondArray),
+    /// TIMESTAMP with picosecond precision: nanoseconds, written as text.
+    TimestampPicos(&'a TimestampNanosecondArray),
     Datetime(&'a TimestampMicrosecondArray, WireEncoding),
     Time(&'a Time64MicrosecondArray, WireEncoding),
     Numeric {
@@ -213,6 +215,9 @@ impl<'a> Values<'a> {
                 max_len: max_length,
             },
             Type::Date => Values::Date(array.as_primitive_opt().ok_or_else(wrong)?),
+            Type::Timestamp if is_picosecond_timestamp(column) => {
+                Values::TimestampPicos(array.as_primitive_opt().ok_or_else(wrong)?)
+            }
             Type::Timestamp => Values::Timestamp(array.as_primitive_opt().ok_or_else(wrong)?),
             Type::Datetime => Values::Datetime(array.as_primitive_opt().ok_or_else(wrong)?, encoding),
             Type::Time => Values::Time(array.as_primitive_opt().ok_or_else(wrong)?, encoding),
@@ -313,6 +318,7 @@ impl<'a> Values<'a> {
             Values::Bytes { array, .. } => *array,
             Values::Date(a) => *a,
             Values::Timestamp(a) | Values::Datetime(a, _) => *a,
+            Values::TimestampPicos(a) => *a,
             Values::Time(a, _) => *a,
             Values::Numeric { array, .. } => *array,
             Values::BigNumeric { array, .. } => *array,
@@ -376,6 +382,12 @@ impl<'a> Values<'a> {
                     return Err(invalid("is outside TIMESTAMP's range 0001-01-01..9999-12-31"));
                 }
                 varint(buf, tag, micros as u64);
+            }
+            Values::TimestampPicos(a) => {
+                // Every nanosecond timestamp (1677..2262) is inside TIMESTAMP's range.
+                let text =
+                    values::timestamp_picos_text(a.value(i)).ok_or_else(|| invalid("is not a valid timestamp"))?;
+                bytes(buf, tag, text.as_bytes());
             }
             Values::Datetime(a, encoding) => {
                 let micros = a.value(i);

@@ -25,7 +25,7 @@ use super::normalize::display;
 use crate::options::WireEncoding;
 use crate::proto::TableFieldSchema;
 use crate::proto::table_field_schema::{Mode, Type};
-use crate::schema::{field_mode, field_type};
+use crate::schema::{field_mode, field_type, is_picosecond_timestamp};
 use crate::values;
 
 /// The first value of a column that cannot be written: its row in the batch and why.
@@ -204,17 +204,19 @@ pub(crate) fn plan<'a>(
                 reason: "is outside DATE's range 0001-01-01..9999-12-31",
             }),
         ),
-        (Type::Timestamp, DataType::Timestamp(TimeUnit::Microsecond, _)) => varints::<TimestampMicrosecondType>(
-            input,
-            tag,
-            mode,
-            name,
-            Some(Range {
-                min: values::MICROS_MIN,
-                max: values::MICROS_MAX,
-                reason: "is outside TIMESTAMP's range 0001-01-01..9999-12-31",
-            }),
-        ),
+        (Type::Timestamp, DataType::Timestamp(TimeUnit::Microsecond, _)) if !is_picosecond_timestamp(column) => {
+            varints::<TimestampMicrosecondType>(
+                input,
+                tag,
+                mode,
+                name,
+                Some(Range {
+                    min: values::MICROS_MIN,
+                    max: values::MICROS_MAX,
+                    reason: "is outside TIMESTAMP's range 0001-01-01..9999-12-31",
+                }),
+            )
+        }
         (Type::Double, DataType::Float64) => doubles::<Float64Type>(input, tag, mode, name),
         (Type::Double, DataType::Float32) => doubles::<Float32Type>(input, tag, mode, name),
         (Type::Bool, DataType::Boolean) => Box::new(Bools {

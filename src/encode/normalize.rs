@@ -27,7 +27,10 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use crate::proto::TableFieldSchema;
 use crate::proto::table_field_schema::{Mode, Type};
-use crate::schema::{describe_column, field_mode, field_type, nested_members, nullable_everywhere, to_arrow_field};
+use crate::schema::{
+    describe_column, field_mode, field_type, is_picosecond_timestamp, nested_members, nullable_everywhere,
+    to_arrow_field,
+};
 use crate::values;
 
 /// Why an input type cannot feed a column (found while planning).
@@ -88,6 +91,8 @@ pub(crate) enum Conversion {
     Decimal { from_scale: i8, to: DataType },
     /// Timestamp of another unit -> microseconds, with the given zone label.
     Timestamp { tz: Option<Arc<str>> },
+    /// Timestamp of a coarser unit -> nanoseconds (picosecond TIMESTAMP columns).
+    TimestampNanos { tz: Option<Arc<str>> },
     /// Time32/Time64 of another unit -> Time64(µs).
     Time,
     /// Date64 (milliseconds) -> Date32, failing on a time of day.
@@ -213,6 +218,32 @@ impl Conversion {
                 let out = out.as_primitive::<TimestampMicrosecondType>().clone();
                 Ok(Arc::new(out.with_timezone_opt(tz.clone())))
             }
+            Conversion::TimestampNanos { tz } => {
+                let nanos = |v: i64, factor: i64| {
+                    v.checked_mul(factor)
+                        .ok_or_else(|| "is outside the nanosecond timestamps Arrow holds (1677..2262)".to_string())
+                };
+                let out = match array.data_type() {
+                    DataType::Timestamp(TimeUnit::Second, _) => {
+                        map::<_, TimestampNanosecondType>(array.as_primitive::<TimestampSecondType>(), |v| {
+                            nanos(v, 1_000_000_000)
+                        })
+                    }
+                    DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                        map::<_, TimestampNanosecondType>(array.as_primitive::<TimestampMillisecondType>(), |v| {
+                            nanos(v, 1_000_000)
+                        })
+                    }
+                    DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                        map::<_, TimestampNanosecondType>(array.as_primitive::<TimestampMicrosecondType>(), |v| {
+                            nanos(v, 1_000)
+                        })
+                    }
+                    _ => return Err(internal(array, "expected a timestamp")),
+                }?;
+                let out = out.as_primitive::<TimestampNanosecondType>().clone();
+                Ok(Arc::new(out.with_timezone_opt(tz.clone())))
+            }
             Conversion::Time => match array.data_type() {
                 DataType::Time32(TimeUnit::Second) => {
                     map::<_, Time64MicrosecondType>(array.as_primitive::<Time32SecondType>(), |v| {
@@ -316,6 +347,13 @@ fn plan_value(input: &DataType, column: &TableFieldSchema, path: &str) -> Result
         (Type::Bytes, D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_)) => Conversion::Widen(D::Binary),
         (Type::Date, D::Date32) => Conversion::Same,
         (Type::Date, D::Date64) => Conversion::Date64,
+        (Type::Timestamp, D::Timestamp(TimeUnit::Nanosecond, _)) if is_picosecond_timestamp(column) => Conversion::Same,
+        (Type::Timestamp, D::Timestamp(_, _)) if is_picosecond_timestamp(column) => {
+            let D::Timestamp(_, tz) = element_type() else {
+                return Err(mismatch());
+            };
+            Conversion::TimestampNanos { tz }
+        }
         (Type::Timestamp, D::Timestamp(TimeUnit::Microsecond, _)) => Conversion::Same,
         (Type::Datetime, D::Timestamp(TimeUnit::Microsecond, None)) => Conversion::Same,
         (Type::Timestamp, D::Timestamp(_, _)) | (Type::Datetime, D::Timestamp(_, None)) => {

@@ -488,3 +488,32 @@ fn column_names_that_are_not_identifiers_are_written_by_number() {
     assert_eq!(e.descriptor().field[0].name(), "_col1");
     assert_eq!(e.encode(&batch, 0).unwrap()[0].rows[0].as_ref(), &[0x08, 5]);
 }
+
+#[test]
+fn picosecond_timestamps_travel_as_text_from_any_unit() {
+    let mut ts = field("ts", Type::Timestamp, Mode::Nullable);
+    ts.timestamp_precision = Some(12);
+    let schema = TableSchema { fields: vec![ts] };
+    let descriptor = crate::schema::row_descriptor(&schema, WireEncoding::Packed).unwrap();
+    assert_eq!(
+        descriptor.field[0].r#type,
+        Some(crate::proto::descriptor::field_descriptor_proto::Type::String as i32)
+    );
+    // Microseconds (converted to nanoseconds first) and nanoseconds, with and without a zone.
+    let micros: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![1_000_001]).with_timezone("UTC"));
+    let nanos: ArrayRef = Arc::new(arrow::array::TimestampNanosecondArray::from(vec![-1]));
+    for (array, text) in [
+        (micros, "1970-01-01T00:00:01.000001000000+00:00"),
+        (nanos, "1969-12-31T23:59:59.999999999000+00:00"),
+    ] {
+        let input = Arc::new(Schema::new(vec![Field::new("ts", array.data_type().clone(), true)]));
+        let batch = RecordBatch::try_new(input.clone(), vec![array]).unwrap();
+        let rows = encoder(&schema, &input, &BigQueryOptions::default())
+            .unwrap()
+            .encode(&batch, 0)
+            .unwrap();
+        let mut expected = vec![0x0a, text.len() as u8];
+        expected.extend(text.as_bytes());
+        assert_eq!(rows[0].rows[0].as_ref(), expected.as_slice(), "{text}");
+    }
+}

@@ -58,6 +58,9 @@ fn element_type(column: &TableFieldSchema) -> DataType {
         Type::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
         Type::Bytes => DataType::Binary,
         Type::Date => DataType::Date32,
+        Type::Timestamp if super::is_picosecond_timestamp(column) => {
+            DataType::Timestamp(TimeUnit::Nanosecond, Some(UTC.into()))
+        }
         Type::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
         Type::Datetime => DataType::Timestamp(TimeUnit::Microsecond, None),
         Type::Time => DataType::Time64(TimeUnit::Microsecond),

@@ -160,6 +160,8 @@ fn field_descriptor(
         ..Default::default()
     };
     let proto_type = match field_type(column) {
+        // Java's client sends picosecond timestamps as text (BQTableSchemaToProtoDescriptor).
+        Type::Timestamp if super::is_picosecond_timestamp(column) => ProtoType::String,
         Type::Int64 | Type::Timestamp => ProtoType::Int64,
         Type::Double => ProtoType::Double,
         Type::Bool => ProtoType::Bool,

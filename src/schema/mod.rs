@@ -40,6 +40,12 @@ pub fn field_type(field: &TableFieldSchema) -> Type {
     Type::try_from(field.r#type).unwrap_or(Type::Unspecified)
 }
 
+/// True for a TIMESTAMP column with picosecond precision (`timestamp_precision = 12`),
+/// which travels as text and maps to nanosecond Arrow timestamps.
+pub fn is_picosecond_timestamp(field: &TableFieldSchema) -> bool {
+    field_type(field) == Type::Timestamp && field.timestamp_precision == Some(12)
+}
+
 /// The field's mode; unspecified reads as NULLABLE, as the service does.
 pub fn field_mode(field: &TableFieldSchema) -> Mode {
     match Mode::try_from(field.mode) {

@@ -32,6 +32,10 @@ struct JsonField {
     scale: Option<i64>,
     #[serde(default, rename = "rangeElementType")]
     range_element_type: Option<JsonElementType>,
+    #[serde(default, rename = "timestampPrecision", deserialize_with = "number_or_text")]
+    timestamp_precision: Option<i64>,
+    #[serde(default, rename = "defaultValueExpression")]
+    default_value_expression: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -56,8 +60,9 @@ fn number_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>,
 }
 
 /// Parses a schema in the `bq` JSON format: `[{"name": .., "type": .., "mode": ..}, ...]`
-/// or `{"fields": [...]}`, with `fields` (STRUCT), `maxLength`, `precision`, `scale` and
-/// `rangeElementType` (`{"type": "DATE"}`).
+/// or `{"fields": [...]}`, with `fields` (STRUCT), `maxLength`, `precision`, `scale`,
+/// `rangeElementType` (`{"type": "DATE"}`), `timestampPrecision` (6 or 12) and
+/// `defaultValueExpression`.
 pub fn parse_json_schema(json: &str) -> Result<TableSchema, String> {
     let parsed: JsonSchema = serde_json::from_str(json).map_err(|e| format!("invalid JSON schema: {e}"))?;
     let fields = match parsed {
@@ -77,6 +82,16 @@ fn json_field(f: JsonField) -> Result<TableFieldSchema, String> {
     out.max_length = f.max_length.unwrap_or_default();
     out.precision = f.precision.unwrap_or_default();
     out.scale = f.scale.unwrap_or_default();
+    out.timestamp_precision = f.timestamp_precision;
+    out.default_value_expression = f.default_value_expression.unwrap_or_default();
+    if let Some(p) = out.timestamp_precision
+        && (ty != Type::Timestamp || !matches!(p, 6 | 12))
+    {
+        return Err(format!(
+            "column {}: timestampPrecision is 6 or 12, on TIMESTAMP columns only",
+            out.name
+        ));
+    }
     out.fields = f.fields.into_iter().map(json_field).collect::<Result<_, _>>()?;
     if ty == Type::Struct && out.fields.is_empty() {
         return Err(format!("column {}: STRUCT needs 'fields'", out.name));

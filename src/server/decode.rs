@@ -396,6 +396,21 @@ fn to_scalar(ty: Type, arrow: &DataType, value: &Value) -> Result<ScalarValue, S
                 .ok_or_else(bad)?;
             ScalarValue::Date32(Some(days))
         }
+        Type::Timestamp if matches!(arrow, DataType::Timestamp(arrow::datatypes::TimeUnit::Nanosecond, _)) => {
+            // Picosecond precision: text, kept here as nanoseconds (Arrow's finest unit).
+            let (seconds, picos) = text().and_then(values::parse_timestamp_picos_text).ok_or_else(bad)?;
+            if picos % 1000 != 0 {
+                return Err(format!(
+                    "{} has digits below nanoseconds, which the embedded server cannot keep",
+                    bad()
+                ));
+            }
+            let nanos = seconds
+                .checked_mul(1_000_000_000)
+                .and_then(|n| n.checked_add((picos / 1000) as i64))
+                .ok_or_else(bad)?;
+            ScalarValue::TimestampNanosecond(Some(nanos), timezone(arrow))
+        }
         Type::Timestamp => {
             let micros = match text() {
                 Some(s) => chrono::DateTime::parse_from_rfc3339(s)
