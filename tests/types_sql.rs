@@ -180,3 +180,48 @@ async fn picosecond_timestamps_keep_every_nanosecond() {
         assert!(text.contains(line), "{line}\nnot in\n{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_values_take_the_column_default_when_asked() {
+    let path = std::env::temp_dir().join(format!("dfbq-defaults-{}.json", std::process::id()));
+    std::fs::write(
+        &path,
+        r#"[{"name": "id", "type": "INT64", "mode": "REQUIRED"},
+            {"name": "status", "type": "STRING", "mode": "REQUIRED", "defaultValueExpression": "'open'"},
+            {"name": "score", "type": "INT64", "defaultValueExpression": "5"}]"#,
+    )
+    .expect("schema file");
+    let schema = path.to_str().expect("path");
+    let f = Fixture::new(schema, "'bigquery.missing_values' 'default'").await;
+    let count = f
+        .run("INSERT INTO dest (id) VALUES (1)")
+        .await
+        .unwrap_or_else(|e| panic!("insert: {}", error_text(&e)));
+    assert_eq!(count, 1);
+    f.run("INSERT INTO dest VALUES (2, 'closed', NULL), (3, NULL, 9)")
+        .await
+        .unwrap_or_else(|e| panic!("insert: {}", error_text(&e)));
+    let text = pretty_format_batches(&f.committed("id").await)
+        .expect("format")
+        .to_string();
+    for line in [
+        "| 1  | open   | 5     |",
+        "| 2  | closed | 5     |",
+        "| 3  | open   | 9     |",
+    ] {
+        assert!(text.contains(line), "{line}\nnot in\n{text}");
+    }
+
+    // By default NULL is NULL: the REQUIRED column refuses it, naming it, and nothing lands.
+    let g = Fixture::new(schema, "").await;
+    let err = g
+        .run("INSERT INTO dest (id) VALUES (1)")
+        .await
+        .expect_err("NULL in REQUIRED");
+    assert!(
+        error_text(&err).contains("column status, row 0: NULL in a REQUIRED column"),
+        "{}",
+        error_text(&err)
+    );
+    assert_eq!(g.visible_rows(), 0);
+}

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use prost::Message;
 
 use crate::error::{Error, Result};
-use crate::options::BigQueryOptions;
+use crate::options::{BigQueryOptions, MissingValues};
 use crate::proto::descriptor::DescriptorProto;
 use crate::proto::table_field_schema::Mode;
 use crate::proto::{TableFieldSchema, TableSchema};
@@ -91,6 +91,8 @@ pub struct RowEncoder {
 impl RowEncoder {
     /// Plans the encoding of batches with schema `input` into rows of `schema`.
     pub fn new(table: &TableRef, schema: &TableSchema, input: &Schema, options: &BigQueryOptions) -> Result<Self> {
+        let relaxed = defaults_apply(schema, options.missing_values);
+        let schema = &relaxed;
         let table_name = table.to_string();
         let schema_error = |message: String| Error::Schema {
             table: table_name.clone(),
@@ -291,6 +293,21 @@ fn mismatch_error(table: &str, mismatch: Mismatch) -> Error {
             message: format!("column {path}: the input struct has a member that {column_type} lacks"),
         },
     }
+}
+
+/// The schema the encoder writes: when NULL takes a column's default
+/// ([`MissingValues::Default`]), a REQUIRED top-level column that has a default may be left
+/// out (absent on the wire), so it is encoded as NULLABLE and the service fills it in.
+fn defaults_apply(schema: &TableSchema, rule: MissingValues) -> TableSchema {
+    let mut schema = schema.clone();
+    if rule == MissingValues::Default {
+        for column in &mut schema.fields {
+            if field_mode(column) == Mode::Required && !column.default_value_expression.is_empty() {
+                column.mode = Mode::Nullable as i32;
+            }
+        }
+    }
+    schema
 }
 
 #[cfg(test)]

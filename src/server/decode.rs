@@ -16,6 +16,7 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
 
+use super::defaults::{self, Interpretation};
 use crate::proto::descriptor::DescriptorProto;
 use crate::proto::table_field_schema::{Mode, Type};
 use crate::proto::{TableFieldSchema, TableSchema};
@@ -46,6 +47,11 @@ struct Column {
     item: Option<FieldRef>,
     /// STRUCT members or RANGE bounds.
     members: Vec<Column>,
+    /// The column's default expression (top-level columns), applied to absent values when a
+    /// request asks for it.
+    default: Option<String>,
+    /// REQUIRED in the table, checked after defaults were applied (`mode` is then NULLABLE).
+    required_after_defaults: bool,
 }
 
 /// Real column names carried in `column_name` field options: (message full name, field number).
@@ -76,8 +82,9 @@ impl RowDecoder {
         })
     }
 
-    /// Decodes serialized rows into one batch of the table's schema.
-    pub(crate) fn decode(&self, rows: &[Bytes]) -> Result<RecordBatch, DecodeError> {
+    /// Decodes serialized rows into one batch of the table's schema, absent values of columns
+    /// with a default read as `missing` says.
+    pub(crate) fn decode(&self, rows: &[Bytes], missing: &Interpretation) -> Result<RecordBatch, DecodeError> {
         let messages = rows
             .iter()
             .enumerate()
@@ -98,7 +105,9 @@ impl RowDecoder {
             .map(|column| {
                 let values =
                     member_values(column, &rows).map_err(|(index, message)| DecodeError::Row { index, message })?;
-                decode_field(column, &values).map_err(|(index, message)| DecodeError::Row { index, message })
+                let array =
+                    decode_field(column, &values).map_err(|(index, message)| DecodeError::Row { index, message })?;
+                apply_default(column, array, missing)
             })
             .collect::<Result<Vec<_>, _>>()?;
         RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| DecodeError::Schema(e.to_string()))
@@ -180,7 +189,14 @@ fn plan(
         let field = message
             .fields()
             .find(|f| column_name(f).eq_ignore_ascii_case(&member.name));
-        let (ty, mode) = (field_type(member), field_mode(member));
+        let (ty, mut mode) = (field_type(member), field_mode(member));
+        let default = (parent.is_empty() && !member.default_value_expression.is_empty())
+            .then(|| member.default_value_expression.clone());
+        let required_after_defaults = default.is_some() && mode == Mode::Required;
+        if required_after_defaults {
+            // May be absent from the writer schema and the rows: the default fills it in.
+            mode = Mode::Nullable;
+        }
         let member_path = path(&member.name);
         if let Some(f) = &field {
             check_kind(&member_path, ty, mode, f)?;
@@ -213,9 +229,34 @@ fn plan(
             element_type,
             item,
             members: nested,
+            default,
+            required_after_defaults,
         });
     }
     Ok(columns)
+}
+
+/// Fills the NULLs of a top-level column with its default when the request asks for it, and
+/// checks a REQUIRED column with a default once that is done.
+fn apply_default(column: &Column, array: ArrayRef, missing: &Interpretation) -> Result<ArrayRef, DecodeError> {
+    let Some(expression) = &column.default else {
+        return Ok(array);
+    };
+    let array = if missing.takes_default(&column.path) {
+        let value = defaults::evaluate(expression, &column.element_type).map_err(DecodeError::Schema)?;
+        defaults::fill(&array, &value).map_err(DecodeError::Schema)?
+    } else {
+        array
+    };
+    if column.required_after_defaults
+        && let Some(index) = (0..array.len()).find(|i| array.is_null(*i))
+    {
+        return Err(DecodeError::Row {
+            index,
+            message: format!("REQUIRED field {} is missing", column.path),
+        });
+    }
+    Ok(array)
 }
 
 /// Checks that a writer field can carry the column's values.

@@ -5,6 +5,7 @@
 
 mod behaviour;
 mod decode;
+mod defaults;
 mod digest;
 mod faults;
 mod service;

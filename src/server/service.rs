@@ -14,6 +14,7 @@ use super::behaviour::{
     Behaviour, CloseMode, allocation_quota, every, idle_close_status, stream_creation_quota, throughput_quota,
 };
 use super::decode::{DecodeError, RowDecoder};
+use super::defaults::Interpretation;
 use super::digest::RowDigest;
 use super::faults::{AppendFault, ClientsSeen, Counters, Faults, Rpc, RpcFault};
 use super::state::{Rejection, Retention, Store, split_stream_name};
@@ -174,6 +175,10 @@ impl Service {
                 format!("AppendRows request of {size} bytes is larger than the limit of {limit} bytes"),
             ));
         }
+        let missing = Interpretation::new(
+            request.default_missing_value_interpretation,
+            &request.missing_value_interpretations,
+        );
         let Some(Rows::ProtoRows(data)) = request.rows else {
             return Err(Rejection::new(Code::InvalidArgument, "only proto_rows are supported"));
         };
@@ -191,7 +196,7 @@ impl Service {
         digest.add_all(rows.iter().map(|row| row.as_ref()));
         let batch = match self.retention {
             Retention::Discard => None,
-            Retention::Keep => Some(decoder.decode(&rows).map_err(|e| match e {
+            Retention::Keep => Some(decoder.decode(&rows, &missing).map_err(|e| match e {
                 DecodeError::Row { index, message } => {
                     Rejection::new(Code::InvalidArgument, format!("row {index} of the request: {message}"))
                 }
