@@ -591,6 +591,64 @@ fn emulator_subcommand_serves_until_sigterm() {
     assert!(status.success(), "emulator exit status after SIGTERM: {status:?}");
 }
 
+#[cfg(unix)]
+#[test]
+fn emulator_subcommand_plays_the_real_services_behaviours() {
+    let child = Command::new(BIN)
+        .args([
+            "emulator",
+            "--port",
+            "0",
+            "--table",
+            &format!("demo.sales.orders={ORDERS_SCHEMA}"),
+            "--close-after-requests",
+            "2",
+            "--close-mode",
+            "abrupt",
+            "--throttle-every",
+            "5",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("emulator starts");
+    let mut child = KillOnDrop(child);
+    let mut endpoint = String::new();
+    BufReader::new(child.0.stdout.take().expect("stdout"))
+        .read_line(&mut endpoint)
+        .expect("endpoint line");
+    let endpoint = endpoint.trim().to_string();
+    let insert = "INSERT INTO orders SELECT value AS id, concat('n', value) AS name FROM range(20000)";
+    let output = run(
+        &[
+            "--endpoint",
+            &endpoint,
+            "-o",
+            "max_request_bytes=8192",
+            "-o",
+            "retry_throttle_backoff_ms=5",
+            "-c",
+            CREATE_ORDERS,
+            "-c",
+            insert,
+        ],
+        "",
+    );
+    let _ = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status();
+    let mut log = String::new();
+    let _ = child.0.wait();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().expect("stderr"), &mut log).expect("stderr");
+    assert_success(&output);
+    assert_eq!(cells(&stdout(&output))[1], vec!["20000"]);
+    let closed = log
+        .lines()
+        .find_map(|l| l.strip_prefix("closed "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no report of closed connections in {log:?}"));
+    assert!(closed >= 10, "{log}");
+}
+
 #[test]
 fn help_documents_every_flag() {
     let output = run(&["--help"], "");

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgMatches, Args, Parser, Subcommand, ValueEnum};
+use datafusion_bigquery::server::CloseMode;
 
 /// Runs SQL with DataFusion, where `CREATE EXTERNAL TABLE ... STORED AS BIGQUERY` tables load
 /// query results into BigQuery atomically through the Storage Write API.
@@ -116,6 +117,58 @@ pub(crate) struct EmulatorArgs {
     /// of a client benchmark. Prints what it received on stderr when it stops.
     #[arg(long)]
     pub(crate) discard: bool,
+
+    /// Plays the real service's awkward behaviours.
+    #[command(flatten)]
+    pub(crate) behaviour: BehaviourArgs,
+}
+
+/// The real service's behaviours the embedded server can play, all off by default.
+#[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Behaviours of the real service")]
+pub(crate) struct BehaviourArgs {
+    /// Ends an AppendRows connection idle for this long with ABORTED, as the service does
+    /// after 600 s.
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) idle_close_secs: Option<f64>,
+
+    /// Ends every AppendRows connection after it carried this many requests.
+    #[arg(long, value_name = "N")]
+    pub(crate) close_after_requests: Option<u64>,
+
+    /// Ends every AppendRows connection after it carried this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) close_after_bytes: Option<u64>,
+
+    /// How those connections end: `graceful` (answer, then end cleanly) or `abrupt`
+    /// (UNAVAILABLE, the last request unanswered).
+    #[arg(long, value_name = "MODE", default_value = "graceful", value_parser = parse_close_mode)]
+    pub(crate) close_mode: CloseMode,
+
+    /// Caps the concurrent streams of each HTTP/2 connection (about 100 at Google).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_streams_per_connection: Option<u32>,
+
+    /// Refuses AppendRows requests of this size or more (default: the service's 20 MB).
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) max_request_bytes: Option<usize>,
+
+    /// Refuses every N-th AppendRows request with the AppendRows throughput quota.
+    #[arg(long, value_name = "N")]
+    pub(crate) throttle_every: Option<u64>,
+
+    /// Refuses every N-th CreateWriteStream call with the stream-creation quota.
+    #[arg(long, value_name = "N")]
+    pub(crate) stream_quota_every: Option<u64>,
+
+    /// Answers CreateWriteStream with NOT_FOUND for a table until this long after it was
+    /// created, as the Storage Write API sees new tables late.
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) table_visibility_delay_secs: Option<f64>,
+}
+
+fn parse_close_mode(text: &str) -> Result<CloseMode, String> {
+    text.parse()
 }
 
 /// Where one piece of SQL comes from.
@@ -158,6 +211,31 @@ fn indexed<'a, T>(
 #[cfg(test)]
 mod tests {
     use clap::{CommandFactory, FromArgMatches};
+
+    #[test]
+    fn behaviour_flags_parse() {
+        let (cli, _) = parse(&[
+            "x",
+            "emulator",
+            "--idle-close-secs",
+            "2.5",
+            "--close-after-requests",
+            "100",
+            "--close-mode",
+            "abrupt",
+            "--throttle-every",
+            "50",
+        ]);
+        let Some(Command::Emulator(args)) = cli.command else {
+            panic!("emulator subcommand");
+        };
+        assert_eq!(args.behaviour.idle_close_secs, Some(2.5));
+        assert_eq!(args.behaviour.close_after_requests, Some(100));
+        assert_eq!(args.behaviour.close_mode, CloseMode::Abrupt);
+        assert_eq!(args.behaviour.throttle_every, Some(50));
+        let bad = Cli::command().try_get_matches_from(["x", "emulator", "--close-mode", "sudden"]);
+        assert!(bad.is_err());
+    }
 
     use super::*;
 

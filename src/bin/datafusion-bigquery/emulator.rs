@@ -3,10 +3,12 @@
 use std::io::Write;
 
 use datafusion_bigquery::proto::TableSchema;
-use datafusion_bigquery::server::Retention;
+use std::time::Duration;
+
+use datafusion_bigquery::server::{ConnectionLimit, Retention, ServerBuilder};
 use datafusion_bigquery::{EmbeddedServer, TableRef, schema};
 
-use crate::args::EmulatorArgs;
+use crate::args::{BehaviourArgs, EmulatorArgs};
 use crate::report::Failure;
 
 /// A table to create in the embedded server.
@@ -34,11 +36,15 @@ pub(crate) fn parse_table_specs(flag: &str, specs: &[String]) -> Result<Vec<Tabl
     specs.iter().map(|spec| parse_table_spec(flag, spec)).collect()
 }
 
-/// Starts the embedded server on `port` (0 for a free one) and creates the tables.
-pub(crate) async fn start(port: u16, retention: Retention, tables: Vec<TableSpec>) -> Result<EmbeddedServer, Failure> {
-    let server = EmbeddedServer::builder()
-        .port(port)
-        .retention(retention)
+/// Starts the embedded server on `port` (0 for a free one) with the behaviours asked for,
+/// and creates the tables.
+pub(crate) async fn start(
+    port: u16,
+    retention: Retention,
+    behaviour: &BehaviourArgs,
+    tables: Vec<TableSpec>,
+) -> Result<EmbeddedServer, Failure> {
+    let server = with_behaviour(EmbeddedServer::builder().port(port).retention(retention), behaviour)?
         .start()
         .await
         .map_err(|e| Failure::new(e.to_string()))?;
@@ -46,6 +52,42 @@ pub(crate) async fn start(port: u16, retention: Retention, tables: Vec<TableSpec
         server.create_table(&spec.table, spec.schema);
     }
     Ok(server)
+}
+
+/// Applies the behaviour flags to a server builder.
+fn with_behaviour(mut builder: ServerBuilder, flags: &BehaviourArgs) -> Result<ServerBuilder, Failure> {
+    let seconds = |flag: &str, value: f64| {
+        Duration::try_from_secs_f64(value)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| Failure::new(format!("{flag} {value}: expected a positive number of seconds")))
+    };
+    if let Some(idle) = flags.idle_close_secs {
+        builder = builder.idle_close(seconds("--idle-close-secs", idle)?);
+    }
+    if flags.close_after_requests.is_some() || flags.close_after_bytes.is_some() {
+        builder = builder.connection_limit(ConnectionLimit {
+            requests: flags.close_after_requests,
+            bytes: flags.close_after_bytes,
+            close: flags.close_mode,
+        });
+    }
+    if let Some(n) = flags.max_streams_per_connection {
+        builder = builder.max_concurrent_streams(n);
+    }
+    if let Some(bytes) = flags.max_request_bytes {
+        builder = builder.max_request_bytes(bytes);
+    }
+    if let Some(n) = flags.throttle_every {
+        builder = builder.throttle_every(n);
+    }
+    if let Some(n) = flags.stream_quota_every {
+        builder = builder.stream_quota_every(n);
+    }
+    if let Some(delay) = flags.table_visibility_delay_secs {
+        builder = builder.table_visibility_delay(seconds("--table-visibility-delay-secs", delay)?);
+    }
+    Ok(builder)
 }
 
 /// `datafusion-bigquery emulator`: serves until Ctrl-C or SIGTERM.
@@ -56,7 +98,7 @@ pub(crate) async fn serve(args: EmulatorArgs) -> Result<(), Failure> {
     } else {
         Retention::Keep
     };
-    let server = start(args.port, retention, tables).await?;
+    let server = start(args.port, retention, &args.behaviour, tables).await?;
     announce(&server.endpoint())?;
     wait_for_shutdown().await?;
     let stats = server.stats();
@@ -64,6 +106,12 @@ pub(crate) async fn serve(args: EmulatorArgs) -> Result<(), Failure> {
         eprintln!(
             "received {} AppendRows requests, {} rows ({} bytes of rows); {} commits",
             stats.append_requests, stats.rows_appended, stats.row_bytes_appended, stats.commits
+        );
+    }
+    if stats.connections_closed > 0 || stats.throttled > 0 {
+        eprintln!(
+            "closed {} AppendRows connections; refused {} calls for a quota",
+            stats.connections_closed, stats.throttled
         );
     }
     server.shutdown().await;

@@ -84,7 +84,7 @@ async fn run_sql(cli: &Cli, sources: &[args::SqlSource]) -> Result<(), Failure> 
     }
     let server = if cli.emulator {
         let tables = emulator::parse_table_specs("--emulator-table", &cli.emulator_tables)?;
-        Some(emulator::start(0, Retention::Keep, tables).await?)
+        Some(emulator::start(0, Retention::Keep, &Default::default(), tables).await?)
     } else {
         None
     };
