@@ -226,7 +226,7 @@ mod tests {
             "--throttle-every",
             "50",
         ]);
-        let Some(Command::Emulator(args)) = cli.command else {
+        let Some(Command::Emulator(args)) = cli.subcommand else {
             panic!("emulator subcommand");
         };
         assert_eq!(args.behaviour.idle_close_secs, Some(2.5));
