@@ -8,8 +8,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/bqemulator.sh install
 emulator_env=$(scripts/bqemulator.sh start)
-trap 'scripts/bqemulator.sh stop' EXIT
+trap 'scripts/bqemulator.sh stop; BQEMULATOR_STATE_DIR=target/bqemulator-faults scripts/bqemulator.sh stop' EXIT
 eval "$emulator_env"
+# A second emulator for the fault suite, which may wear it out (tests/conformance_faults.rs).
+faults_env=$(BQEMULATOR_STATE_DIR=target/bqemulator-faults scripts/bqemulator.sh start)
+eval "${faults_env//BQEMULATOR_/BQEMULATOR_FAULTS_}"
 
 # The conformance suite fails instead of skipping when the emulator is missing.
 export DFBQ_REQUIRE_CONFORMANCE=1

@@ -301,7 +301,15 @@ impl WriteClient {
                 |mut grpc, r| async move { grpc.get_write_stream(r).await },
             )
             .await
-            .map_err(|e| name_table(e, table))?;
+            .map_err(|e| match e {
+                // The `_default` stream exists for every table: not finding it means no table.
+                Error::Rpc { rpc, status, .. } if status.code() == tonic::Code::NotFound => Error::TableNotFound {
+                    table: table.to_string(),
+                    rpc,
+                    status,
+                },
+                other => name_table(other, table),
+            })?;
         stream.table_schema.ok_or_else(|| Error::Schema {
             table: table.to_string(),
             message: "the service returned no table schema".into(),

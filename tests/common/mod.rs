@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bqemulator;
+pub mod proxy;
 
 use arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
