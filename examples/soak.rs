@@ -1,136 +1,294 @@
-//! Soak test: a long INSERT into the embedded server with a fault injected every few
-//! seconds (connection cuts, drains, throttling, transient errors, an ambiguous commit). It
-//! checks that every row landed exactly once and reports throughput, faults, and peak memory.
-//! Not part of CI.
+//! Soak test: one long load into the embedded server while it plays the real service's
+//! awkward behaviours (connections closed when idle and after a number of requests) and a
+//! fault is injected every few seconds (cuts, drains, throttling, transient errors, a hung
+//! response, an ambiguous commit). The input stalls now and then for longer than the idle
+//! close and the retry budget. At the end it checks that every row landed exactly once and
+//! reports throughput, faults, reconnects and resident memory minute by minute. Not part of CI.
 //!
 //! ```text
-//! cargo run --release --example soak -- [ROWS] [STREAMS] [FAULT_EVERY_MS] [--discard]
-//! cargo run --release --example soak -- 5000000 4 2000 --discard
+//! cargo run --release --example soak -- --minutes 20 --discard
+//! cargo run --release --example soak -- --rows 5000000 --fault-every-ms 500
 //! ```
 //!
-//! The embedded server runs in the same process. By default it keeps every committed row, and
-//! the check reads every id back; the peak resident memory then includes the table itself. With
-//! `--discard` it keeps only a digest of the rows (count, bytes, sum of row hashes), which is
-//! compared with the digest of the rows written out here by hand, so the peak resident memory
-//! is the client's.
+//! `--rows N` loads N rows as fast as it can; `--minutes M` loads for M minutes at `--rate`
+//! rows per second. By default the in-process server keeps every committed row and the check
+//! reads every id back (the resident memory then includes the table). With `--discard` it
+//! keeps only a digest of the rows (count, bytes, sum of row hashes), compared with the digest
+//! of the rows serialized here by hand, so the memory reported is the client's.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::Int64Type;
-use datafusion::prelude::SessionContext;
-use datafusion_bigquery::server::{AppendFault, Retention, RowDigest, Rpc, RpcFault};
-use datafusion_bigquery::{BigQueryOptions, EmbeddedServer, TableRef, register_bigquery, schema};
+use arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use clap::Parser;
+use datafusion_bigquery::server::{AppendFault, CloseMode, ConnectionLimit, Retention, RowDigest, Rpc, RpcFault};
+use datafusion_bigquery::{BigQueryOptions, EmbeddedServer, Loader, TableRef, schema};
+
+/// Rows per generated batch.
+const BATCH_ROWS: usize = 8192;
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Load this many rows as fast as possible (ignored with --minutes).
+    #[arg(long, default_value_t = 5_000_000)]
+    rows: u64,
+    /// Load for this many minutes at --rate rows per second instead.
+    #[arg(long)]
+    minutes: Option<f64>,
+    /// Rows per second with --minutes.
+    #[arg(long, default_value_t = 400_000)]
+    rate: u64,
+    /// Parallel write streams.
+    #[arg(long, default_value_t = 4)]
+    streams: usize,
+    /// A fault every this many milliseconds.
+    #[arg(long, default_value_t = 2_000)]
+    fault_every_ms: u64,
+    /// The server closes connections idle this long.
+    #[arg(long, default_value_t = 3.0)]
+    idle_close_secs: f64,
+    /// The server ends every connection after this many requests (abruptly).
+    #[arg(long, default_value_t = 300)]
+    close_after_requests: u64,
+    /// The input stalls every this many seconds...
+    #[arg(long, default_value_t = 45.0)]
+    stall_every_secs: f64,
+    /// ... for this long: longer than the idle close and the retry budget.
+    #[arg(long, default_value_t = 6.0)]
+    stall_secs: f64,
+    /// The server keeps a digest of the rows, not the rows.
+    #[arg(long)]
+    discard: bool,
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let discard = args.iter().any(|a| a == "--discard");
-    args.retain(|a| a != "--discard");
-    let args: Vec<u64> = args.iter().map(|a| a.parse()).collect::<Result<_, _>>()?;
-    let rows = args.first().copied().unwrap_or(5_000_000);
-    let streams = args.get(1).copied().unwrap_or(4);
-    let fault_every = Duration::from_millis(args.get(2).copied().unwrap_or(2_000));
-
-    let retention = if discard { Retention::Discard } else { Retention::Keep };
-    let server = Arc::new(EmbeddedServer::builder().retention(retention).start().await?);
+    let args = Args::parse();
+    let retention = if args.discard {
+        Retention::Discard
+    } else {
+        Retention::Keep
+    };
+    let server = Arc::new(
+        EmbeddedServer::builder()
+            .retention(retention)
+            .idle_close(Duration::from_secs_f64(args.idle_close_secs))
+            .connection_limit(ConnectionLimit {
+                requests: Some(args.close_after_requests),
+                bytes: None,
+                close: CloseMode::Abrupt,
+            })
+            .start()
+            .await?,
+    );
     let table: TableRef = "soak.data.rows".parse()?;
     server.create_table(&table, schema::parse_inline_schema("id:INT64:REQUIRED,payload:STRING")?);
-    let ctx = SessionContext::new();
-    register_bigquery(&ctx, BigQueryOptions::default().with_endpoint(server.endpoint()));
-    ctx.sql(&format!(
-        "CREATE EXTERNAL TABLE dest STORED AS BIGQUERY LOCATION '{table}' OPTIONS ('bigquery.streams' '{streams}', \
-         'bigquery.retry_initial_backoff_ms' '20', 'bigquery.retry_max_attempts' '20')"
-    ))
-    .await?;
+    let mut options = BigQueryOptions::default()
+        .with_endpoint(server.endpoint())
+        .with_streams(args.streams)
+        .with_append_response_timeout(Duration::from_secs(2));
+    // A retry budget shorter than the stalls: a failure right after one must still be retried.
+    for (key, value) in [
+        ("retry_initial_backoff_ms", "20"),
+        ("retry_max_attempts", "20"),
+        ("retry_timeout_ms", "3000"),
+        ("retry_throttle_backoff_ms", "200"),
+    ] {
+        options.set(key, value)?;
+    }
+    let loader = Loader::connect(table.clone(), options).await?;
 
-    // One fault every few seconds, aimed at the next AppendRows requests.
     let done = Arc::new(AtomicBool::new(false));
-    let injector = {
-        let (server, done) = (server.clone(), done.clone());
-        tokio::spawn(async move {
-            let kinds = [
-                AppendFault::Cut,
-                AppendFault::CutAfter,
-                AppendFault::Drain,
-                AppendFault::Fail(tonic::Code::Unavailable),
-                AppendFault::Fail(tonic::Code::ResourceExhausted),
-                AppendFault::Throttle,
-            ];
-            let mut planned = 0u64;
-            while !done.load(Ordering::SeqCst) {
-                tokio::time::sleep(fault_every).await;
-                let next = server.stats().append_requests + 2;
-                server.inject_append_fault(next, kinds[planned as usize % kinds.len()]);
-                planned += 1;
-            }
-            planned
-        })
-    };
+    let injector = tokio::spawn(inject_faults(
+        server.clone(),
+        done.clone(),
+        Duration::from_millis(args.fault_every_ms),
+    ));
     server.inject_rpc_fault(
         Rpc::BatchCommitWriteStreams,
         1,
         RpcFault::ApplyThenFail(tonic::Code::Unavailable),
     );
+    let memory = tokio::spawn(sample_memory(done.clone()));
 
+    let plan = Plan::from(&args);
     let started = Instant::now();
-    let result = ctx
-        .sql(&format!(
-            "INSERT INTO dest SELECT value AS id, concat('payload-', value) AS payload FROM range({rows})"
-        ))
-        .await?
-        .collect()
-        .await?;
+    let produced = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let result = loader
+        .load(batch_schema(), input(plan, started, produced.clone()))
+        .await;
     let elapsed = started.elapsed();
     done.store(true, Ordering::SeqCst);
     injector.abort();
-    let count = result[0]
-        .column(0)
-        .as_primitive::<arrow::datatypes::UInt64Type>()
-        .value(0);
+    let samples = memory.await.unwrap_or_default();
+    let summary = result?;
+    let rows = produced.load(Ordering::SeqCst);
 
-    let check = if discard {
+    let check = if args.discard {
         check_digest(&server, &table, rows)
     } else {
         check_ids(&server, &table, rows)
     };
     let stats = server.stats();
-    let peak = peak_rss_bytes();
-    println!("rows requested     {rows}");
-    println!("INSERT returned    {count}");
+    let peak = status_kib("VmHWM:") * 1024;
+    println!("rows produced       {rows}");
+    println!("rows loaded         {}", summary.rows);
     println!(
-        "server             {}",
-        if discard { "discards rows" } else { "keeps rows" }
+        "server              {}",
+        if args.discard { "discards rows" } else { "keeps rows" }
     );
-    println!("rows committed     {}", check.summary);
-    println!("streams            {streams}");
-    println!("faults injected    {}", stats.faults_injected);
-    println!("AppendRows sent    {}", stats.append_requests);
+    println!("rows committed      {}", check.summary);
+    println!("streams             {}", args.streams);
+    println!("faults injected     {}", stats.faults_injected);
     println!(
-        "elapsed            {:.1} s ({:.0} rows/s)",
+        "connections closed  {} by the server (idle, or after {} requests)",
+        stats.connections_closed, args.close_after_requests
+    );
+    println!("requests refused    {} for a quota", stats.throttled);
+    println!("client reconnects   {}", summary.retries);
+    println!("AppendRows sent     {}", stats.append_requests);
+    println!(
+        "elapsed             {:.1} s ({:.0} rows/s, stalls included)",
         elapsed.as_secs_f64(),
         rows as f64 / elapsed.as_secs_f64()
     );
-    println!("peak RSS           {:.0} MiB", peak as f64 / 1048576.0);
-    if !discard {
+    let series: Vec<String> = samples
+        .iter()
+        .map(|kib| format!("{:.0}", *kib as f64 / 1024.0))
+        .collect();
+    println!("RSS each minute     {} MiB", series.join(" "));
+    println!("peak RSS            {:.0} MiB", peak as f64 / 1048576.0);
+    if !args.discard {
         println!(
             "table held by the in-process server {:.0} MiB",
             check.retained as f64 / 1048576.0
         );
-        println!(
-            "peak RSS minus the table            {:.0} MiB",
-            (peak.saturating_sub(check.retained as u64)) as f64 / 1048576.0
-        );
     }
-    let exact = count == rows && check.exact;
-    println!("exactly once       {}", if exact { "yes" } else { "NO" });
+    let exact = summary.rows == rows && check.exact;
+    println!("exactly once        {}", if exact { "yes" } else { "NO" });
     if exact {
         Ok(())
     } else {
         Err("the load was not exactly once".into())
     }
+}
+
+/// One fault every `every`, aimed at the next AppendRows requests.
+async fn inject_faults(server: Arc<EmbeddedServer>, done: Arc<AtomicBool>, every: Duration) {
+    let kinds = [
+        AppendFault::Cut,
+        AppendFault::CutAfter,
+        AppendFault::Drain,
+        AppendFault::Fail(tonic::Code::Unavailable),
+        AppendFault::Throttle,
+        AppendFault::Fail(tonic::Code::Aborted),
+        AppendFault::Hang,
+    ];
+    let mut planned = 0usize;
+    while !done.load(Ordering::SeqCst) {
+        tokio::time::sleep(every).await;
+        let next = server.stats().append_requests + 2;
+        server.inject_append_fault(next, kinds[planned % kinds.len()]);
+        planned += 1;
+    }
+}
+
+/// Resident memory (KiB) once a minute until `done`.
+async fn sample_memory(done: Arc<AtomicBool>) -> Vec<u64> {
+    let mut samples = Vec::new();
+    let mut last = Instant::now();
+    while !done.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if last.elapsed() >= Duration::from_secs(60) {
+            samples.push(status_kib("VmRSS:"));
+            last = Instant::now();
+        }
+    }
+    samples.push(status_kib("VmRSS:"));
+    samples
+}
+
+/// How the input is produced.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    /// Stop after this many rows, or ...
+    rows: Option<u64>,
+    /// ... after this long, producing `rate` rows per second.
+    duration: Option<Duration>,
+    rate: u64,
+    stall_every: Duration,
+    stall: Duration,
+}
+
+impl From<&Args> for Plan {
+    fn from(args: &Args) -> Self {
+        Self {
+            rows: args.minutes.is_none().then_some(args.rows),
+            duration: args.minutes.map(|m| Duration::from_secs_f64(m * 60.0)),
+            rate: args.rate.max(1),
+            stall_every: Duration::from_secs_f64(args.stall_every_secs),
+            stall: Duration::from_secs_f64(args.stall_secs),
+        }
+    }
+}
+
+fn batch_schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("payload", DataType::Utf8, true),
+    ]))
+}
+
+/// Batches of ids 0, 1, 2, ... with `payload-<id>`, paced and stalled as planned; counts
+/// what it produced into `produced`.
+fn input(
+    plan: Plan,
+    started: Instant,
+    produced: Arc<std::sync::atomic::AtomicU64>,
+) -> impl futures::Stream<Item = Result<RecordBatch, arrow::error::ArrowError>> + Send + Unpin {
+    let schema = batch_schema();
+    let mut next_stall = plan.stall_every;
+    Box::pin(futures::stream::unfold(0u64, move |next| {
+        let schema = schema.clone();
+        let produced = produced.clone();
+        let now = started.elapsed();
+        let finished = match (plan.rows, plan.duration) {
+            (Some(rows), _) => next >= rows,
+            (None, Some(duration)) => now >= duration,
+            (None, None) => true,
+        };
+        let stall = plan.duration.is_some() && now >= next_stall;
+        if stall {
+            next_stall = now + plan.stall + plan.stall_every;
+        }
+        async move {
+            if finished {
+                return None;
+            }
+            if stall {
+                tokio::time::sleep(plan.stall).await;
+            } else if plan.duration.is_some() {
+                // Pace to `rate` rows per second over the time spent producing.
+                let due = Duration::from_secs_f64(next as f64 / plan.rate as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
+                }
+            }
+            let len = plan
+                .rows
+                .map_or(BATCH_ROWS as u64, |r| (r - next).min(BATCH_ROWS as u64));
+            let ids: Vec<i64> = (next..next + len).map(|i| i as i64).collect();
+            let payloads: Vec<String> = ids.iter().map(|i| format!("payload-{i}")).collect();
+            let batch = RecordBatch::try_new(
+                schema,
+                vec![Arc::new(Int64Array::from(ids)), Arc::new(StringArray::from(payloads))],
+            );
+            produced.fetch_add(len, Ordering::SeqCst);
+            Some((batch, next + len))
+        }
+    }))
 }
 
 /// The outcome of comparing the committed rows with the input.
@@ -164,7 +322,7 @@ fn check_ids(server: &EmbeddedServer, table: &TableRef, rows: u64) -> Check {
     }
 }
 
-/// Compares the server's digest of the committed rows with the digest of the rows the INSERT
+/// Compares the server's digest of the committed rows with the digest of the rows the load
 /// should produce, serialized here by hand: field 1 `id` as a varint, field 2 `payload` as a
 /// length-delimited string.
 fn check_digest(server: &EmbeddedServer, table: &TableRef, rows: u64) -> Check {
@@ -201,17 +359,15 @@ fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
-/// Peak resident set size of this process (`VmHWM`), 0 where /proc is unavailable.
-fn peak_rss_bytes() -> u64 {
+/// A line of `/proc/self/status` in KiB (`VmRSS:`, `VmHWM:`), 0 where /proc is unavailable.
+fn status_kib(key: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
-            status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|kb| kb.parse::<u64>().ok())
-                    .map(|kb| kb * 1024)
-            })
+            status
+                .lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()))
         })
         .unwrap_or(0)
 }
