@@ -105,7 +105,10 @@ impl ClientConfig {
 pub struct WriteClient {
     endpoint: String,
     channels: Arc<[BigQueryWriteClient<Channel>]>,
+    /// Round robin of unary calls over the pool.
     next_channel: Arc<AtomicUsize>,
+    /// Round robin of AppendRows connections, apart, so that they spread evenly.
+    next_append_channel: Arc<AtomicUsize>,
     credentials: Credentials,
     quota_project: Option<AsciiMetadataValue>,
     /// Overrides every unary deadline (`bigquery.rpc_timeout_ms`).
@@ -194,6 +197,7 @@ impl WriteClient {
             endpoint: endpoint.to_string(),
             channels,
             next_channel: Arc::default(),
+            next_append_channel: Arc::default(),
             credentials,
             quota_project,
             rpc_timeout: None,
@@ -396,7 +400,9 @@ impl WriteClient {
     /// keeps that channel for its life. A connection with requests in flight and no response
     /// for `response_timeout` fails with [`Error::Unresponsive`].
     pub fn append_connection(&self, stream: &str, response_timeout: Duration) -> AppendConnection {
-        AppendConnection::new(self.clone(), self.channel(), stream.to_string(), response_timeout)
+        let index = self.next_append_channel.fetch_add(1, Ordering::Relaxed) % self.channels.len();
+        let channel = self.channels[index].clone();
+        AppendConnection::new(self.clone(), channel, stream.to_string(), response_timeout)
     }
 }
 

@@ -21,6 +21,8 @@ pub(crate) struct Counters {
     pub(crate) create_calls: AtomicU64,
     pub(crate) connections_closed: AtomicU64,
     pub(crate) throttled: AtomicU64,
+    /// Open AppendRows calls per client connection (its address), and the most seen at once.
+    pub(crate) calls_per_connection: Mutex<(HashMap<std::net::SocketAddr, u64>, u64)>,
 }
 
 /// A snapshot of the server's counters.
@@ -44,9 +46,26 @@ pub struct ServerStats {
     pub connections_closed: u64,
     /// Requests and calls refused for a quota (throttling switches and quota faults).
     pub throttled: u64,
+    /// The most AppendRows calls open at once on one client connection.
+    pub peak_append_calls_per_connection: u64,
 }
 
 impl Counters {
+    /// Counts an AppendRows call opened (`true`) or ended on the connection from `peer`.
+    pub(crate) fn append_call(&self, peer: Option<std::net::SocketAddr>, opened: bool) {
+        let (Some(peer), Ok(mut calls)) = (peer, self.calls_per_connection.lock()) else {
+            return;
+        };
+        let (open, peak) = &mut *calls;
+        let n = open.entry(peer).or_insert(0);
+        if opened {
+            *n += 1;
+            *peak = (*peak).max(*n);
+        } else {
+            *n = n.saturating_sub(1);
+        }
+    }
+
     pub(crate) fn snapshot(&self, faults: &Faults) -> ServerStats {
         ServerStats {
             append_requests: self.append_requests.load(Ordering::SeqCst),
@@ -58,6 +77,7 @@ impl Counters {
             faults_injected: faults.injected.load(Ordering::SeqCst),
             connections_closed: self.connections_closed.load(Ordering::SeqCst),
             throttled: self.throttled.load(Ordering::SeqCst),
+            peak_append_calls_per_connection: self.calls_per_connection.lock().map(|c| c.1).unwrap_or(0),
         }
     }
 }

@@ -414,7 +414,14 @@ impl BigQueryWrite for Service {
             clients.user_agents.insert(agent.to_string());
         }
         let (responses, outgoing) = mpsc::channel(64);
-        tokio::spawn(self.clone().serve_appends(request.into_inner(), responses));
+        let peer = request.remote_addr();
+        let service = self.clone();
+        tokio::spawn(async move {
+            service.shared.counters.append_call(peer, true);
+            let shared = service.shared.clone();
+            service.serve_appends(request.into_inner(), responses).await;
+            shared.counters.append_call(peer, false);
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(outgoing))))
     }
 
