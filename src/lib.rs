@@ -39,7 +39,8 @@ pub mod table_ref;
 pub mod values;
 
 pub use crate::datafusion::{
-    BigQuerySink, BigQueryTable, BigQueryTableFactory, register_bigquery, register_bigquery_factory,
+    BigQueryCommitExec, BigQueryTable, BigQueryTableFactory, BigQueryWriteExec, register_bigquery,
+    register_bigquery_factory,
 };
 pub use client::WriteClient;
 pub use error::{Error, Result};

@@ -276,7 +276,7 @@ async fn in_flight_bytes_are_accounted_to_the_memory_pool() {
     assert_eq!(
         consumers
             .iter()
-            .filter(|c| c.starts_with("BigQuerySink[demo.tests.pool"))
+            .filter(|c| c.starts_with("BigQueryWriteExec[demo.tests.pool"))
             .count(),
         4,
         "{consumers:?}"
@@ -320,4 +320,34 @@ impl datafusion::execution::memory_pool::MemoryPool for RecordingPool {
     fn reserved(&self) -> usize {
         self.inner.reserved()
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_input_partition_is_a_worker_with_its_own_stream_and_one_commit() {
+    let f = Fixture::new("id:INT64:REQUIRED,name:STRING", "").await;
+    f.run("SET datafusion.execution.target_partitions = 4")
+        .await
+        .expect("set");
+    let sql = "INSERT INTO dest SELECT value AS id, concat('n', value) AS name FROM range(40000)";
+    let explain = f
+        .ctx
+        .sql(&format!("EXPLAIN {sql}"))
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("explain");
+    let plan = arrow::util::pretty::pretty_format_batches(&explain)
+        .expect("format")
+        .to_string();
+    let commit = plan.find("BigQueryCommitExec").expect("commit node");
+    let coalesce = plan.find("CoalescePartitionsExec").expect("coalesce");
+    let write = plan
+        .find("BigQueryWriteExec: table=demo.tests.dest, streams=4")
+        .unwrap_or_else(|| panic!("4 workers in:\n{plan}"));
+    assert!(commit < coalesce && coalesce < write, "{plan}");
+    assert_eq!(f.run(sql).await.expect("insert"), 40_000);
+    let stats = f.server.stats();
+    assert_eq!((stats.streams_created, stats.commits), (4, 1));
+    assert_eq!(f.visible_rows(), 40_000);
 }

@@ -31,7 +31,7 @@ fn metric<'a>(plan: &'a str, name: &str) -> &'a str {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn explain_analyze_shows_the_sink_metrics() {
+async fn explain_analyze_shows_the_metrics_of_the_write_and_commit_nodes() {
     let f = Fixture::new(SCHEMA, "'bigquery.streams' '3', 'bigquery.max_request_bytes' '4096'").await;
     // The second request breaks its connection: one reconnect, the rows still land once.
     f.server.inject_append_fault(2, AppendFault::Cut);
@@ -44,36 +44,39 @@ async fn explain_analyze_shows_the_sink_metrics() {
         .await
         .expect("explain analyze runs the insert");
     let plan = pretty_format_batches(&batches).expect("format").to_string();
-    let sink_line = plan
-        .lines()
-        .find(|line| line.contains("DataSinkExec"))
-        .unwrap_or_else(|| panic!("no DataSinkExec in:\n{plan}"));
+    let line = |node: &str| {
+        plan.lines()
+            .find(|line| line.contains(node))
+            .unwrap_or_else(|| panic!("no {node} in:\n{plan}"))
+    };
+    let (write_line, commit_line) = (line("BigQueryWriteExec"), line("BigQueryCommitExec"));
 
     assert_eq!(f.visible_rows(), 30_000, "EXPLAIN ANALYZE runs the load");
     assert!(
-        sink_line.contains("BigQuerySink: table=demo.tests.dest, streams=3"),
-        "{sink_line}"
+        write_line.contains("BigQueryWriteExec: table=demo.tests.dest, streams=3"),
+        "{write_line}"
     );
-    assert_eq!(metric(sink_line, "rows_written"), "30.00 K");
-    assert_eq!(metric(sink_line, "write_streams"), "3");
-    assert_eq!(metric(sink_line, "append_retries"), "1");
+    assert!(
+        commit_line.contains("BigQueryCommitExec: table=demo.tests.dest"),
+        "{commit_line}"
+    );
+    assert_eq!(metric(write_line, "rows_written"), "30.00 K");
+    assert_eq!(metric(write_line, "write_streams"), "3");
+    assert_eq!(metric(write_line, "append_retries"), "1");
     let stats = f.server.stats();
-    let requests: u64 = metric(sink_line, "append_requests").parse().expect("a count");
+    let requests: u64 = metric(write_line, "append_requests").parse().expect("a count");
     assert!(requests > 3, "requests are split under 4096 bytes: {requests}");
     assert!(
         stats.append_requests > requests,
         "the server also saw the resent requests ({} vs {requests})",
         stats.append_requests
     );
-    for timing in [
-        "append_latency_mean",
-        "append_latency_max",
-        "commit_time",
-        "bytes_written",
-    ] {
-        let value = metric(sink_line, timing);
+    for timing in ["append_latency", "append_latency_max", "bytes_written"] {
+        let value = metric(write_line, timing);
         assert!(!value.is_empty() && !value.starts_with('0'), "{timing}={value}");
     }
+    let commit = metric(commit_line, "commit_time");
+    assert!(!commit.is_empty() && !commit.starts_with('0'), "commit_time={commit}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,11 +1,14 @@
-//! DataFusion integration: a write-only [`BigQueryTable`], its [`BigQuerySink`], and the
-//! [`BigQueryTableFactory`] behind `CREATE EXTERNAL TABLE ... STORED AS BIGQUERY`.
-//! Thin: every load goes through [`crate::Loader`].
+//! DataFusion integration: a write-only [`BigQueryTable`], the two plan nodes of its INSERT
+//! ([`BigQueryWriteExec`], one worker per partition, and [`BigQueryCommitExec`], the one
+//! commit), and the [`BigQueryTableFactory`] behind `CREATE EXTERNAL TABLE ... STORED AS
+//! BIGQUERY`. Thin: every load goes through [`crate::Loader`].
 
+mod commit_exec;
 mod factory;
-mod sink;
 mod table;
+mod write_exec;
 
+pub use commit_exec::BigQueryCommitExec;
 pub use factory::{BigQueryTableFactory, FACTORY_NAME, register_bigquery, register_bigquery_factory};
-pub use sink::BigQuerySink;
 pub use table::BigQueryTable;
+pub use write_exec::{BigQueryWriteExec, HANDLE_COLUMN, handle_schema, handles_from_batch};

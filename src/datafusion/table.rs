@@ -6,14 +6,14 @@ use arrow::datatypes::{Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::TableType;
-use datafusion::datasource::sink::DataSinkExec;
 use datafusion::error::Result;
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 
-use super::BigQuerySink;
-use crate::load::Loader;
+use super::{BigQueryCommitExec, BigQueryWriteExec};
+use crate::load::{LoadProgress, Loader};
 use crate::schema::nullable_everywhere;
 
 /// A BigQuery table that DataFusion can `INSERT INTO`. Reading is not supported.
@@ -23,6 +23,10 @@ use crate::schema::nullable_everywhere;
 /// planning, naming only an internal column; the encoder rejects it instead, naming table,
 /// column path and row, before anything is committed (or drops NULL array elements, if
 /// told to).
+///
+/// An INSERT is planned as `BigQueryCommitExec <- CoalescePartitionsExec <- BigQueryWriteExec
+/// <- input`: each input partition is a worker with its own PENDING stream, and one commit
+/// runs after all of them succeeded.
 #[derive(Debug, Clone)]
 pub struct BigQueryTable {
     loader: Loader,
@@ -39,6 +43,21 @@ impl BigQueryTable {
     /// The loader behind the table.
     pub fn loader(&self) -> &Loader {
         &self.loader
+    }
+
+    /// The plan that writes `input` to this table: its partitions as workers (as many as
+    /// `bigquery.streams` says, spread round robin when the input has another number;
+    /// otherwise the input's own, at most 16), then one commit.
+    pub fn write_plan(&self, input: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+        // One progress per INSERT, adding to the factory's.
+        let progress = self
+            .loader
+            .progress()
+            .map_or_else(LoadProgress::new, LoadProgress::child);
+        let loader = self.loader.clone().with_progress(progress);
+        let write = Arc::new(BigQueryWriteExec::new(input, loader.clone())?);
+        let handles = Arc::new(CoalescePartitionsExec::new(write));
+        Ok(Arc::new(BigQueryCommitExec::new(handles, loader)))
     }
 }
 
@@ -77,8 +96,7 @@ impl TableProvider for BigQueryTable {
                 self.loader.table()
             );
         }
-        let sink = BigQuerySink::new(self.loader.clone(), self.schema.clone());
-        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+        self.write_plan(input)
     }
 }
 

@@ -231,6 +231,19 @@ impl Loader {
         Ok(time)
     }
 
+    /// A writer for one worker: it encodes batches laid out as `input_schema` into its own
+    /// PENDING stream (created on its first row) and reports to this loader's progress.
+    /// [`StreamWriter::finish`] gives the finalized stream's handle for [`Loader::commit`].
+    pub fn stream_writer(&self, input_schema: &Schema) -> Result<StreamWriter> {
+        self.options.validate()?;
+        let encoder = Arc::new(RowEncoder::new(&self.table, &self.schema, input_schema, &self.options)?);
+        let writer = StreamWriter::new(self.client.clone(), self.table.clone(), encoder, self.options.clone());
+        Ok(match &self.progress {
+            Some(progress) => writer.with_progress(progress.clone()),
+            None => writer,
+        })
+    }
+
     /// The first half of [`Loader::load`]: writes the input over up to N PENDING streams and
     /// finalizes them, without committing. Fails if any writer or the input fails; the streams
     /// already written are then left uncommitted and expire unseen.
@@ -256,7 +269,7 @@ impl Loader {
                 writer = writer.with_progress(progress.clone());
             }
             if let Some(pool) = &self.memory_pool {
-                let consumer = MemoryConsumer::new(format!("BigQuerySink[{}, stream {index}]", self.table));
+                let consumer = MemoryConsumer::new(format!("BigQueryLoader[{}, stream {index}]", self.table));
                 writer = writer.with_reservation(consumer.register(pool));
             }
             tasks.spawn(async move {

@@ -1,0 +1,278 @@
+//! `BigQueryWriteExec`: one worker per input partition. Each worker writes its partition to
+//! its own PENDING stream (created on its first non-empty batch), finalizes it, checks the
+//! row count, and emits one row: the finalized stream's handle. A partition with no rows
+//! creates no stream and emits nothing. Nothing is committed here.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    ExecutionPlanMetricsSet, MetricBuilder, MetricCategory, MetricType, MetricsSet, Time,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
+    Partitioning, PhysicalExpr, PlanProperties, ReplaceChildrenOptions,
+};
+use futures::StreamExt;
+
+use datafusion::physical_plan::repartition::RepartitionExec;
+
+use crate::error::Error;
+use crate::load::{LoadProgress, Loader, ProgressSnapshot, StreamHandle};
+use crate::options::MAX_DEFAULT_STREAMS;
+
+/// Name of the one column the write exec emits: a finalized stream's handle, as JSON.
+pub const HANDLE_COLUMN: &str = "stream_handle";
+
+/// Writes each input partition to its own PENDING stream and emits its [`StreamHandle`].
+///
+/// Its metrics, shown by `EXPLAIN ANALYZE`, summed over the partitions: `rows_written`,
+/// `bytes_written` (encoded rows), `write_streams`, `append_requests`, `append_retries`
+/// (reconnects), `append_latency` (the time requests waited for their acknowledgements, in
+/// all); and `append_latency_max`, the longest wait of any request.
+#[derive(Debug)]
+pub struct BigQueryWriteExec {
+    input: Arc<dyn ExecutionPlan>,
+    /// What the workers read: the input, or the input spread round robin over the number of
+    /// workers `bigquery.streams` asks for. Kept out of the plan's children so that no
+    /// optimizer rule takes the number of streams away.
+    source: Arc<dyn ExecutionPlan>,
+    loader: Loader,
+    metrics: ExecutionPlanMetricsSet,
+    /// The longest acknowledgement wait of any partition, raised under its lock.
+    latency_max: Arc<std::sync::Mutex<Time>>,
+    properties: Arc<PlanProperties>,
+}
+
+impl BigQueryWriteExec {
+    /// Workers writing `input` through `loader`: one per input partition, or as many as
+    /// `bigquery.streams` says (the input is then spread over them round robin); without the
+    /// option, at most [`MAX_DEFAULT_STREAMS`].
+    pub fn new(input: Arc<dyn ExecutionPlan>, loader: Loader) -> Result<Self> {
+        let partitions = input.output_partitioning().partition_count();
+        let workers = match loader.options().streams {
+            Some(n) => n.max(1),
+            None => partitions.clamp(1, MAX_DEFAULT_STREAMS),
+        };
+        let source: Arc<dyn ExecutionPlan> = if workers == partitions {
+            input.clone()
+        } else {
+            Arc::new(RepartitionExec::try_new(
+                input.clone(),
+                Partitioning::RoundRobinBatch(workers),
+            )?)
+        };
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(handle_schema()),
+            Partitioning::UnknownPartitioning(workers),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        );
+        let metrics = ExecutionPlanMetricsSet::new();
+        let latency_max = MetricBuilder::new(&metrics)
+            .with_type(MetricType::Dev)
+            .subset_time("append_latency_max", 0);
+        Ok(Self {
+            input,
+            source,
+            loader,
+            metrics,
+            latency_max: Arc::new(std::sync::Mutex::new(latency_max)),
+            properties: Arc::new(properties),
+        })
+    }
+
+    /// The loader the workers write through.
+    pub fn loader(&self) -> &Loader {
+        &self.loader
+    }
+
+    /// The input plan.
+    pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.input
+    }
+}
+
+/// The schema of the write exec's output: one handle per finalized stream.
+pub fn handle_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(HANDLE_COLUMN, DataType::Utf8, false)]))
+}
+
+/// Reads the handles out of the write exec's output batches.
+pub fn handles_from_batch(batch: &RecordBatch) -> Result<Vec<StreamHandle>> {
+    let column = batch
+        .column_by_name(HANDLE_COLUMN)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .ok_or_else(|| DataFusionError::Internal(format!("expected a {HANDLE_COLUMN} column of text")))?;
+    column
+        .iter()
+        .flatten()
+        .map(|json| {
+            serde_json::from_str(json)
+                .map_err(|e| DataFusionError::Internal(format!("not a stream handle: {e}: {json}")))
+        })
+        .collect()
+}
+
+fn handle_batch(handle: Option<StreamHandle>) -> Result<RecordBatch> {
+    let rows: Vec<String> = handle
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| DataFusionError::Internal(e.to_string()))?;
+    RecordBatch::try_new(handle_schema(), vec![Arc::new(StringArray::from(rows))]).map_err(DataFusionError::from)
+}
+
+impl DisplayAs for BigQueryWriteExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "BigQueryWriteExec: table={}, streams={}",
+            self.loader.table(),
+            self.properties.output_partitioning().partition_count()
+        )
+    }
+}
+
+impl ExecutionPlan for BigQueryWriteExec {
+    fn name(&self) -> &'static str {
+        "BigQueryWriteExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        vec![Distribution::UnspecifiedDistribution]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        // Without `bigquery.streams`, a single-partition input may be spread by the optimizer
+        // over the session's partitions; with it, the workers are as many as it says.
+        vec![self.loader.options().streams.is_none()]
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let [input] = <[_; 1]>::try_from(children)
+            .map_err(|_| DataFusionError::Internal("BigQueryWriteExec has one input".into()))?;
+        Ok(Arc::new(Self::new(input, self.loader.clone())?))
+    }
+
+    #[allow(deprecated)]
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let mut input = self.source.execute(partition, context.clone())?;
+        let table = self.loader.table().to_string();
+        let progress = self
+            .loader
+            .progress()
+            .map_or_else(LoadProgress::new, LoadProgress::child);
+        let consumer = MemoryConsumer::new(format!("BigQueryWriteExec[{table}, partition {partition}]"));
+        let mut writer = self
+            .loader
+            .stream_writer(&input.schema())?
+            .with_progress(progress.clone())
+            .with_reservation(consumer.register(context.memory_pool()));
+        let metrics = self.metrics.clone();
+        let latency_max = self.latency_max.clone();
+        let work = async move {
+            let mut row = 0u64;
+            let written = async {
+                while let Some(batch) = input.next().await {
+                    let batch = batch.map_err(|e| Error::Input {
+                        table: table.clone(),
+                        message: e.to_string(),
+                    })?;
+                    writer.write(&batch, row).await?;
+                    row += batch.num_rows() as u64;
+                }
+                writer.finish().await
+            }
+            .await;
+            let done = progress.snapshot();
+            record_metrics(&metrics, partition, &done);
+            if let Ok(max) = latency_max.lock() {
+                let (now, seen) = (max.value() as u128, done.append_latency_max.as_nanos());
+                if seen > now {
+                    max.add_duration(std::time::Duration::from_nanos((seen - now) as u64));
+                }
+            }
+            let handle = written?;
+            if let Some(h) = &handle {
+                tracing::debug!(stream = %h.stream, rows = h.rows, partition, "stream finalized");
+            }
+            handle_batch(handle)
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            handle_schema(),
+            futures::stream::once(work),
+        )))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}
+
+/// Records what one worker did as metrics of its partition.
+fn record_metrics(metrics: &ExecutionPlanMetricsSet, partition: usize, done: &ProgressSnapshot) {
+    let count = |name: &'static str, category: MetricCategory, kind: MetricType, value: u64| {
+        MetricBuilder::new(metrics)
+            .with_category(category)
+            .with_type(kind)
+            .counter(name, partition)
+            .add(usize::try_from(value).unwrap_or(usize::MAX));
+    };
+    count("rows_written", MetricCategory::Rows, MetricType::Summary, done.rows);
+    count("bytes_written", MetricCategory::Bytes, MetricType::Summary, done.bytes);
+    count(
+        "write_streams",
+        MetricCategory::Uncategorized,
+        MetricType::Summary,
+        done.streams,
+    );
+    count(
+        "append_requests",
+        MetricCategory::Uncategorized,
+        MetricType::Dev,
+        done.requests,
+    );
+    count(
+        "append_retries",
+        MetricCategory::Uncategorized,
+        MetricType::Dev,
+        done.retries,
+    );
+    MetricBuilder::new(metrics)
+        .with_type(MetricType::Dev)
+        .subset_time("append_latency", partition)
+        .add_duration(done.append_latency);
+}
