@@ -177,7 +177,7 @@ impl RowEncoder {
     /// Encodes a batch whose first row is row `first_row` of the whole input (used in errors),
     /// split into groups that each fit one request.
     ///
-    /// Column at a time ([`kernels`]): every column adds its fields' sizes to each row's
+    /// Column at a time (the `kernels` module): every column adds its fields' sizes to each row's
     /// length, the batch's buffer is allocated once at its exact size, then every column
     /// writes its field into each row's slot. When several values are invalid, the error
     /// names the first row, and in it the first column.
