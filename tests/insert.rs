@@ -107,10 +107,17 @@ async fn a_dropped_query_commits_nothing() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(f.server.stats().commits, 0);
     assert_eq!(f.visible_rows(), 0);
-    assert!(
-        f.server.stats().rows_appended > 0,
-        "rows were appended to streams that are never committed"
+    // What was appended waits, invisible, in streams that are never committed, and the
+    // dropped writers append no more.
+    let appended = f.server.stats().rows_appended;
+    assert_eq!(f.server.invisible_row_count(&f.table) as u64, appended);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        f.server.stats().rows_appended,
+        appended,
+        "writers stopped with the query"
     );
+    assert!(appended < 100_000, "the load was cut short: {appended} rows appended");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -271,6 +271,16 @@ impl Conversion {
             }),
             Conversion::Interval => interval(array),
             Conversion::Struct(members) => {
+                // A slice of a struct slices its children; a contiguous copy lets the
+                // struct's NULLs be laid over them (they start where the slice starts).
+                let contiguous;
+                let array = if sliced(&array.to_data()) {
+                    let all = arrow::array::UInt32Array::from_iter_values(0..array.len() as u32);
+                    contiguous = take(array.as_ref(), &all, None).map_err(|e| internal(array, &e.to_string()))?;
+                    &contiguous
+                } else {
+                    array
+                };
                 let input = array
                     .as_struct_opt()
                     .ok_or_else(|| internal(array, "expected a struct"))?;
@@ -704,6 +714,11 @@ fn compact_list(array: &ArrayRef) -> Result<(OffsetBuffer<i32>, ArrayRef, Option
         take(values.as_ref(), &indices, None).map_err(|e| internal(array, &e.to_string()))?
     };
     Ok((OffsetBuffer::new(offsets.into()), compacted, nulls))
+}
+
+/// True if an array or any array under it starts past its buffers' first value.
+fn sliced(data: &arrow::array::ArrayData) -> bool {
+    data.offset() != 0 || data.child_data().iter().any(sliced)
 }
 
 /// The child of a struct with the struct's NULLs added, so nothing under a NULL struct is

@@ -517,3 +517,71 @@ fn picosecond_timestamps_travel_as_text_from_any_unit() {
         assert_eq!(rows[0].rows[0].as_ref(), expected.as_slice(), "{text}");
     }
 }
+
+#[test]
+fn a_slice_of_a_struct_that_needs_converting_encodes_like_its_rows() {
+    use arrow::array::{BooleanArray, StructArray};
+    let schema = TableSchema {
+        fields: vec![struct_field(
+            "s",
+            Mode::Nullable,
+            vec![
+                field("b", Type::Bool, Mode::Nullable),
+                struct_field(
+                    "inner",
+                    Mode::Nullable,
+                    vec![
+                        field("y", Type::Int64, Mode::Nullable),
+                        field("t", Type::Bytes, Mode::Nullable),
+                    ],
+                ),
+            ],
+        )],
+    };
+    // Int32 and LargeBinary members: the struct goes through conversion, laying its NULLs
+    // over its children.
+    let inner = StructArray::try_new(
+        vec![
+            Field::new("y", DataType::Int32, true),
+            Field::new("t", DataType::LargeBinary, true),
+        ]
+        .into(),
+        vec![
+            Arc::new(Int32Array::from(vec![Some(1), None, Some(3), Some(4), Some(5)])),
+            Arc::new(arrow::array::LargeBinaryArray::from_opt_vec(vec![
+                Some(b"a"),
+                None,
+                Some(b"c"),
+                None,
+                Some(b"e"),
+            ])),
+        ],
+        Some(vec![true, true, false, true, true].into()),
+    )
+    .unwrap();
+    let s = StructArray::try_new(
+        vec![
+            Field::new("b", DataType::Boolean, true),
+            Field::new("inner", inner.data_type().clone(), true),
+        ]
+        .into(),
+        vec![
+            Arc::new(BooleanArray::from(vec![
+                Some(true),
+                None,
+                Some(false),
+                Some(true),
+                None,
+            ])),
+            Arc::new(inner),
+        ],
+        Some(vec![true, false, true, false, true].into()),
+    )
+    .unwrap();
+    let whole = batch_of(vec![("s", Arc::new(s))]);
+    let all = encode_one(&schema, &whole, &BigQueryOptions::default()).unwrap();
+    for start in 1..4 {
+        let tail = encode_one(&schema, &whole.slice(start, 5 - start), &BigQueryOptions::default()).unwrap();
+        assert_eq!(&all[0].rows[start..], tail[0].rows.as_slice(), "from row {start}");
+    }
+}
