@@ -18,10 +18,10 @@ const KEY_FILE_VARIABLE: &str = "GOOGLE_APPLICATION_CREDENTIALS";
 pub(crate) enum Credentials {
     /// Plaintext emulator: no token is sent.
     None,
-    /// Application Default Credentials, for one endpoint.
+    /// Application Default Credentials, for one endpoint, found on first use.
     Google {
-        /// Gives and refreshes tokens.
-        provider: Arc<dyn gcp_auth::TokenProvider>,
+        /// Gives and refreshes tokens, once found.
+        provider: Arc<tokio::sync::OnceCell<Arc<dyn gcp_auth::TokenProvider>>>,
         /// The endpoint the tokens are for, for error messages.
         endpoint: String,
     },
@@ -32,15 +32,20 @@ impl Credentials {
     /// `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's application-default credentials file, the
     /// metadata server, then the `gcloud` CLI. The error says what each source answered.
     pub(crate) async fn application_default(endpoint: &str) -> Result<Self> {
-        let provider = gcp_auth::provider().await.map_err(|source| Error::Credentials {
+        let credentials = Self::application_default_on_first_use(endpoint);
+        if let Credentials::Google { provider, endpoint } = &credentials {
+            provider.get_or_try_init(|| find(endpoint)).await?;
+        }
+        Ok(credentials)
+    }
+
+    /// [`Credentials::application_default`], looked for at the first request instead of now
+    /// (a plan decoded on a cluster's executor finds its own).
+    pub(crate) fn application_default_on_first_use(endpoint: &str) -> Self {
+        Credentials::Google {
+            provider: Arc::new(tokio::sync::OnceCell::new()),
             endpoint: endpoint.to_string(),
-            tried: sources_tried(&source, std::env::var_os(KEY_FILE_VARIABLE).is_some()),
-            source,
-        })?;
-        Ok(Credentials::Google {
-            provider,
-            endpoint: endpoint.to_string(),
-        })
+        }
     }
 
     /// Adds `authorization: Bearer ...` (marked sensitive) when credentials are in use.
@@ -48,6 +53,7 @@ impl Credentials {
         let Credentials::Google { provider, endpoint } = self else {
             return Ok(());
         };
+        let provider = provider.get_or_try_init(|| find(endpoint)).await?;
         let token = provider.token(SCOPES).await.map_err(|source| Error::Credentials {
             endpoint: endpoint.clone(),
             tried: format!("the credentials found gave no access token: {}", describe(&source)),
@@ -59,6 +65,15 @@ impl Credentials {
         metadata.insert("authorization", value);
         Ok(())
     }
+}
+
+/// Finds Application Default Credentials; the error says what each source answered.
+async fn find(endpoint: &str) -> Result<Arc<dyn gcp_auth::TokenProvider>> {
+    gcp_auth::provider().await.map_err(|source| Error::Credentials {
+        endpoint: endpoint.to_string(),
+        tried: sources_tried(&source, std::env::var_os(KEY_FILE_VARIABLE).is_some()),
+        source,
+    })
 }
 
 /// Which sources of Application Default Credentials were tried and what each answered.

@@ -136,6 +136,18 @@ impl WriteClient {
     /// Connects with a configuration: the first channel at once (so a wrong endpoint fails
     /// here), the rest of the pool when first used.
     pub async fn connect_with(config: &ClientConfig) -> Result<Self> {
+        Self::build(config, true).await
+    }
+
+    /// A client that connects, and finds credentials, at its first call: for plans made in
+    /// one process and run in another. A wrong endpoint fails at the first call. Call it
+    /// within a Tokio runtime (the channels' workers are spawned on it).
+    pub fn connect_lazily(config: &ClientConfig) -> Result<Self> {
+        // Nothing below awaits when `eager` is false.
+        futures::executor::block_on(Self::build(config, false))
+    }
+
+    async fn build(config: &ClientConfig, eager: bool) -> Result<Self> {
         let endpoint = config.endpoint.as_str();
         let invalid = |reason: &str| Error::InvalidEndpoint {
             endpoint: endpoint.into(),
@@ -161,7 +173,11 @@ impl WriteClient {
             builder = builder
                 .tls_config(ClientTlsConfig::new().with_webpki_roots().domain_name(host))
                 .map_err(|e| invalid(&e.to_string()))?;
-            let credentials = Credentials::application_default(endpoint).await?;
+            let credentials = if eager {
+                Credentials::application_default(endpoint).await?
+            } else {
+                Credentials::application_default_on_first_use(endpoint)
+            };
             let quota = config
                 .quota_project
                 .clone()
@@ -179,10 +195,14 @@ impl WriteClient {
                 })
             })
             .transpose()?;
-        let first = builder.connect().await.map_err(|source| Error::Connect {
-            endpoint: endpoint.to_string(),
-            source,
-        })?;
+        let first = if eager {
+            builder.connect().await.map_err(|source| Error::Connect {
+                endpoint: endpoint.to_string(),
+                source,
+            })?
+        } else {
+            builder.connect_lazy()
+        };
         let mut channels = vec![first];
         channels.extend((1..config.connections.max(1)).map(|_| builder.connect_lazy()));
         let channels: Arc<[_]> = channels
@@ -464,6 +484,17 @@ mod tests {
         assert_eq!(keepalive_interval("bigquerystorage.googleapis.com"), GOOGLE_KEEPALIVE);
         assert!(keepalive_interval("127.0.0.1") > Duration::from_secs(300));
         assert!(keepalive_interval("evilgoogleapis.com") > Duration::from_secs(300));
+    }
+
+    #[tokio::test]
+    async fn a_lazy_client_connects_at_its_first_call() {
+        let client = WriteClient::connect_lazily(&ClientConfig::new("http://127.0.0.1:1")).expect("nothing to do yet");
+        let err = client
+            .with_rpc_timeout(Some(Duration::from_secs(5)))
+            .get_write_stream("projects/p/datasets/d/tables/t/streams/s")
+            .await
+            .expect_err("nothing listens");
+        assert!(err.is_retryable(), "{err}");
     }
 
     #[tokio::test]
