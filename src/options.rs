@@ -394,6 +394,63 @@ impl BigQueryOptions {
         Ok(())
     }
 
+    /// Every option as `bigquery.<key>` = value, such that
+    /// [`BigQueryOptions::apply_table_options`] on the defaults gives these options back: how
+    /// they travel with a plan to another process.
+    ///
+    /// ```
+    /// use datafusion_bigquery::BigQueryOptions;
+    /// let mut options = BigQueryOptions::default().with_streams(3);
+    /// options.set("bigquery.rpc_timeout_ms", "2500").unwrap();
+    /// let mut copy = BigQueryOptions::default();
+    /// copy.apply_table_options(&options.to_table_options()).unwrap();
+    /// assert_eq!(copy, options);
+    /// ```
+    pub fn to_table_options(&self) -> HashMap<String, String> {
+        let millis = |d: Duration| d.as_millis().to_string();
+        let encoding = match self.wire_encoding {
+            WireEncoding::Packed => "packed",
+            WireEncoding::Text => "text",
+        };
+        let nulls = match self.array_null_elements {
+            ArrayNullElements::Error => "error",
+            ArrayNullElements::Drop => "drop",
+        };
+        let missing = match self.missing_values {
+            MissingValues::Null => "null",
+            MissingValues::Default => "default",
+        };
+        let mut out = vec![
+            ("endpoint", self.endpoint.clone()),
+            ("connections", self.connections.to_string()),
+            ("max_request_bytes", self.max_request_bytes.to_string()),
+            ("max_inflight_requests", self.max_inflight_requests.to_string()),
+            ("max_inflight_bytes", self.max_inflight_bytes.to_string()),
+            ("wire_encoding", encoding.to_string()),
+            ("array_null_elements", nulls.to_string()),
+            ("missing_values", missing.to_string()),
+            ("append_response_timeout_ms", millis(self.append_response_timeout)),
+            ("retry_max_attempts", self.retry.max_attempts.to_string()),
+            ("retry_initial_backoff_ms", millis(self.retry.initial_backoff)),
+            ("retry_max_backoff_ms", millis(self.retry.max_backoff)),
+            ("retry_throttle_backoff_ms", millis(self.retry.throttle_backoff)),
+            ("retry_quota_backoff_ms", millis(self.retry.quota_backoff)),
+            ("retry_timeout_ms", millis(self.retry.timeout)),
+            ("retry_not_found_timeout_ms", millis(self.retry.not_found_timeout)),
+        ];
+        let optional = [
+            ("project", self.project.clone()),
+            ("streams", self.streams.map(|n| n.to_string())),
+            ("rpc_timeout_ms", self.rpc_timeout.map(millis)),
+            ("trace_id", self.trace_id.clone()),
+            ("quota_project", self.quota_project.clone()),
+        ];
+        out.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+        out.into_iter()
+            .map(|(k, v)| (format!("{OPTION_PREFIX}{k}"), v))
+            .collect()
+    }
+
     /// Applies every `bigquery.*` entry of a DataFusion OPTIONS map; other keys are rejected.
     pub fn apply_table_options(&mut self, options: &HashMap<String, String>) -> Result<()> {
         let mut keys: Vec<_> = options.keys().collect();
