@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: unit, integration (embedded server), CLI, doc tests, and the conformance
-# suite against bqemulator, which this script installs into a virtualenv and starts.
+# Runs every test: unit, integration (embedded server), CLI, Ballista, doc tests, and the
+# conformance suites against bqemulator, which this script installs into a virtualenv and starts.
 #
 #   scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
@@ -16,10 +16,11 @@ eval "${faults_env//BQEMULATOR_/BQEMULATOR_FAULTS_}"
 
 # The conformance suite fails instead of skipping when the emulator is missing.
 export DFBQ_REQUIRE_CONFORMANCE=1
+# The Ballista feature is on, so its suite runs too (one build serves every suite).
 if [[ $# -gt 0 ]]; then
-    cargo test "$@"
+    cargo test --features ballista "$@"
 else
     # Everything, then the randomized fault suite uncaptured, so its summary line shows.
-    cargo test -- --skip randomized_fault_suite
-    cargo test --test faults -- --exact randomized_fault_suite --nocapture
+    cargo test --features ballista -- --skip randomized_fault_suite
+    cargo test --features ballista --test faults -- --exact randomized_fault_suite --nocapture
 fi

@@ -24,6 +24,8 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+#[cfg(feature = "ballista")]
+pub mod ballista;
 pub mod client;
 pub mod datafusion;
 pub mod encode;

@@ -649,6 +649,27 @@ fn emulator_subcommand_plays_the_real_services_behaviours() {
     assert!(closed >= 10, "{log}");
 }
 
+#[cfg(feature = "ballista")]
+#[test]
+fn ballista_standalone_runs_the_insert_on_an_in_process_cluster() {
+    // Table functions such as range() do not travel to a cluster; VALUES and files do.
+    let insert = "INSERT INTO orders VALUES (1, 'a'), (2, 'b'), (3, NULL)";
+    let output = run_with_orders(&["--ballista", "standalone", "-c", CREATE_ORDERS, "-c", insert], "");
+    assert_success(&output);
+    assert_eq!(cells(&stdout(&output))[..2], vec![vec!["count"], vec!["3"]]);
+    let help = stdout(&run(&["ballista", "executor", "--help"], ""));
+    for flag in [
+        "--scheduler",
+        "--bind",
+        "--grpc-port",
+        "--concurrent-tasks",
+        "--heartbeat-secs",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from ballista executor --help");
+    }
+    assert!(stdout(&run(&["--help"], "")).contains("--ballista"));
+}
+
 #[test]
 fn help_documents_every_flag() {
     let output = run(&["--help"], "");

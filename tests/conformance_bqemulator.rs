@@ -399,3 +399,65 @@ async fn bad_input_commits_nothing() {
         "{err}"
     );
 }
+
+#[cfg(feature = "ballista")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ballista_insert_lands_every_row_exactly_once() {
+    use datafusion_bigquery::ballista::{Cluster, ballista_context};
+    let Some((grpc, rest)) = emulator() else { return };
+    let table = bqemulator::create_table(
+        &rest,
+        "conf",
+        "ballista",
+        json!([{"name": "id", "type": "INT64", "mode": "REQUIRED"}, {"name": "s", "type": "STRING"}]),
+    );
+    let ctx = ballista_context(&Cluster::Standalone, BigQueryOptions::default().with_endpoint(grpc))
+        .await
+        .expect("standalone cluster");
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE dest STORED AS BIGQUERY LOCATION '{table}'"
+    ))
+    .await
+    .expect("create external table");
+    // The source is a Parquet file: table functions such as range() do not travel to a cluster.
+    let file = std::env::temp_dir().join(format!("dfbq-conformance-ballista-{}.parquet", std::process::id()));
+    SessionContext::new()
+        .sql(&format!(
+            "COPY (SELECT value AS id, concat('s', value) AS s FROM range(20000)) TO '{}' STORED AS PARQUET",
+            file.display()
+        ))
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("write parquet");
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE src STORED AS PARQUET LOCATION '{}'",
+        file.display()
+    ))
+    .await
+    .expect("source");
+    let batches = ctx
+        .sql("INSERT INTO dest SELECT id, s FROM src")
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("insert on Ballista");
+    let inserted = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::UInt64Array>()
+        .expect("count")
+        .value(0);
+    assert_eq!(inserted, 20_000);
+    let rows = query(
+        &rest,
+        &format!(
+            "SELECT COUNT(*), COUNT(DISTINCT id), MIN(id), MAX(id) FROM {}.t",
+            table.dataset
+        ),
+    );
+    let cells: Vec<&str> = rows[0].iter().map(|v| v.as_str().unwrap_or("")).collect();
+    assert_eq!(cells, ["20000", "20000", "0", "19999"]);
+}

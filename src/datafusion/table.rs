@@ -31,13 +31,26 @@ use crate::schema::nullable_everywhere;
 pub struct BigQueryTable {
     loader: Loader,
     schema: SchemaRef,
+    /// Planned for a cluster: each partition of the INSERT runs as a task of its own.
+    distributed: bool,
 }
 
 impl BigQueryTable {
     /// A table over a loader (which knows the table, its schema and the options).
     pub fn new(loader: Loader) -> Self {
         let schema = all_nullable(&loader.arrow_schema());
-        Self { loader, schema }
+        Self {
+            loader,
+            schema,
+            distributed: false,
+        }
+    }
+
+    /// The same table, its INSERTs planned for a cluster (Ballista): one worker per input
+    /// partition, as the cluster runs each partition as a task of its own.
+    pub fn distributed(mut self) -> Self {
+        self.distributed = true;
+        self
     }
 
     /// The loader behind the table.
@@ -55,7 +68,18 @@ impl BigQueryTable {
             .progress()
             .map_or_else(LoadProgress::new, LoadProgress::child);
         let loader = self.loader.clone().with_progress(progress);
-        let write = Arc::new(BigQueryWriteExec::new(input, loader.clone())?);
+        let write = Arc::new(if self.distributed {
+            if let Some(n) = loader.options().streams {
+                tracing::warn!(
+                    table = %loader.table(),
+                    streams = n,
+                    "bigquery.streams does not reshape a distributed INSERT: each input partition is a stream"
+                );
+            }
+            BigQueryWriteExec::distributed(input, loader.clone())
+        } else {
+            BigQueryWriteExec::new(input, loader.clone())?
+        });
         let handles = Arc::new(CoalescePartitionsExec::new(write));
         Ok(Arc::new(BigQueryCommitExec::new(handles, loader)))
     }

@@ -46,6 +46,8 @@ pub struct BigQueryWriteExec {
     /// workers `bigquery.streams` asks for. Kept out of the plan's children so that no
     /// optimizer rule takes the number of streams away.
     source: Arc<dyn ExecutionPlan>,
+    /// Whether the input may be spread over `bigquery.streams` workers in this process.
+    spread: bool,
     loader: Loader,
     metrics: ExecutionPlanMetricsSet,
     /// The longest acknowledgement wait of any partition, raised under its lock.
@@ -58,6 +60,22 @@ impl BigQueryWriteExec {
     /// `bigquery.streams` says (the input is then spread over them round robin); without the
     /// option, at most [`MAX_DEFAULT_STREAMS`].
     pub fn new(input: Arc<dyn ExecutionPlan>, loader: Loader) -> Result<Self> {
+        Self::build(input, loader, true)
+    }
+
+    /// Workers for a plan that runs across processes (Ballista), where each partition is a
+    /// task of its own: one worker per input partition, never spread in-process (which would
+    /// make every task read every partition). `bigquery.streams` is then the input's
+    /// partitioning to choose.
+    pub fn distributed(input: Arc<dyn ExecutionPlan>, loader: Loader) -> Self {
+        let partitions = input.output_partitioning().partition_count();
+        Self::with_source(input.clone(), input, false, loader, partitions)
+    }
+
+    fn build(input: Arc<dyn ExecutionPlan>, loader: Loader, spread: bool) -> Result<Self> {
+        if !spread {
+            return Ok(Self::distributed(input, loader));
+        }
         let partitions = input.output_partitioning().partition_count();
         let workers = match loader.options().streams {
             Some(n) => n.max(1),
@@ -71,6 +89,16 @@ impl BigQueryWriteExec {
                 Partitioning::RoundRobinBatch(workers),
             )?)
         };
+        Ok(Self::with_source(input, source, true, loader, workers))
+    }
+
+    fn with_source(
+        input: Arc<dyn ExecutionPlan>,
+        source: Arc<dyn ExecutionPlan>,
+        spread: bool,
+        loader: Loader,
+        workers: usize,
+    ) -> Self {
         let properties = PlanProperties::new(
             EquivalenceProperties::new(handle_schema()),
             Partitioning::UnknownPartitioning(workers),
@@ -81,14 +109,15 @@ impl BigQueryWriteExec {
         let latency_max = MetricBuilder::new(&metrics)
             .with_type(MetricType::Dev)
             .subset_time("append_latency_max", 0);
-        Ok(Self {
+        Self {
             input,
             source,
+            spread,
             loader,
             metrics,
             latency_max: Arc::new(std::sync::Mutex::new(latency_max)),
             properties: Arc::new(properties),
-        })
+        }
     }
 
     /// The loader the workers write through.
@@ -159,7 +188,7 @@ impl ExecutionPlan for BigQueryWriteExec {
     fn benefits_from_input_partitioning(&self) -> Vec<bool> {
         // Without `bigquery.streams`, a single-partition input may be spread by the optimizer
         // over the session's partitions; with it, the workers are as many as it says.
-        vec![self.loader.options().streams.is_none()]
+        vec![self.spread && self.loader.options().streams.is_none()]
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
@@ -180,7 +209,7 @@ impl ExecutionPlan for BigQueryWriteExec {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let [input] = <[_; 1]>::try_from(children)
             .map_err(|_| DataFusionError::Internal("BigQueryWriteExec has one input".into()))?;
-        Ok(Arc::new(Self::new(input, self.loader.clone())?))
+        Ok(Arc::new(Self::build(input, self.loader.clone(), self.spread)?))
     }
 
     #[allow(deprecated)]

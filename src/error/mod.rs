@@ -15,7 +15,7 @@ pub use status::{RATE_LIMIT_EXCEEDED, RESOURCE_QUOTA_EXCEEDED, ServiceStatus};
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong between a batch of rows and a committed table.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A table name could not be parsed.
@@ -244,6 +244,14 @@ pub enum Error {
     /// An error of the embedded server itself (binding its port).
     #[error("embedded server: {0}")]
     Server(String),
+}
+
+/// Debug output is the message, as Display's: engines that report errors with `{:?}`
+/// (Ballista's task failures) then show what went wrong, not the variant's fields.
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl Error {

@@ -76,6 +76,14 @@ pub(crate) struct Cli {
     /// schema file or `name:TYPE[:MODE],...`; may be repeated.
     #[arg(long = "emulator-table", value_name = "PROJECT.DATASET.TABLE=SCHEMA")]
     pub(crate) emulator_tables: Vec<String>,
+
+    /// Runs every statement on a Ballista cluster: `df://HOST:PORT` (a scheduler started with
+    /// `datafusion-bigquery ballista scheduler`), or `standalone` (an in-process scheduler
+    /// and executor). Each INSERT then writes one stream per input partition, on the
+    /// executors, and commits once.
+    #[cfg(feature = "ballista")]
+    #[arg(long, value_name = "df://HOST:PORT|standalone")]
+    pub(crate) ballista: Option<datafusion_bigquery::ballista::Cluster>,
 }
 
 /// How query results are printed.
@@ -98,6 +106,45 @@ pub(crate) enum Command {
     /// Runs the embedded Storage Write server until Ctrl-C or SIGTERM, printing its endpoint
     /// (e.g. `http://127.0.0.1:9060`) as one line on stdout.
     Emulator(EmulatorArgs),
+
+    /// Runs a Ballista scheduler or executor that knows BigQuery tables.
+    #[cfg(feature = "ballista")]
+    #[command(subcommand)]
+    Ballista(BallistaCommand),
+}
+
+/// The processes of a Ballista cluster.
+#[cfg(feature = "ballista")]
+#[derive(Debug, Subcommand)]
+pub(crate) enum BallistaCommand {
+    /// Runs a scheduler until the process ends.
+    Scheduler {
+        /// Address to listen on.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
+        bind: std::net::SocketAddr,
+        /// Seconds without a heartbeat after which an executor is taken as lost and its
+        /// tasks are run again elsewhere.
+        #[arg(long, value_name = "SECONDS", default_value_t = 180)]
+        executor_timeout_secs: u64,
+    },
+    /// Runs an executor until the process ends.
+    Executor {
+        /// The scheduler.
+        #[arg(long, value_name = "HOST:PORT")]
+        scheduler: String,
+        /// Address of its Arrow Flight service (shuffle data); port 0 picks a free one.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50051")]
+        bind: std::net::SocketAddr,
+        /// Port of its task service (gRPC).
+        #[arg(long, value_name = "PORT", default_value_t = 50052)]
+        grpc_port: u16,
+        /// Tasks run at once (0: one per core).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        concurrent_tasks: usize,
+        /// Seconds between heartbeats to the scheduler.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        heartbeat_secs: u64,
+    },
 }
 
 /// Arguments of `emulator`.

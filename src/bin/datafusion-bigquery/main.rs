@@ -73,8 +73,46 @@ fn usage_error(err: &clap::Error) -> ExitCode {
 async fn dispatch(mut cli: Cli, sources: Vec<args::SqlSource>) -> Result<(), Failure> {
     match cli.subcommand.take() {
         Some(Command::Emulator(emulator_args)) => emulator::serve(emulator_args).await,
+        #[cfg(feature = "ballista")]
+        Some(Command::Ballista(command)) => run_ballista(command).await,
         None => run_sql(&cli, &sources).await,
     }
+}
+
+/// Runs a Ballista process until it ends.
+#[cfg(feature = "ballista")]
+async fn run_ballista(command: args::BallistaCommand) -> Result<(), Failure> {
+    use datafusion_bigquery::ballista::{ExecutorSettings, SchedulerSettings, run_executor, run_scheduler};
+    let outcome = match command {
+        args::BallistaCommand::Scheduler {
+            bind,
+            executor_timeout_secs,
+        } => {
+            run_scheduler(SchedulerSettings {
+                bind,
+                executor_timeout_seconds: executor_timeout_secs,
+            })
+            .await
+        }
+        args::BallistaCommand::Executor {
+            scheduler,
+            bind,
+            grpc_port,
+            concurrent_tasks,
+            heartbeat_secs,
+        } => {
+            run_executor(ExecutorSettings {
+                scheduler,
+                bind_host: bind.ip().to_string(),
+                port: bind.port(),
+                grpc_port,
+                concurrent_tasks,
+                heartbeat_seconds: heartbeat_secs,
+            })
+            .await
+        }
+    };
+    outcome.map_err(|e| Failure::new(e.to_string()))
 }
 
 /// Starts the emulator if asked, builds the session and runs the SQL.
@@ -91,7 +129,7 @@ async fn run_sql(cli: &Cli, sources: &[args::SqlSource]) -> Result<(), Failure> 
     let defaults = run::table_defaults(cli, server.as_ref().map(|s| s.endpoint()))?;
     let progress = LoadProgress::new();
     let reporting = run::Reporting::new(cli, progress.clone());
-    let ctx = run::session(defaults, progress);
+    let ctx = run::session(cli, defaults, progress).await?;
     let outcome = run::run_sources(&ctx, &reporting, sources).await;
     if let Some(server) = server {
         server.shutdown().await;

@@ -50,10 +50,22 @@ pub(crate) fn table_defaults(cli: &Cli, emulator_endpoint: Option<String>) -> Re
 
 /// A session with `STORED AS BIGQUERY` registered, its loads counted by `progress`, and the
 /// information schema enabled.
-pub(crate) fn session(defaults: BigQueryOptions, progress: LoadProgress) -> SessionContext {
+pub(crate) async fn session(
+    cli: &Cli,
+    defaults: BigQueryOptions,
+    progress: LoadProgress,
+) -> Result<SessionContext, Failure> {
+    let factory = BigQueryTableFactory::new(defaults).with_progress(progress);
+    #[cfg(feature = "ballista")]
+    if let Some(cluster) = &cli.ballista {
+        return datafusion_bigquery::ballista::ballista_context_with(cluster, factory)
+            .await
+            .map_err(|e| Failure::new(format!("cannot start the Ballista session: {e}")));
+    }
+    let _ = cli;
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
-    register_bigquery_factory(&ctx, BigQueryTableFactory::new(defaults).with_progress(progress));
-    ctx
+    register_bigquery_factory(&ctx, factory);
+    Ok(ctx)
 }
 
 /// How results, progress and summaries are shown.
