@@ -50,7 +50,7 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "ID")]
     pub(crate) project: Option<String>,
 
-    /// Number of parallel write streams per load (default: the session's target partitions).
+    /// Number of parallel write streams per load (default: the query's partitions, at most 16).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) streams: Option<u64>,
 
