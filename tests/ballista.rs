@@ -6,13 +6,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use arrow::array::AsArray;
-use arrow::datatypes::Int64Type;
+use common::audit;
 use datafusion::prelude::SessionContext;
 use datafusion_bigquery::ballista::{Cluster, ballista_context_with};
 use datafusion_bigquery::{BigQueryOptions, BigQueryTableFactory, EmbeddedServer, LoadProgress, TableRef, schema};
@@ -40,20 +38,6 @@ async fn parquet_files(name: &str, files: u64, rows_per_file: u64, null_at: Opti
         common::run(&ctx, &sql).await.expect("write parquet");
     }
     dir
-}
-
-/// Committed ids against 0..n: (lost, duplicated, foreign).
-fn audit(server: &EmbeddedServer, table: &TableRef, n: u64) -> (u64, u64, u64) {
-    let mut seen: BTreeMap<i64, u64> = BTreeMap::new();
-    for batch in server.rows(table).expect("table") {
-        for id in batch.column(0).as_primitive::<Int64Type>().values() {
-            *seen.entry(*id).or_default() += 1;
-        }
-    }
-    let foreign = seen.keys().filter(|id| **id < 0 || **id as u64 >= n).count() as u64;
-    let duplicated = seen.values().map(|c| c - 1).sum();
-    let lost = n - seen.keys().filter(|id| **id >= 0 && (**id as u64) < n).count() as u64;
-    (lost, duplicated, foreign)
 }
 
 /// A server with table `demo.ballista.t` (`id` REQUIRED, `name`, `note` REQUIRED when asked).

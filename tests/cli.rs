@@ -556,17 +556,14 @@ impl Drop for KillOnDrop {
     }
 }
 
-#[cfg(unix)]
-#[test]
-fn emulator_subcommand_serves_until_sigterm() {
+/// Starts `emulator --port 0 --table demo.sales.orders=...` with `extra` flags; returns the
+/// process and the endpoint it printed.
+fn start_emulator(extra: &[&str]) -> (KillOnDrop, String) {
+    let table = format!("demo.sales.orders={ORDERS_SCHEMA}");
+    let mut args = vec!["emulator", "--port", "0", "--table", &table];
+    args.extend_from_slice(extra);
     let child = Command::new(BIN)
-        .args([
-            "emulator",
-            "--port",
-            "0",
-            "--table",
-            &format!("demo.sales.orders={ORDERS_SCHEMA}"),
-        ])
+        .args(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -576,7 +573,13 @@ fn emulator_subcommand_serves_until_sigterm() {
     BufReader::new(child.0.stdout.take().expect("stdout"))
         .read_line(&mut endpoint)
         .expect("endpoint line");
-    let endpoint = endpoint.trim().to_string();
+    (child, endpoint.trim().to_string())
+}
+
+#[cfg(unix)]
+#[test]
+fn emulator_subcommand_serves_until_sigterm() {
+    let (mut child, endpoint) = start_emulator(&[]);
     assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint:?}");
 
     let output = run(&["--endpoint", &endpoint, "-c", CREATE_ORDERS, "-c", INSERT_100], "");
@@ -594,30 +597,14 @@ fn emulator_subcommand_serves_until_sigterm() {
 #[cfg(unix)]
 #[test]
 fn emulator_subcommand_plays_the_real_services_behaviours() {
-    let child = Command::new(BIN)
-        .args([
-            "emulator",
-            "--port",
-            "0",
-            "--table",
-            &format!("demo.sales.orders={ORDERS_SCHEMA}"),
-            "--close-after-requests",
-            "2",
-            "--close-mode",
-            "abrupt",
-            "--throttle-every",
-            "5",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("emulator starts");
-    let mut child = KillOnDrop(child);
-    let mut endpoint = String::new();
-    BufReader::new(child.0.stdout.take().expect("stdout"))
-        .read_line(&mut endpoint)
-        .expect("endpoint line");
-    let endpoint = endpoint.trim().to_string();
+    let (mut child, endpoint) = start_emulator(&[
+        "--close-after-requests",
+        "2",
+        "--close-mode",
+        "abrupt",
+        "--throttle-every",
+        "5",
+    ]);
     let insert = "INSERT INTO orders SELECT value AS id, concat('n', value) AS name FROM range(20000)";
     let output = run(
         &[

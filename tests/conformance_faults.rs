@@ -5,7 +5,6 @@
 //! `scripts/test.sh` starts a bqemulator of its own for this suite (`BQEMULATOR_FAULTS_GRPC`,
 //! `BQEMULATOR_FAULTS_REST`), so that one it wore out serves no other test.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use datafusion::prelude::SessionContext;
@@ -19,25 +18,11 @@ use common::proxy::CuttingProxy;
 
 /// Where the suite's own emulator listens, or `None` (after deciding whether that is allowed).
 fn emulator() -> Option<(String, String)> {
-    match (
-        std::env::var("BQEMULATOR_FAULTS_GRPC"),
-        std::env::var("BQEMULATOR_FAULTS_REST"),
-    ) {
-        (Ok(grpc), Ok(rest)) => Some((grpc, rest)),
-        _ => {
-            let required = std::env::var_os("DFBQ_REQUIRE_CONFORMANCE").is_some() || std::env::var_os("CI").is_some();
-            assert!(
-                !required,
-                "a bqemulator for the fault suite is required here: run the tests through scripts/test.sh"
-            );
-            // Past the test harness's capture, so the skip is seen.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: no bqemulator for the fault suite, which checks nothing (scripts/test.sh starts one)"
-            );
-            None
-        }
-    }
+    bqemulator::emulator_at(
+        "BQEMULATOR_FAULTS_GRPC",
+        "BQEMULATOR_FAULTS_REST",
+        "the fault suite's bqemulator",
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

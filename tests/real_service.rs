@@ -5,13 +5,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{AsArray, Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema};
-use common::{Fixture, error_text};
+use arrow::array::{Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use common::{Fixture, audit, error_text};
 use datafusion_bigquery::error::{Rpc, StorageErrorCode};
 use datafusion_bigquery::server::{AppendFault, CloseMode, ConnectionLimit, RpcFault};
 use datafusion_bigquery::{BigQueryOptions, EmbeddedServer, Error, Loader, TableRef, schema};
@@ -25,20 +24,6 @@ const FAST: &str = "'bigquery.retry_initial_backoff_ms' '1', 'bigquery.retry_max
 
 fn insert(n: u64) -> String {
     format!("INSERT INTO dest SELECT value AS id, concat('name-', value) AS name FROM range({n})")
-}
-
-/// Committed ids against 0..n: (lost, duplicated, foreign).
-fn audit(server: &EmbeddedServer, table: &TableRef, n: u64) -> (u64, u64, u64) {
-    let mut seen: BTreeMap<i64, u64> = BTreeMap::new();
-    for batch in server.rows(table).expect("table") {
-        for id in batch.column(0).as_primitive::<Int64Type>().values() {
-            *seen.entry(*id).or_default() += 1;
-        }
-    }
-    let foreign = seen.keys().filter(|id| **id < 0 || **id as u64 >= n).count() as u64;
-    let duplicated = seen.values().map(|c| c - 1).sum();
-    let lost = n - seen.keys().filter(|id| **id >= 0 && (**id as u64) < n).count() as u64;
-    (lost, duplicated, foreign)
 }
 
 async fn assert_lands(f: &Fixture, n: u64) {

@@ -12,18 +12,23 @@ pub const PROJECT: &str = "dfbq";
 /// Where the emulator listens (gRPC, REST), or `None` (after deciding whether that is allowed):
 /// with `DFBQ_REQUIRE_CONFORMANCE` or `CI` set, a missing emulator fails instead of skipping.
 pub fn emulator() -> Option<(String, String)> {
-    match (std::env::var("BQEMULATOR_GRPC"), std::env::var("BQEMULATOR_REST")) {
+    emulator_at("BQEMULATOR_GRPC", "BQEMULATOR_REST", "bqemulator")
+}
+
+/// [`emulator`] for the one whose endpoints are in the variables `grpc` and `rest`.
+pub fn emulator_at(grpc: &str, rest: &str, what: &str) -> Option<(String, String)> {
+    match (std::env::var(grpc), std::env::var(rest)) {
         (Ok(grpc), Ok(rest)) => Some((grpc, rest)),
         _ => {
             let required = std::env::var_os("DFBQ_REQUIRE_CONFORMANCE").is_some() || std::env::var_os("CI").is_some();
             assert!(
                 !required,
-                "bqemulator is required here: run the tests through scripts/test.sh"
+                "{what} is required here: run the tests through scripts/test.sh"
             );
             // Past the test harness's capture, so the skip is seen.
             let _ = writeln!(
                 std::io::stderr(),
-                "SKIPPED: bqemulator is not running, the conformance test checks nothing (scripts/test.sh starts it)"
+                "SKIPPED: {what} is not running, the conformance test checks nothing (scripts/test.sh starts it)"
             );
             None
         }

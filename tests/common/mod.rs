@@ -92,6 +92,21 @@ pub async fn run(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<u
     Ok(count)
 }
 
+/// Committed ids (column 0, INT64) of `table` against 0..n: (lost, duplicated, foreign).
+pub fn audit(server: &EmbeddedServer, table: &TableRef, n: u64) -> (u64, u64, u64) {
+    use arrow::array::AsArray;
+    let mut seen: std::collections::BTreeMap<i64, u64> = std::collections::BTreeMap::new();
+    for batch in server.rows(table).expect("table") {
+        for id in batch.column(0).as_primitive::<arrow::datatypes::Int64Type>().values() {
+            *seen.entry(*id).or_default() += 1;
+        }
+    }
+    let foreign = seen.keys().filter(|id| **id < 0 || **id as u64 >= n).count() as u64;
+    let duplicated = seen.values().map(|c| c - 1).sum();
+    let lost = n - seen.keys().filter(|id| **id >= 0 && (**id as u64) < n).count() as u64;
+    (lost, duplicated, foreign)
+}
+
 /// A DataFusion error's full text, causes included.
 pub fn error_text(err: &datafusion::error::DataFusionError) -> String {
     let mut text = err.to_string();
