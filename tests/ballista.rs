@@ -153,7 +153,9 @@ fn wait_for_port(port: u16) {
     }
 }
 
-/// A scheduler and two executors, each its own process of the built binary.
+/// A scheduler and two executors, each its own process of the built binary. Executors send a
+/// heartbeat every second and are taken as lost after 6 s without one; a task may fail 4
+/// times before its job does.
 struct LocalCluster {
     scheduler_port: u16,
     _scheduler: Process,
@@ -172,6 +174,8 @@ impl LocalCluster {
                     &format!("127.0.0.1:{scheduler_port}"),
                     "--executor-timeout-secs",
                     "6",
+                    "--task-max-failures",
+                    "4",
                 ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

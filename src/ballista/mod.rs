@@ -101,6 +101,8 @@ pub struct SchedulerSettings {
     /// Seconds without a heartbeat after which an executor is taken as lost and its tasks
     /// run elsewhere.
     pub executor_timeout_seconds: u64,
+    /// Times a task may fail before its job fails (Ballista's default: 4).
+    pub task_max_failures: usize,
 }
 
 /// Runs a Ballista scheduler with our codecs until the process ends.
@@ -112,6 +114,7 @@ pub async fn run_scheduler(settings: SchedulerSettings) -> Result<()> {
         bind_port: settings.bind.port(),
         external_host: settings.bind.ip().to_string(),
         executor_timeout_seconds: settings.executor_timeout_seconds,
+        task_max_failures: settings.task_max_failures,
         expire_dead_executor_interval_seconds: (settings.executor_timeout_seconds / 4).max(1),
         override_logical_codec: Some(Arc::new(BigQueryLogicalCodec::default())),
         override_physical_codec: Some(Arc::new(BigQueryPhysicalCodec::default())),

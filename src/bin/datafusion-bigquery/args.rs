@@ -126,6 +126,10 @@ pub(crate) enum BallistaCommand {
         /// tasks are run again elsewhere.
         #[arg(long, value_name = "SECONDS", default_value_t = 180)]
         executor_timeout_secs: u64,
+        /// Times a task may fail (its executor lost, its stream failed for good) before the
+        /// job fails; each retry writes to a fresh stream.
+        #[arg(long, value_name = "N", default_value_t = 4)]
+        task_max_failures: usize,
     },
     /// Runs an executor until the process ends.
     Executor {

@@ -87,10 +87,12 @@ async fn run_ballista(command: args::BallistaCommand) -> Result<(), Failure> {
         args::BallistaCommand::Scheduler {
             bind,
             executor_timeout_secs,
+            task_max_failures,
         } => {
             run_scheduler(SchedulerSettings {
                 bind,
                 executor_timeout_seconds: executor_timeout_secs,
+                task_max_failures,
             })
             .await
         }
