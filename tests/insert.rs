@@ -358,3 +358,30 @@ async fn each_input_partition_is_a_worker_with_its_own_stream_and_one_commit() {
     assert_eq!((stats.streams_created, stats.commits), (4, 1));
     assert_eq!(f.visible_rows(), 40_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_bigquery_options_in_the_session_under_the_tables_own() {
+    let f = Fixture::new(SCHEMA, "").await;
+    // Set after the table was created, it applies to the next load.
+    f.run("SET bigquery.streams = 3").await.expect("set");
+    assert_eq!(f.run(&insert_rows(40_000)).await.expect("insert"), 40_000);
+    assert_eq!(f.server.stats().streams_created, 3);
+    let bad = f.run("SET bigquery.max_request_bytes = 25000000").await;
+    assert!(
+        common::error_text(&bad.expect_err("above the service's limit")).contains("20 MB"),
+        "refused at SET"
+    );
+
+    // A table's OPTIONS still win over the session's.
+    f.ctx
+        .sql(&format!(
+            "CREATE EXTERNAL TABLE pinned STORED AS BIGQUERY LOCATION '{}' OPTIONS ('bigquery.streams' '2')",
+            f.table
+        ))
+        .await
+        .expect("create");
+    let before = f.server.stats().streams_created;
+    let sql = insert_rows(40_000).replace("INSERT INTO dest", "INSERT INTO pinned");
+    assert_eq!(f.run(&sql).await.expect("insert"), 40_000);
+    assert_eq!(f.server.stats().streams_created - before, 2);
+}

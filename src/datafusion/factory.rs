@@ -9,7 +9,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::CreateExternalTable;
 use datafusion::prelude::SessionContext;
 
-use super::BigQueryTable;
+use super::{BigQuerySessionOptions, BigQueryTable};
 use crate::client::{ClientConfig, WriteClient};
 use crate::load::{LoadProgress, Loader};
 use crate::options::BigQueryOptions;
@@ -85,7 +85,7 @@ impl BigQueryTableFactory {
 
 #[async_trait]
 impl TableProviderFactory for BigQueryTableFactory {
-    async fn create(&self, _state: &dyn Session, cmd: &CreateExternalTable) -> Result<Arc<dyn TableProvider>> {
+    async fn create(&self, state: &dyn Session, cmd: &CreateExternalTable) -> Result<Arc<dyn TableProvider>> {
         let location = match cmd.locations.as_slice() {
             [one] => one,
             _ => {
@@ -100,7 +100,11 @@ impl TableProviderFactory for BigQueryTableFactory {
                 cmd.name
             );
         }
+        // Defaults, then the session's `SET bigquery.*`, then the table's OPTIONS.
         let mut options = self.defaults.clone();
+        if let Some(session) = state.config_options().extensions.get::<BigQuerySessionOptions>() {
+            session.apply_to(&mut options).map_err(DataFusionError::from)?;
+        }
         options
             .apply_table_options(&cmd.options)
             .map_err(DataFusionError::from)?;
@@ -119,7 +123,9 @@ impl TableProviderFactory for BigQueryTableFactory {
         if let Some(progress) = &self.progress {
             loader = loader.with_progress(progress.clone());
         }
-        Ok(Arc::new(BigQueryTable::new(loader)))
+        Ok(Arc::new(
+            BigQueryTable::new(loader).with_table_options(cmd.options.clone()),
+        ))
     }
 }
 
@@ -136,10 +142,14 @@ pub fn register_bigquery(ctx: &SessionContext, defaults: BigQueryOptions) {
 }
 
 /// Registers a configured factory on a session under `STORED AS BIGQUERY`.
+/// Also lets the session `SET bigquery.<key> = <value>` (see [`BigQuerySessionOptions`]).
 pub fn register_bigquery_factory(ctx: &SessionContext, factory: BigQueryTableFactory) {
     let factory: Arc<dyn TableProviderFactory> = Arc::new(factory);
-    ctx.state_ref()
-        .write()
-        .table_factories_mut()
-        .insert(FACTORY_NAME.to_string(), factory);
+    let state = ctx.state_ref();
+    let mut state = state.write();
+    state.table_factories_mut().insert(FACTORY_NAME.to_string(), factory);
+    let extensions = &mut state.config_mut().options_mut().extensions;
+    if extensions.get::<BigQuerySessionOptions>().is_none() {
+        extensions.insert(BigQuerySessionOptions::default());
+    }
 }

@@ -5,10 +5,12 @@
 
 mod commit_exec;
 mod factory;
+mod session_options;
 mod table;
 mod write_exec;
 
 pub use commit_exec::BigQueryCommitExec;
 pub use factory::{BigQueryTableFactory, FACTORY_NAME, register_bigquery, register_bigquery_factory};
+pub use session_options::BigQuerySessionOptions;
 pub use table::BigQueryTable;
 pub use write_exec::{BigQueryWriteExec, HANDLE_COLUMN, handle_schema, handles_from_batch};

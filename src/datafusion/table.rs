@@ -12,7 +12,7 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 
-use super::{BigQueryCommitExec, BigQueryWriteExec};
+use super::{BigQueryCommitExec, BigQuerySessionOptions, BigQueryWriteExec};
 use crate::load::{LoadProgress, Loader};
 use crate::schema::nullable_everywhere;
 
@@ -33,6 +33,8 @@ pub struct BigQueryTable {
     schema: SchemaRef,
     /// Planned for a cluster: each partition of the INSERT runs as a task of its own.
     distributed: bool,
+    /// The table's own OPTIONS, which win over the session's `SET bigquery.*` at each load.
+    table_options: std::collections::HashMap<String, String>,
 }
 
 impl BigQueryTable {
@@ -43,7 +45,15 @@ impl BigQueryTable {
             loader,
             schema,
             distributed: false,
+            table_options: Default::default(),
         }
+    }
+
+    /// Remembers the table's own OPTIONS (already in the loader's options), so that they keep
+    /// winning over the session's `SET bigquery.*` made after the table was created.
+    pub fn with_table_options(mut self, options: std::collections::HashMap<String, String>) -> Self {
+        self.table_options = options;
+        self
     }
 
     /// The same table, its INSERTs planned for a cluster (Ballista): one worker per input
@@ -110,7 +120,7 @@ impl TableProvider for BigQueryTable {
 
     async fn insert_into(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         input: Arc<dyn ExecutionPlan>,
         insert_op: InsertOp,
     ) -> Result<Arc<dyn ExecutionPlan>> {
@@ -120,7 +130,23 @@ impl TableProvider for BigQueryTable {
                 self.loader.table()
             );
         }
-        self.write_plan(input)
+        // The session's `SET bigquery.*` as of this statement, under the table's OPTIONS.
+        let session = state.config_options().extensions.get::<BigQuerySessionOptions>();
+        match session.filter(|s| !s.is_empty() && !self.distributed) {
+            Some(session) => {
+                let mut options = self.loader.options().clone();
+                session
+                    .apply_load_settings_to(&mut options)
+                    .and_then(|()| options.apply_table_options(&self.table_options))
+                    .map_err(datafusion::error::DataFusionError::from)?;
+                let table = Self {
+                    loader: self.loader.clone().with_options(options),
+                    ..self.clone()
+                };
+                table.write_plan(input)
+            }
+            None => self.write_plan(input),
+        }
     }
 }
 
