@@ -1,9 +1,10 @@
 //! Atomic loads of DataFusion query results into Google BigQuery through the Storage Write API.
 //!
-//! `INSERT INTO bq_table SELECT ...` fans the query's rows out over N PENDING write streams,
-//! each fed by its own writer task with explicit offsets; when the input is exhausted and every
-//! writer succeeded, one `BatchCommitWriteStreams` makes all rows visible at once. If anything
-//! fails, or the query is dropped, nothing is committed.
+//! `INSERT INTO bq_table SELECT ...` runs each partition of the query as a worker with its own
+//! PENDING write stream and explicit offsets ([`BigQueryWriteExec`]); when every worker
+//! succeeded, one `BatchCommitWriteStreams` makes all rows visible at once
+//! ([`BigQueryCommitExec`]). If anything fails, or the query is dropped, nothing is committed.
+//! The same plan runs on a Ballista cluster (feature `ballista`, module `ballista`).
 //!
 //! ```no_run
 //! # async fn example() -> datafusion::error::Result<()> {
@@ -13,14 +14,18 @@
 //! let ctx = SessionContext::new();
 //! register_bigquery(&ctx, BigQueryOptions::from_env());
 //! ctx.sql("CREATE EXTERNAL TABLE sales STORED AS BIGQUERY LOCATION 'my-project.my_dataset.sales'").await?;
+//! ctx.sql("SET bigquery.streams = 8").await?;
 //! ctx.sql("INSERT INTO sales SELECT * FROM staging WHERE amount > 0").await?.collect().await?;
 //! # Ok(()) }
 //! ```
 //!
-//! Layers, each usable alone: [`proto`] (the wire API), [`client`] (channel, credentials,
-//! AppendRows), [`schema`] and [`encode`] (types and rows, no I/O), [`load`] (atomic loads
-//! over N streams), [`datafusion`] (table, sink, factory), and [`server`]
-//! (the embedded server).
+//! Layers, each usable without the ones above it: [`proto`] (the wire API), [`rpc`],
+//! [`error`] and [`retry`] (what failed, and the one retry policy), [`client`] (channel pool,
+//! credentials, deadlines, AppendRows with its watchdog), [`schema`], [`values`] and
+//! [`encode`] (types and rows, no I/O), [`load`] (atomic loads over N streams, and the
+//! stream writer and commit as separate halves), [`datafusion`] (the table, its two plan
+//! nodes, the factory, `SET bigquery.*`), `ballista` (codecs and cluster processes), and
+//! [`server`] (the embedded server, which plays the real service's behaviours on demand).
 
 #![warn(missing_docs, unreachable_pub)]
 
