@@ -22,7 +22,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use super::write_exec::handles_from_batch;
+use super::write_exec::{handles_from_batch, only_child};
 use crate::load::{Loader, StreamHandle};
 
 /// Commits the streams its input names, once, and returns the INSERT's `count`.
@@ -111,8 +111,7 @@ impl ExecutionPlan for BigQueryCommitExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let [input] = <[_; 1]>::try_from(children)
-            .map_err(|_| DataFusionError::Internal("BigQueryCommitExec has one input".into()))?;
+        let input = only_child(children, self.name())?;
         Ok(Arc::new(Self::new(input, self.loader.clone())))
     }
 

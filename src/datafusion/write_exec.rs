@@ -207,8 +207,7 @@ impl ExecutionPlan for BigQueryWriteExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let [input] = <[_; 1]>::try_from(children)
-            .map_err(|_| DataFusionError::Internal("BigQueryWriteExec has one input".into()))?;
+        let input = only_child(children, self.name())?;
         Ok(Arc::new(Self::build(input, self.loader.clone(), self.spread)?))
     }
 
@@ -269,6 +268,13 @@ impl ExecutionPlan for BigQueryWriteExec {
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
     }
+}
+
+/// The one child of a node that has one.
+pub(super) fn only_child(children: Vec<Arc<dyn ExecutionPlan>>, node: &str) -> Result<Arc<dyn ExecutionPlan>> {
+    let [input] = <[_; 1]>::try_from(children)
+        .map_err(|c| DataFusionError::Internal(format!("{node} has one input, not {}", c.len())))?;
+    Ok(input)
 }
 
 /// Records what one worker did as metrics of its partition.

@@ -195,55 +195,8 @@ impl Conversion {
                 }
             }
             Conversion::Decimal { from_scale, to } => decimal(array, *from_scale, to),
-            Conversion::Timestamp { tz } => {
-                let micros = |v: i64, per_second: i64| to_micros(v, per_second);
-                let out = match array.data_type() {
-                    DataType::Timestamp(TimeUnit::Second, _) => {
-                        map::<_, TimestampMicrosecondType>(array.as_primitive::<TimestampSecondType>(), |v| {
-                            micros(v, 1)
-                        })
-                    }
-                    DataType::Timestamp(TimeUnit::Millisecond, _) => {
-                        map::<_, TimestampMicrosecondType>(array.as_primitive::<TimestampMillisecondType>(), |v| {
-                            micros(v, 1_000)
-                        })
-                    }
-                    DataType::Timestamp(TimeUnit::Nanosecond, _) => {
-                        map::<_, TimestampMicrosecondType>(array.as_primitive::<TimestampNanosecondType>(), |v| {
-                            micros(v, 1_000_000_000)
-                        })
-                    }
-                    _ => return Err(internal(array, "expected a timestamp")),
-                }?;
-                let out = out.as_primitive::<TimestampMicrosecondType>().clone();
-                Ok(Arc::new(out.with_timezone_opt(tz.clone())))
-            }
-            Conversion::TimestampNanos { tz } => {
-                let nanos = |v: i64, factor: i64| {
-                    v.checked_mul(factor)
-                        .ok_or_else(|| "is outside the nanosecond timestamps Arrow holds (1677..2262)".to_string())
-                };
-                let out = match array.data_type() {
-                    DataType::Timestamp(TimeUnit::Second, _) => {
-                        map::<_, TimestampNanosecondType>(array.as_primitive::<TimestampSecondType>(), |v| {
-                            nanos(v, 1_000_000_000)
-                        })
-                    }
-                    DataType::Timestamp(TimeUnit::Millisecond, _) => {
-                        map::<_, TimestampNanosecondType>(array.as_primitive::<TimestampMillisecondType>(), |v| {
-                            nanos(v, 1_000_000)
-                        })
-                    }
-                    DataType::Timestamp(TimeUnit::Microsecond, _) => {
-                        map::<_, TimestampNanosecondType>(array.as_primitive::<TimestampMicrosecondType>(), |v| {
-                            nanos(v, 1_000)
-                        })
-                    }
-                    _ => return Err(internal(array, "expected a timestamp")),
-                }?;
-                let out = out.as_primitive::<TimestampNanosecondType>().clone();
-                Ok(Arc::new(out.with_timezone_opt(tz.clone())))
-            }
+            Conversion::Timestamp { tz } => timestamp_in::<TimestampMicrosecondType>(array, tz),
+            Conversion::TimestampNanos { tz } => timestamp_in::<TimestampNanosecondType>(array, tz),
             Conversion::Time => match array.data_type() {
                 DataType::Time32(TimeUnit::Second) => {
                     map::<_, Time64MicrosecondType>(array.as_primitive::<Time32SecondType>(), |v| {
@@ -466,17 +419,61 @@ where
 
 /// A time value in `per_second` units -> microseconds, exactly.
 fn to_micros(v: i64, per_second: i64) -> Result<i64, String> {
-    if per_second <= 1_000_000 {
-        v.checked_mul(1_000_000 / per_second)
-            .ok_or_else(|| "overflows microseconds".to_string())
-    } else {
-        let divisor = per_second / 1_000_000;
-        if v % divisor == 0 {
-            Ok(v / divisor)
-        } else {
-            Err("has sub-microsecond digits; BigQuery keeps microseconds, refusing to round".into())
-        }
+    rescale(v, per_second, 1_000_000)
+}
+
+/// A count of `1/from` seconds as a count of `1/to` seconds, exactly: a value that would
+/// overflow or lose digits is refused.
+fn rescale(v: i64, from: i64, to: i64) -> Result<i64, String> {
+    if to >= from {
+        return v.checked_mul(to / from).ok_or_else(|| match to {
+            1_000_000_000 => "is outside the nanosecond timestamps Arrow holds (1677..2262)".to_string(),
+            _ => "overflows microseconds".to_string(),
+        });
     }
+    let divisor = from / to;
+    if v % divisor == 0 {
+        Ok(v / divisor)
+    } else {
+        Err("has sub-microsecond digits; BigQuery keeps microseconds, refusing to round".into())
+    }
+}
+
+/// A timestamp array of any unit in `O`'s unit, exactly, labelled with the zone `tz`.
+fn timestamp_in<O>(array: &ArrayRef, tz: &Option<Arc<str>>) -> Result<ArrayRef, Rejected>
+where
+    O: arrow::datatypes::ArrowTimestampType,
+{
+    let per_second = |unit: &TimeUnit| match unit {
+        TimeUnit::Second => 1,
+        TimeUnit::Millisecond => 1_000,
+        TimeUnit::Microsecond => 1_000_000,
+        TimeUnit::Nanosecond => 1_000_000_000,
+    };
+    let to = per_second(&O::UNIT);
+    let out = match array.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            map::<_, O>(array.as_primitive::<TimestampSecondType>(), |v| rescale(v, 1, to))
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            map::<_, O>(array.as_primitive::<TimestampMillisecondType>(), |v| {
+                rescale(v, 1_000, to)
+            })
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            map::<_, O>(array.as_primitive::<TimestampMicrosecondType>(), |v| {
+                rescale(v, 1_000_000, to)
+            })
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            map::<_, O>(array.as_primitive::<TimestampNanosecondType>(), |v| {
+                rescale(v, 1_000_000_000, to)
+            })
+        }
+        _ => return Err(internal(array, "expected a timestamp")),
+    }?;
+    let out = out.as_primitive::<O>().clone();
+    Ok(Arc::new(out.with_timezone_opt(tz.clone())))
 }
 
 /// Integers and decimals -> Decimal128/Decimal256 at the target scale, exactly.
