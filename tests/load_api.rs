@@ -194,6 +194,17 @@ async fn write_and_commit_are_separate_halves() {
     // Handles are plain data: they survive serialization, e.g. to commit elsewhere.
     let saved = serde_json::to_string(&handles).expect("serialize");
     let restored: Vec<datafusion_bigquery::StreamHandle> = serde_json::from_str(&saved).expect("deserialize");
+
+    // A handle of another table is the caller's mistake, named, and nothing is committed.
+    let mut mixed = restored.clone();
+    mixed[1].table = "demo.halves.other".parse().expect("name");
+    let foreign = loader.commit(&mixed).await.expect_err("a foreign handle");
+    assert!(
+        matches!(&foreign, Error::ForeignStream { belongs_to, .. } if belongs_to == "demo.halves.other"),
+        "{foreign}"
+    );
+    assert_eq!(server.row_count(&table), Some(0));
+
     let time = loader.commit(&restored).await.expect("commit");
     assert!(time.is_some());
     assert_eq!(server.row_count(&table), Some(6000));

@@ -158,6 +158,17 @@ pub enum Error {
         reported: i64,
     },
 
+    /// A commit was given the handle of a stream of another table; nothing was committed.
+    #[error("cannot commit stream {stream} to {table}: it belongs to {belongs_to}; nothing committed")]
+    ForeignStream {
+        /// The stream.
+        stream: String,
+        /// The table it was written to.
+        belongs_to: String,
+        /// The table being committed.
+        table: String,
+    },
+
     /// BatchCommitWriteStreams refused the commit; nothing was committed.
     #[error("commit to {table} rejected, nothing committed: {}", errors.join("; "))]
     CommitRejected {

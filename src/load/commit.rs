@@ -30,10 +30,11 @@ pub async fn commit(
         return Ok(None);
     }
     if let Some(other) = handles.iter().find(|h| &h.table != table) {
-        return Err(Error::Internal(format!(
-            "stream {} belongs to {}, not {table}",
-            other.stream, other.table
-        )));
+        return Err(Error::ForeignStream {
+            stream: other.stream.clone(),
+            belongs_to: other.table.to_string(),
+            table: table.to_string(),
+        });
     }
     let names: Vec<String> = handles.iter().map(|h| h.stream.clone()).collect();
     let mut backoff = Backoff::new(retry);
