@@ -8,7 +8,8 @@ use datafusion_bigquery::server::CloseMode;
 /// Runs SQL with DataFusion, where `CREATE EXTERNAL TABLE ... STORED AS BIGQUERY` tables load
 /// query results into BigQuery atomically through the Storage Write API.
 ///
-/// SQL comes from -c and -f in the order given, or from stdin when neither is given. Results
+/// SQL comes from -c and -f in the order given, or from stdin when neither is given (an
+/// interactive prompt with history when stdin is a terminal; `\q` ends it). Results
 /// are printed on stdout in the --format chosen. Table options come from defaults, then
 /// GOOGLE_CLOUD_PROJECT and BIGQUERY_STORAGE_EMULATOR_HOST, then the flags below, then each
 /// table's OPTIONS ('bigquery.<key>' '<value>'): the most specific wins.

@@ -7,6 +7,7 @@ mod args;
 mod emulator;
 mod output;
 mod progress;
+mod repl;
 mod report;
 mod run;
 
@@ -132,7 +133,14 @@ async fn run_sql(cli: &Cli, sources: &[args::SqlSource]) -> Result<(), Failure> 
     let progress = LoadProgress::new();
     let reporting = run::Reporting::new(cli, progress.clone());
     let ctx = run::session(cli, defaults, progress).await?;
-    let outcome = run::run_sources(&ctx, &reporting, sources).await;
+    // A terminal on stdin and nothing else to run: the interactive prompt.
+    let interactive =
+        matches!(sources, [args::SqlSource::Stdin]) && std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let outcome = if interactive {
+        repl::run(&ctx, &reporting).await
+    } else {
+        run::run_sources(&ctx, &reporting, sources).await
+    };
     if let Some(server) = server {
         server.shutdown().await;
     }

@@ -145,7 +145,12 @@ fn read_source(source: &SqlSource) -> Result<(String, String), Failure> {
 }
 
 /// Splits `sql` into statements and runs them one by one.
-async fn run_sql(ctx: &SessionContext, reporting: &Reporting, label: &str, sql: &str) -> Result<(), Failure> {
+pub(crate) async fn run_sql(
+    ctx: &SessionContext,
+    reporting: &Reporting,
+    label: &str,
+    sql: &str,
+) -> Result<(), Failure> {
     let statements =
         parse_statements(ctx, sql).map_err(|e| Failure::from_datafusion(&e).context(format!("in {label}")))?;
     for statement in statements {
