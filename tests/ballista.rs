@@ -56,6 +56,15 @@ async fn new_server(note_required: bool) -> (EmbeddedServer, TableRef) {
     (server, table)
 }
 
+/// Runs `INSERT INTO dest SELECT ... FROM src` and checks that ids 0..n landed exactly once.
+async fn insert_lands_exactly_once(ctx: &SessionContext, server: &EmbeddedServer, table: &TableRef, n: u64) {
+    let count = common::run(ctx, "INSERT INTO dest SELECT id, name, note FROM src")
+        .await
+        .unwrap_or_else(|e| panic!("insert: {}", common::error_text(&e)));
+    assert_eq!(count, n);
+    assert_eq!(audit(server, table, n), (0, 0, 0), "lost, duplicated, foreign");
+}
+
 /// Registers the Parquet source and the BigQuery destination on a Ballista session.
 async fn tables(ctx: &SessionContext, dir: &Path, table: &TableRef) {
     common::run(
@@ -88,15 +97,7 @@ async fn standalone_insert_from_parquet_lands_exactly_once_in_one_commit() {
         .await
         .expect("standalone cluster");
     tables(&ctx, &dir, &table).await;
-    let count = common::run(&ctx, "INSERT INTO dest SELECT id, name, note FROM src")
-        .await
-        .unwrap_or_else(|e| panic!("insert: {}", common::error_text(&e)));
-    assert_eq!(count, FILES * ROWS);
-    assert_eq!(
-        audit(&server, &table, FILES * ROWS),
-        (0, 0, 0),
-        "lost, duplicated, foreign"
-    );
+    insert_lands_exactly_once(&ctx, &server, &table, FILES * ROWS).await;
     let stats = server.stats();
     assert_eq!(stats.commits, 1);
     assert!(stats.streams_created >= 2, "{} streams", stats.streams_created);
@@ -236,15 +237,7 @@ async fn a_cluster_of_two_executors_loads_a_million_rows_exactly_once_even_when_
     let (server, table) = new_server(false).await;
     let ctx = cluster.session(&server).await;
     tables(&ctx, &dir, &table).await;
-    let count = common::run(&ctx, "INSERT INTO dest SELECT id, name, note FROM src")
-        .await
-        .unwrap_or_else(|e| panic!("insert: {}", common::error_text(&e)));
-    assert_eq!(count, FILES * ROWS);
-    assert_eq!(
-        audit(&server, &table, FILES * ROWS),
-        (0, 0, 0),
-        "lost, duplicated, foreign"
-    );
+    insert_lands_exactly_once(&ctx, &server, &table, FILES * ROWS).await;
     assert_eq!(server.stats().commits, 1);
     drop(ctx);
     drop(cluster);
