@@ -31,11 +31,13 @@
 
 #[cfg(feature = "ballista")]
 pub mod ballista;
+pub mod checkpoint;
 pub mod client;
 pub mod datafusion;
 pub mod encode;
 pub mod error;
 pub mod load;
+pub mod object_storage;
 pub mod options;
 pub mod proto;
 pub mod retry;

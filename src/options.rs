@@ -26,6 +26,12 @@ pub const DEFAULT_APPEND_RESPONSE_TIMEOUT: Duration = Duration::from_secs(300);
 /// HTTP/2 stream on a pooled connection.
 pub const MAX_DEFAULT_STREAMS: usize = 16;
 
+/// Default for `bigquery.checkpoint_interval_ms`: how often a worker records its progress.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Default for `bigquery.lease_ttl_ms`: how long a dead runner's lease blocks a rerun.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
+
 /// Default number of AppendRows requests each writer keeps in flight.
 pub const DEFAULT_MAX_INFLIGHT_REQUESTS: usize = 4;
 
@@ -179,6 +185,16 @@ pub struct BigQueryOptions {
     /// The project billed for quota (`bigquery.quota_project`); by default the one the
     /// credentials name, if any. Sent only to the real service.
     pub quota_project: Option<String>,
+    /// Folder of load checkpoints (`bigquery.checkpoint`): a local path, `file://`,
+    /// `gs://bucket/prefix` or `s3://bucket/prefix`. Off when `None`.
+    pub checkpoint: Option<String>,
+    /// The load's id under the checkpoint folder (`bigquery.load_id`); by default derived
+    /// from the table and the input's fingerprint.
+    pub load_id: Option<String>,
+    /// How often each worker records its progress (`bigquery.checkpoint_interval_ms`).
+    pub checkpoint_interval: Duration,
+    /// Time to live of a load's lease (`bigquery.lease_ttl_ms`), renewed while it runs.
+    pub lease_ttl: Duration,
 }
 
 impl Default for BigQueryOptions {
@@ -199,6 +215,10 @@ impl Default for BigQueryOptions {
             append_response_timeout: DEFAULT_APPEND_RESPONSE_TIMEOUT,
             trace_id: None,
             quota_project: None,
+            checkpoint: None,
+            load_id: None,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            lease_ttl: DEFAULT_LEASE_TTL,
         }
     }
 }
@@ -378,6 +398,16 @@ impl BigQueryOptions {
             "append_response_timeout_ms" => self.append_response_timeout = millis(positive()?),
             "trace_id" => self.trace_id = Some(value.to_string()).filter(|t| !t.is_empty()),
             "quota_project" => self.quota_project = Some(value.to_string()).filter(|p| !p.is_empty()),
+            "checkpoint" => self.checkpoint = Some(value.trim().to_string()).filter(|c| !c.is_empty()),
+            "load_id" => {
+                let id = value.trim();
+                if !id.is_empty() && !id.chars().all(crate::checkpoint::is_id_char) {
+                    return Err(invalid("a load id is made of letters, digits, '.', '-' and '_'"));
+                }
+                self.load_id = Some(id.to_string()).filter(|i| !i.is_empty());
+            }
+            "checkpoint_interval_ms" => self.checkpoint_interval = millis(positive()?),
+            "lease_ttl_ms" => self.lease_ttl = millis(positive()?),
             "missing_values" => self.missing_values = value.parse()?,
             "wire_encoding" => self.wire_encoding = value.parse()?,
             "array_null_elements" => self.array_null_elements = value.parse()?,
@@ -386,6 +416,7 @@ impl BigQueryOptions {
                     "unknown option; known: endpoint, project, streams, connections, max_request_bytes, \
                      max_inflight_requests, max_inflight_bytes, wire_encoding, array_null_elements, \
                      missing_values, rpc_timeout_ms, append_response_timeout_ms, trace_id, quota_project, \
+                     checkpoint, load_id, checkpoint_interval_ms, lease_ttl_ms, \
                      retry_max_attempts, retry_initial_backoff_ms, retry_max_backoff_ms, retry_timeout_ms, \
                      retry_throttle_backoff_ms, retry_quota_backoff_ms, retry_not_found_timeout_ms",
                 ));
@@ -437,6 +468,8 @@ impl BigQueryOptions {
             ("retry_quota_backoff_ms", millis(self.retry.quota_backoff)),
             ("retry_timeout_ms", millis(self.retry.timeout)),
             ("retry_not_found_timeout_ms", millis(self.retry.not_found_timeout)),
+            ("checkpoint_interval_ms", millis(self.checkpoint_interval)),
+            ("lease_ttl_ms", millis(self.lease_ttl)),
         ];
         let optional = [
             ("project", self.project.clone()),
@@ -444,6 +477,8 @@ impl BigQueryOptions {
             ("rpc_timeout_ms", self.rpc_timeout.map(millis)),
             ("trace_id", self.trace_id.clone()),
             ("quota_project", self.quota_project.clone()),
+            ("checkpoint", self.checkpoint.clone()),
+            ("load_id", self.load_id.clone()),
         ];
         out.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
         out.into_iter()

@@ -248,6 +248,53 @@ pub enum Error {
         message: String,
     },
 
+    /// A checkpoint folder could not be read or written.
+    #[error("checkpoint {location}: {message}")]
+    Checkpoint {
+        /// The object or folder, as a URL or path.
+        location: String,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// Another process holds the load's lease: two runners must not both commit.
+    #[error(
+        "load {load_id} is being run by another process ({owner}); its lease expires at {expires_at} \
+         unless renewed; nothing written"
+    )]
+    LoadLeased {
+        /// The load.
+        load_id: String,
+        /// Who holds the lease (host, process id, run id).
+        owner: String,
+        /// When the lease expires if not renewed (RFC 3339).
+        expires_at: String,
+    },
+
+    /// The load's input differs from the input its checkpoints were written for.
+    #[error(
+        "load {load_id} was started over a different input (fingerprint {recorded}, now {found}); \
+         nothing written: choose another bigquery.load_id, or delete the load's checkpoints"
+    )]
+    LoadInputChanged {
+        /// The load.
+        load_id: String,
+        /// The fingerprint in the checkpoint folder.
+        recorded: String,
+        /// The fingerprint of this run's input.
+        found: String,
+    },
+
+    /// A checkpointed stream cannot be resumed (finalized, gone, or shorter than its
+    /// checkpoint): its partition starts over on a new stream.
+    #[error("stream {stream} cannot be resumed: {reason}")]
+    StreamNotResumable {
+        /// The stream.
+        stream: String,
+        /// Why.
+        reason: String,
+    },
+
     /// An internal invariant failed (a writer task panicked or vanished).
     #[error("internal error: {0}")]
     Internal(String),

@@ -125,7 +125,7 @@ fn describe(error: &StorageError) -> String {
     format!("{} {}: {}", code, error.entity, error.error_message)
 }
 
-fn to_system_time(time: Timestamp) -> SystemTime {
+pub(crate) fn to_system_time(time: Timestamp) -> SystemTime {
     UNIX_EPOCH
         + Duration::new(
             u64::try_from(time.seconds).unwrap_or(0),

@@ -6,6 +6,7 @@
 
 mod commit;
 mod progress;
+mod resync;
 mod writer;
 
 use std::fmt::Display;
@@ -20,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 pub use commit::commit;
+pub(crate) use commit::to_system_time as timestamp_to_system_time;
 pub use progress::{LoadProgress, ProgressSnapshot};
 pub use writer::{StreamHandle, StreamWriter};
 

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tonic::Code;
 
 use super::LoadProgress;
+use super::resync::{EndSearch, Probe, Step};
 use crate::client::RequestTemplate;
 use crate::client::{AppendConnection, WriteClient, trace_id};
 use crate::encode::{EncodedRows, RowEncoder};
@@ -89,6 +90,40 @@ pub struct StreamWriter {
     bytes: u64,
     requests: u64,
     retries: u64,
+    /// Rows acknowledged: the stream holds at least offsets `0..acknowledged`.
+    acknowledged: u64,
+    /// Bytes of the rows this writer had acknowledged.
+    acknowledged_bytes: u64,
+    /// While resuming a stream: the replayed rows not yet known to be in it.
+    resync: Option<Resync>,
+}
+
+/// A resumed stream whose end is being looked for, and the replayed rows from its checkpoint.
+struct Resync {
+    search: EndSearch,
+    /// Encoded groups of replayed rows: (offset of the first row, rows, its input row).
+    replayed: VecDeque<(u64, EncodedRows, u64)>,
+    /// Offset after the last replayed row.
+    available: u64,
+}
+
+impl Resync {
+    /// The one row at `offset`, with its input row.
+    fn row_at(&self, offset: u64) -> Option<(EncodedRows, u64)> {
+        let (start, rows, input_row) = self
+            .replayed
+            .iter()
+            .find(|(start, rows, _)| (*start..*start + rows.len() as u64).contains(&offset))?;
+        let bytes = rows.rows.get(usize::try_from(offset - start).ok()?)?.clone();
+        let framed = 1 + prost::length_delimiter_len(bytes.len()) + bytes.len();
+        Some((
+            EncodedRows {
+                rows: vec![bytes],
+                bytes: framed,
+            },
+            input_row + (offset - start),
+        ))
+    }
 }
 
 impl StreamWriter {
@@ -109,7 +144,48 @@ impl StreamWriter {
             bytes: 0,
             requests: 0,
             retries: 0,
+            acknowledged: 0,
+            acknowledged_bytes: 0,
+            resync: None,
         }
+    }
+
+    /// The same writer continuing an open PENDING `stream` that holds at least
+    /// `acknowledged_rows` rows, written by an earlier attempt from the same input. Give it
+    /// the input from row `acknowledged_rows` on: it finds where the stream really ends with
+    /// one-row appends of those rows, then appends the rest. A stream that cannot take them
+    /// (finalized, gone) fails the writer with [`Error::StreamNotResumable`].
+    pub fn resume(mut self, stream: String, acknowledged_rows: u64) -> Self {
+        let connection = self.new_connection(&stream);
+        self.open = Some(OpenStream {
+            name: stream,
+            connection,
+            in_flight: VecDeque::new(),
+            in_flight_bytes: 0,
+        });
+        self.rows = acknowledged_rows;
+        self.acknowledged = acknowledged_rows;
+        self.resync = Some(Resync {
+            search: EndSearch::new(acknowledged_rows),
+            replayed: VecDeque::new(),
+            available: acknowledged_rows,
+        });
+        self
+    }
+
+    /// The stream written to, once there is one.
+    pub fn stream_name(&self) -> Option<&str> {
+        self.open.as_ref().map(|o| o.name.as_str())
+    }
+
+    /// Rows the stream holds for sure: every offset below this was acknowledged.
+    pub fn acknowledged_rows(&self) -> u64 {
+        self.acknowledged
+    }
+
+    /// Encoded bytes acknowledged for this writer's requests.
+    pub fn acknowledged_bytes(&self) -> u64 {
+        self.acknowledged_bytes
     }
 
     /// Accounts the bytes this writer keeps in flight to `reservation`; when the pool refuses
@@ -156,9 +232,132 @@ impl StreamWriter {
         for rows in self.encoder.encode(batch, first_row)? {
             let first_input_row = next_input_row;
             next_input_row += rows.len() as u64;
+            if let Some(resync) = &mut self.resync {
+                let start = resync.available;
+                resync.available += rows.len() as u64;
+                resync.replayed.push_back((start, rows, first_input_row));
+                continue;
+            }
+            self.append(rows, first_input_row).await?;
+        }
+        self.resync_step(false).await
+    }
+
+    /// Goes on looking for a resumed stream's end with the rows replayed so far; once found,
+    /// appends the replayed rows past it.
+    async fn resync_step(&mut self, input_done: bool) -> Result<()> {
+        loop {
+            let Some(resync) = &mut self.resync else {
+                return Ok(());
+            };
+            let step = resync.search.next(resync.available, input_done);
+            let step = match step {
+                Ok(step) => step,
+                Err(reason) => return Err(self.not_resumable(reason)),
+            };
+            let offset = match step {
+                Step::NeedInput => return Ok(()),
+                Step::Found(end) => return self.resume_at(end).await,
+                Step::Probe(offset) => offset,
+            };
+            let (row, input_row) = resync
+                .row_at(offset)
+                .ok_or_else(|| Error::Internal(format!("no replayed row at offset {offset}")))?;
+            let said = self.probe(offset, row, input_row).await?;
+            let resync = self
+                .resync
+                .as_mut()
+                .ok_or_else(|| Error::Internal("resync ended early".into()))?;
+            let found = resync.search.record(offset, said);
+            if let Some(end) = found.map_err(|reason| self.not_resumable(reason))? {
+                return self.resume_at(end).await;
+            }
+        }
+    }
+
+    fn not_resumable(&self, reason: String) -> Error {
+        Error::StreamNotResumable {
+            stream: self.stream_name().unwrap_or_default().to_string(),
+            reason,
+        }
+    }
+
+    /// Ends the resync: the stream holds offsets below `end`; the replayed rows from `end` on
+    /// are appended as usual.
+    async fn resume_at(&mut self, end: u64) -> Result<()> {
+        let Some(resync) = self.resync.take() else {
+            return Ok(());
+        };
+        tracing::debug!(stream = self.stream_name().unwrap_or_default(), end, "resumed stream's end found");
+        self.rows = end;
+        self.acknowledged = end;
+        for (start, rows, first_input_row) in resync.replayed {
+            let len = rows.len() as u64;
+            if start + len <= end {
+                continue;
+            }
+            let (rows, first_input_row) = if start < end {
+                let skip = usize::try_from(end - start).map_err(|_| Error::Internal("offset overflow".into()))?;
+                let tail = rows.rows[skip..].to_vec();
+                let bytes = tail
+                    .iter()
+                    .map(|b| 1 + prost::length_delimiter_len(b.len()) + b.len())
+                    .sum();
+                (EncodedRows { rows: tail, bytes }, first_input_row + (end - start))
+            } else {
+                (rows, first_input_row)
+            };
             self.append(rows, first_input_row).await?;
         }
         Ok(())
+    }
+
+    /// Appends the one row at `offset` alone and says what the stream answered; transient
+    /// failures are retried on a new connection.
+    async fn probe(&mut self, offset: u64, row: EncodedRows, input_row: u64) -> Result<Probe> {
+        let at = i64::try_from(offset).map_err(|_| Error::Internal("offset overflow".into()))?;
+        loop {
+            let descriptor = self.encoder.descriptor().clone();
+            let open = self.open_stream()?;
+            let sent_at = Instant::now();
+            let received = match open.connection.send(Some(at), &descriptor, row.rows.clone(), true).await {
+                Ok(()) => open.connection.next_response().await,
+                Err(e) => Err(e),
+            };
+            let name = open.name.clone();
+            let failure = match received.map(|response| probe_outcome(&name, at, input_row, response)) {
+                Ok(Ok(Probe::Written)) => {
+                    self.requests += 1;
+                    self.acknowledged_bytes += row.bytes as u64;
+                    self.progress.acknowledged(1, row.bytes as u64, sent_at.elapsed());
+                    self.backoff.reset();
+                    return Ok(Probe::Written);
+                }
+                Ok(Ok(said)) => {
+                    // The refusal may have ended the call: the next probe goes on a new one.
+                    let fresh = self.new_connection(&name);
+                    let open = self.open_stream()?;
+                    open.connection.close();
+                    open.connection = fresh;
+                    return Ok(said);
+                }
+                Ok(Err(e)) | Err(e) => e,
+            };
+            if matches!(failure, Error::StreamNotResumable { .. }) {
+                return Err(failure);
+            }
+            let Some(delay) = self.backoff.next_delay(failure.disposition()) else {
+                return Err(failure);
+            };
+            tracing::warn!(stream = %name, error = %failure, ?delay, "retrying a resume probe");
+            tokio::time::sleep(delay).await;
+            self.retries += 1;
+            self.progress.retried();
+            let fresh = self.new_connection(&name);
+            let open = self.open_stream()?;
+            open.connection.close();
+            open.connection = fresh;
+        }
     }
 
     /// Rows appended so far.
@@ -296,6 +495,8 @@ impl StreamWriter {
                 };
                 let bytes = done.rows.bytes;
                 open.in_flight_bytes -= bytes;
+                self.acknowledged = u64::try_from(done.offset).unwrap_or(0) + done.rows.len() as u64;
+                self.acknowledged_bytes += bytes as u64;
                 self.progress
                     .acknowledged(done.rows.len() as u64, bytes as u64, done.sent_at.elapsed());
                 self.release(bytes);
@@ -395,6 +596,7 @@ impl StreamWriter {
     /// Waits for every response, finalizes the stream and checks its row count. Returns
     /// `None` if no row was ever written (no stream was created).
     pub async fn finish(mut self) -> Result<Option<StreamHandle>> {
+        self.resync_step(true).await?;
         if self.open.is_none() {
             return Ok(None);
         }
@@ -445,6 +647,36 @@ fn split_rows(rows: EncodedRows, at: usize) -> (EncodedRows, EncodedRows) {
         EncodedRows { rows: first, bytes: a },
         EncodedRows { rows: second, bytes: b },
     )
+}
+
+/// What one response to a resume probe says about the stream's end.
+fn probe_outcome(stream: &str, offset: i64, input_row: u64, response: AppendRowsResponse) -> Result<Probe> {
+    if let Some(Response::Error(status)) = &response.response
+        && response.row_errors.is_empty()
+    {
+        let status = ServiceStatus::from_rpc_status(status);
+        let storage = status.storage_error_code();
+        if status.code() == Code::AlreadyExists || storage == Some(StorageErrorCode::OffsetAlreadyExists) {
+            return Ok(Probe::Exists);
+        }
+        if status.code() == Code::OutOfRange || storage == Some(StorageErrorCode::OffsetOutOfRange) {
+            return Ok(Probe::Beyond);
+        }
+        let gone = matches!(
+            storage,
+            Some(StorageErrorCode::StreamFinalized | StorageErrorCode::StreamNotFound)
+        ) || status.code() == Code::NotFound;
+        if gone {
+            return Err(Error::StreamNotResumable {
+                stream: stream.to_string(),
+                reason: status.to_string(),
+            });
+        }
+    }
+    match check_response(stream, offset, input_row, 0, response) {
+        Outcome::Written => Ok(Probe::Written),
+        Outcome::TooLarge(e) | Outcome::Failed(e) => Err(e),
+    }
 }
 
 /// Checks one AppendRows response against the offset of its request.

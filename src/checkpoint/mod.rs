@@ -1,0 +1,61 @@
+//! Checkpointed loads (`bigquery.checkpoint`): each worker records in a folder (a local path
+//! or an object store) the stream it writes and the rows the service acknowledged, so a load
+//! that died resumes where it stopped instead of starting over, and a load run again after
+//! its commit writes nothing.
+//!
+//! Layout of a checkpoint folder: one folder per load id, holding `load.json` (the input's
+//! fingerprint), `partition-<n>.json` (one per worker), `lease-<generation>.json` (the run
+//! in charge) and, once committed, `commit.json`. A pending stream keeps its uncommitted rows
+//! for 24 hours: a resume later than that finds the stream gone and starts its partition over.
+
+mod folder;
+mod lease;
+mod records;
+mod run;
+
+pub use folder::{CheckpointStore, LoadFolder, LoadInfo, is_id_char};
+pub use lease::Lease;
+pub use records::{CommitRecord, LeaseRecord, LoadRecord, PartitionCheckpoint, parse_rfc3339, rfc3339};
+pub use run::{LoadIdentity, OpenRun, PartitionStart, RunSettings, RunStart, start_run};
+
+use sha2::{Digest, Sha256};
+
+/// The hex SHA-256 of `text`.
+pub fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The load id derived from a table and an input fingerprint: the table's name and the
+/// first 16 hex digits of their hash, so the same INSERT over the same input is the same load.
+///
+/// ```
+/// use datafusion_bigquery::checkpoint::derived_load_id;
+/// let id = derived_load_id("p.sales.orders", "abc");
+/// assert!(id.starts_with("sales.orders-") && id.len() == "sales.orders-".len() + 16);
+/// assert_eq!(id, derived_load_id("p.sales.orders", "abc"));
+/// assert_ne!(id, derived_load_id("p.sales.orders", "abd"));
+/// ```
+pub fn derived_load_id(table: &str, fingerprint: &str) -> String {
+    let hash = sha256_hex(&format!("{table}\n{fingerprint}"));
+    let short: String = table
+        .split('.')
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join(".")
+        .chars()
+        .map(|c| if folder::is_id_char(c) { c } else { '_' })
+        .collect();
+    format!("{short}-{}", &hash[..16])
+}
+
+/// A fresh run id: time and process, unique enough to tell runs apart.
+pub fn new_run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{nanos:x}-{}", std::process::id())
+}
