@@ -19,6 +19,7 @@ use prost::Message;
 use serde::{Deserialize, Serialize};
 
 use crate::client::{ClientConfig, WriteClient};
+use crate::datafusion::checkpointed::{CheckpointPlan, Checkpointed};
 use crate::datafusion::{BigQueryCommitExec, BigQueryTable, BigQueryWriteExec};
 use crate::load::Loader;
 use crate::options::BigQueryOptions;
@@ -36,6 +37,9 @@ struct Encoded {
     /// The BigQuery table schema, as its protobuf bytes.
     schema: Vec<u8>,
     options: HashMap<String, String>,
+    /// The checkpointed load the node belongs to, if any.
+    #[serde(default)]
+    checkpoint: Option<CheckpointPlan>,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -45,19 +49,20 @@ enum Node {
     Commit,
 }
 
-fn encode(node: Node, loader: &Loader, buf: &mut Vec<u8>) -> Result<()> {
+fn encode(node: Node, loader: &Loader, checkpoint: Option<&Arc<Checkpointed>>, buf: &mut Vec<u8>) -> Result<()> {
     let encoded = Encoded {
         node,
         table: loader.table().clone(),
         schema: loader.table_schema().encode_to_vec(),
         options: loader.options().to_table_options(),
+        checkpoint: checkpoint.map(|c| c.checkpoint_plan().clone()),
     };
     buf.extend_from_slice(MAGIC);
     serde_json::to_writer(buf, &encoded).map_err(|e| DataFusionError::Internal(format!("encoding {e}")))
 }
 
 /// Ours, or `None` for Ballista's.
-fn decode(buf: &[u8]) -> Result<Option<(Node, Loader)>> {
+fn decode(buf: &[u8]) -> Result<Option<(Node, Loader, Option<Arc<Checkpointed>>)>> {
     let Some(body) = buf.strip_prefix(MAGIC) else {
         return Ok(None);
     };
@@ -71,6 +76,7 @@ fn decode(buf: &[u8]) -> Result<Option<(Node, Loader)>> {
     Ok(Some((
         encoded.node,
         Loader::new(client, encoded.table, schema, options),
+        encoded.checkpoint.map(|plan| Arc::new(Checkpointed::from_plan(plan))),
     )))
 }
 
@@ -121,8 +127,8 @@ impl LogicalExtensionCodec for BigQueryLogicalCodec {
         ctx: &TaskContext,
     ) -> Result<Arc<dyn TableProvider>> {
         match decode(buf)? {
-            Some((Node::Table, loader)) => Ok(Arc::new(BigQueryTable::new(loader).distributed())),
-            Some((node, _)) => Err(DataFusionError::Internal(format!("expected a table, got {node:?}"))),
+            Some((Node::Table, loader, _)) => Ok(Arc::new(BigQueryTable::new(loader).distributed())),
+            Some((node, ..)) => Err(DataFusionError::Internal(format!("expected a table, got {node:?}"))),
             None => self.inner.try_decode_table_provider(buf, table_ref, schema, ctx),
         }
     }
@@ -134,7 +140,7 @@ impl LogicalExtensionCodec for BigQueryLogicalCodec {
         buf: &mut Vec<u8>,
     ) -> Result<()> {
         match node.downcast_ref::<BigQueryTable>() {
-            Some(table) => encode(Node::Table, table.loader(), buf),
+            Some(table) => encode(Node::Table, table.loader(), None, buf),
             None => self.inner.try_encode_table_provider(table_ref, node, buf),
         }
     }
@@ -179,7 +185,7 @@ impl PhysicalExtensionCodec for BigQueryPhysicalCodec {
         ctx: &TaskContext,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let Some((node, loader)) = decode(buf)? else {
+        let Some((node, loader, checkpoint)) = decode(buf)? else {
             return self.inner.try_decode(buf, inputs, ctx, proto_converter);
         };
         let [input] = inputs else {
@@ -189,8 +195,12 @@ impl PhysicalExtensionCodec for BigQueryPhysicalCodec {
             )));
         };
         match node {
-            Node::Write => Ok(Arc::new(BigQueryWriteExec::distributed(input.clone(), loader))),
-            Node::Commit => Ok(Arc::new(BigQueryCommitExec::new(input.clone(), loader))),
+            Node::Write => Ok(Arc::new(
+                BigQueryWriteExec::distributed(input.clone(), loader).with_checkpoint(checkpoint),
+            )),
+            Node::Commit => Ok(Arc::new(
+                BigQueryCommitExec::new(input.clone(), loader).with_checkpoint(checkpoint),
+            )),
             Node::Table => Err(DataFusionError::Internal("a table is not a plan node".into())),
         }
     }
@@ -202,10 +212,10 @@ impl PhysicalExtensionCodec for BigQueryPhysicalCodec {
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
         if let Some(write) = node.downcast_ref::<BigQueryWriteExec>() {
-            return encode(Node::Write, write.loader(), buf);
+            return encode(Node::Write, write.loader(), write.checkpoint(), buf);
         }
         if let Some(commit) = node.downcast_ref::<BigQueryCommitExec>() {
-            return encode(Node::Commit, commit.loader(), buf);
+            return encode(Node::Commit, commit.loader(), commit.checkpoint(), buf);
         }
         self.inner.try_encode(node, buf, proto_converter)
     }

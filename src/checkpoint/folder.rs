@@ -166,7 +166,11 @@ impl LoadFolder {
             ..Default::default()
         };
         let payload = PutPayload::from(Bytes::from(body));
-        match self.store.put_opts(&self.root.clone().join(file), payload, options).await {
+        match self
+            .store
+            .put_opts(&self.root.clone().join(file), payload, options)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
             Err(e) => Err(failed(&self.location(file), e)),

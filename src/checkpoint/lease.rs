@@ -38,7 +38,11 @@ fn holder() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown-host".into());
     format!("{host} pid {}", std::process::id())
 }
@@ -79,13 +83,7 @@ impl Lease {
                 }
             }
             let lost = Arc::new(AtomicBool::new(false));
-            let renewer = tokio::spawn(renew(
-                folder.clone(),
-                generation,
-                run_id.to_string(),
-                ttl,
-                lost.clone(),
-            ));
+            let renewer = tokio::spawn(renew(folder.clone(), generation, run_id.to_string(), ttl, lost.clone()));
             return Ok(Self {
                 folder: folder.clone(),
                 generation,
@@ -178,7 +176,10 @@ async fn renew(folder: LoadFolder, generation: u64, run_id: String, ttl: Duratio
                 }
             }
             Ok(_) => {
-                tracing::warn!(load = folder.load_id(), "the load's lease was taken over; this run will not commit");
+                tracing::warn!(
+                    load = folder.load_id(),
+                    "the load's lease was taken over; this run will not commit"
+                );
                 lost.store(true, Ordering::SeqCst);
                 return;
             }

@@ -9,9 +9,7 @@ use tonic::Code;
 
 use super::folder::LoadFolder;
 use super::lease::Lease;
-use super::records::{
-    COMMIT_FILE, CommitRecord, LOAD_FILE, LoadRecord, PartitionCheckpoint, partition_file, rfc3339,
-};
+use super::records::{COMMIT_FILE, CommitRecord, LOAD_FILE, LoadRecord, PartitionCheckpoint, partition_file, rfc3339};
 use crate::client::WriteClient;
 use crate::error::{Error, Result};
 use crate::load::StreamHandle;
@@ -20,7 +18,7 @@ use crate::rpc::Rpc;
 use crate::table_ref::TableRef;
 
 /// What identifies a load's input, decided when the load is planned.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LoadIdentity {
     /// The load's id.
     pub load_id: String,

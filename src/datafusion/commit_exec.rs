@@ -14,7 +14,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricType, MetricsSet};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricType, MetricsSet, Time};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, Partitioning, PhysicalExpr,
@@ -22,8 +22,9 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
+use super::checkpointed::{Checkpointed, Started};
 use super::write_exec::{handles_from_batch, only_child};
-use crate::load::{Loader, StreamHandle};
+use crate::load::{CheckpointReport, Loader, StreamHandle};
 
 /// Commits the streams its input names, once, and returns the INSERT's `count`.
 ///
@@ -33,6 +34,8 @@ use crate::load::{Loader, StreamHandle};
 pub struct BigQueryCommitExec {
     input: Arc<dyn ExecutionPlan>,
     loader: Loader,
+    /// The checkpointed load this INSERT is, when `bigquery.checkpoint` is set.
+    checkpoint: Option<Arc<Checkpointed>>,
     metrics: ExecutionPlanMetricsSet,
     properties: Arc<PlanProperties>,
 }
@@ -49,9 +52,21 @@ impl BigQueryCommitExec {
         Self {
             input,
             loader,
+            checkpoint: None,
             metrics: ExecutionPlanMetricsSet::new(),
             properties: Arc::new(properties),
         }
+    }
+
+    /// The same commit, recording it in the checkpointed load `checkpoint`.
+    pub(crate) fn with_checkpoint(mut self, checkpoint: Option<Arc<Checkpointed>>) -> Self {
+        self.checkpoint = checkpoint;
+        self
+    }
+
+    /// The checkpointed load, if any.
+    pub(crate) fn checkpoint(&self) -> Option<&Arc<Checkpointed>> {
+        self.checkpoint.as_ref()
     }
 
     /// The loader that commits.
@@ -112,7 +127,9 @@ impl ExecutionPlan for BigQueryCommitExec {
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let input = only_child(children, self.name())?;
-        Ok(Arc::new(Self::new(input, self.loader.clone())))
+        Ok(Arc::new(
+            Self::new(input, self.loader.clone()).with_checkpoint(self.checkpoint.clone()),
+        ))
     }
 
     #[allow(deprecated)]
@@ -126,30 +143,20 @@ impl ExecutionPlan for BigQueryCommitExec {
                 "BigQueryCommitExec has one partition, not {partition}"
             )));
         }
-        let mut input = self.input.execute(0, context)?;
+        let input = self.input.execute(0, context)?;
         let loader = self.loader.clone();
+        let checkpoint = self.checkpoint.clone();
         let commit_time = MetricBuilder::new(&self.metrics)
             .with_type(MetricType::Summary)
             .subset_time("commit_time", 0);
         let work = async move {
-            let mut handles: Vec<StreamHandle> = Vec::new();
-            // Every worker must have finished without error before anything is committed.
-            while let Some(batch) = input.next().await {
-                handles.extend(handles_from_batch(&batch?)?);
-            }
-            handles.sort_by(|a, b| a.stream.cmp(&b.stream));
-            let started = Instant::now();
-            let committed = loader.commit(&handles).await;
-            commit_time.add_duration(started.elapsed());
-            committed?;
-            let rows: u64 = handles.iter().map(|h| h.rows).sum();
-            tracing::info!(
-                table = %loader.table(),
-                rows,
-                streams = handles.len(),
-                bytes = handles.iter().map(|h| h.bytes).sum::<u64>(),
-                "committed"
-            );
+            let rows = match checkpoint {
+                None => {
+                    let handles = collect_handles(input).await?;
+                    commit_handles(&loader, &handles, &commit_time).await?
+                }
+                Some(checkpoint) => commit_checkpointed(&loader, &checkpoint, input, &commit_time).await?,
+            };
             RecordBatch::try_new(count_schema(), vec![Arc::new(UInt64Array::from(vec![rows]))])
                 .map_err(DataFusionError::from)
         };
@@ -162,4 +169,90 @@ impl ExecutionPlan for BigQueryCommitExec {
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
     }
+}
+
+/// Every handle the workers emitted, once all finished without error.
+async fn collect_handles(mut input: SendableRecordBatchStream) -> Result<Vec<StreamHandle>> {
+    let mut handles: Vec<StreamHandle> = Vec::new();
+    while let Some(batch) = input.next().await {
+        handles.extend(handles_from_batch(&batch?)?);
+    }
+    handles.sort_by(|a, b| a.stream.cmp(&b.stream));
+    Ok(handles)
+}
+
+/// The one BatchCommitWriteStreams; returns the rows committed.
+async fn commit_handles(loader: &Loader, handles: &[StreamHandle], commit_time: &Time) -> Result<u64> {
+    let started = Instant::now();
+    let committed = loader.commit(handles).await;
+    commit_time.add_duration(started.elapsed());
+    committed?;
+    let rows: u64 = handles.iter().map(|h| h.rows).sum();
+    tracing::info!(
+        table = %loader.table(),
+        rows,
+        streams = handles.len(),
+        bytes = handles.iter().map(|h| h.bytes).sum::<u64>(),
+        "committed"
+    );
+    Ok(rows)
+}
+
+/// The commit of a checkpointed load: nothing if it committed before; otherwise, under the
+/// lease, the commit, then its record.
+async fn commit_checkpointed(
+    loader: &Loader,
+    checkpoint: &Checkpointed,
+    input: SendableRecordBatchStream,
+    commit_time: &Time,
+) -> Result<u64> {
+    let load_id = checkpoint.checkpoint_plan().identity.load_id.clone();
+    let report = |r: CheckpointReport| {
+        if let Some(progress) = loader.progress() {
+            progress.checkpoint_report(r);
+        }
+    };
+    let run = match checkpoint.start(loader).await.map_err(DataFusionError::from)? {
+        Started::Committed(record) => {
+            // Drain the workers (they write nothing) before answering.
+            collect_handles(input).await?;
+            tracing::info!(load = %load_id, rows = record.rows, commit_time = ?record.commit_time, "already committed");
+            report(CheckpointReport::AlreadyCommitted {
+                load_id,
+                commit_time: record.commit_time.clone(),
+                rows: record.rows,
+                recovered: record.recovered,
+            });
+            return Ok(record.rows);
+        }
+        Started::Open(run) => run,
+    };
+    let outcome = async {
+        let handles = collect_handles(input).await?;
+        run.check_lease().await.map_err(DataFusionError::from)?;
+        let started = Instant::now();
+        let committed = loader.commit(&handles).await;
+        commit_time.add_duration(started.elapsed());
+        let time = committed.map_err(DataFusionError::from)?;
+        Ok::<_, DataFusionError>((handles, time))
+    }
+    .await;
+    let (handles, time) = match outcome {
+        Ok(done) => done,
+        Err(e) => {
+            run.release().await;
+            return Err(e);
+        }
+    };
+    let rows: u64 = handles.iter().map(|h| h.rows).sum();
+    if let Err(e) = run.record_commit(&handles, time).await {
+        // The rows are committed: a rerun finds that out from the streams.
+        tracing::warn!(load = %load_id, error = %e, "committed, but the commit record could not be written");
+    }
+    tracing::info!(table = %loader.table(), load = %load_id, rows, streams = handles.len(), "committed");
+    report(CheckpointReport::Committed {
+        load_id,
+        replayable: run.identity().replayable,
+    });
+    Ok(rows)
 }

@@ -3,14 +3,18 @@
 //! commit), and the [`BigQueryTableFactory`] behind `CREATE EXTERNAL TABLE ... STORED AS
 //! BIGQUERY`. Thin: every load goes through [`crate::Loader`].
 
+pub(crate) mod checkpointed;
 mod commit_exec;
 mod factory;
+mod fingerprint;
+mod object_stores;
 mod session_options;
 mod table;
 mod write_exec;
 
 pub use commit_exec::BigQueryCommitExec;
 pub use factory::{BigQueryTableFactory, FACTORY_NAME, register_bigquery, register_bigquery_factory};
+pub use object_stores::EnvObjectStoreRegistry;
 pub use session_options::BigQuerySessionOptions;
 pub use table::BigQueryTable;
 pub use write_exec::{BigQueryWriteExec, HANDLE_COLUMN, handle_schema, handles_from_batch};

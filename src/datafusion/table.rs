@@ -12,6 +12,7 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 
+use super::checkpointed::Checkpointed;
 use super::{BigQueryCommitExec, BigQuerySessionOptions, BigQueryWriteExec};
 use crate::load::{LoadProgress, Loader};
 use crate::schema::nullable_everywhere;
@@ -78,20 +79,26 @@ impl BigQueryTable {
             .progress()
             .map_or_else(LoadProgress::new, LoadProgress::child);
         let loader = self.loader.clone().with_progress(progress);
-        let write = Arc::new(if self.distributed {
-            if let Some(n) = loader.options().streams {
-                tracing::warn!(
-                    table = %loader.table(),
-                    streams = n,
-                    "bigquery.streams does not reshape a distributed INSERT: each input partition is a stream"
-                );
+        let checkpoint = Checkpointed::plan(&loader, &input)?.map(Arc::new);
+        let write = Arc::new(
+            if self.distributed {
+                if let Some(n) = loader.options().streams {
+                    tracing::warn!(
+                        table = %loader.table(),
+                        streams = n,
+                        "bigquery.streams does not reshape a distributed INSERT: each input partition is a stream"
+                    );
+                }
+                BigQueryWriteExec::distributed(input, loader.clone())
+            } else {
+                BigQueryWriteExec::new(input, loader.clone())?
             }
-            BigQueryWriteExec::distributed(input, loader.clone())
-        } else {
-            BigQueryWriteExec::new(input, loader.clone())?
-        });
+            .with_checkpoint(checkpoint.clone()),
+        );
         let handles = Arc::new(CoalescePartitionsExec::new(write));
-        Ok(Arc::new(BigQueryCommitExec::new(handles, loader)))
+        Ok(Arc::new(
+            BigQueryCommitExec::new(handles, loader).with_checkpoint(checkpoint),
+        ))
     }
 }
 

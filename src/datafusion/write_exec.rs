@@ -22,12 +22,13 @@ use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
     Partitioning, PhysicalExpr, PlanProperties, ReplaceChildrenOptions,
 };
-use futures::StreamExt;
 
 use datafusion::physical_plan::repartition::RepartitionExec;
 
+use super::checkpointed::{Checkpointed, Recorder, Started, not_replayable, write_partition};
+use crate::checkpoint::PartitionStart;
 use crate::error::Error;
-use crate::load::{LoadProgress, Loader, ProgressSnapshot, StreamHandle};
+use crate::load::{LoadProgress, Loader, ProgressSnapshot, StreamHandle, StreamWriter};
 use crate::options::MAX_DEFAULT_STREAMS;
 
 /// Name of the one column the write exec emits: a finalized stream's handle, as JSON.
@@ -49,6 +50,10 @@ pub struct BigQueryWriteExec {
     /// Whether the input may be spread over `bigquery.streams` workers in this process.
     spread: bool,
     loader: Loader,
+    /// The checkpointed load this INSERT is, when `bigquery.checkpoint` is set.
+    checkpoint: Option<Arc<Checkpointed>>,
+    /// Why the partitions the workers read do not replay (empty if they do), found once.
+    not_replayable: Arc<std::sync::OnceLock<Vec<String>>>,
     metrics: ExecutionPlanMetricsSet,
     /// The longest acknowledgement wait of any partition, raised under its lock.
     latency_max: Arc<std::sync::Mutex<Time>>,
@@ -60,7 +65,7 @@ impl BigQueryWriteExec {
     /// `bigquery.streams` says (the input is then spread over them round robin); without the
     /// option, at most [`MAX_DEFAULT_STREAMS`].
     pub fn new(input: Arc<dyn ExecutionPlan>, loader: Loader) -> Result<Self> {
-        Self::build(input, loader, true)
+        Self::build(input, loader, true, None)
     }
 
     /// Workers for a plan that runs across processes (Ballista), where each partition is a
@@ -72,9 +77,25 @@ impl BigQueryWriteExec {
         Self::with_source(input.clone(), input, false, loader, partitions)
     }
 
-    fn build(input: Arc<dyn ExecutionPlan>, loader: Loader, spread: bool) -> Result<Self> {
+    /// The same workers, recording checkpoints of the load `checkpoint`.
+    pub(crate) fn with_checkpoint(mut self, checkpoint: Option<Arc<Checkpointed>>) -> Self {
+        self.checkpoint = checkpoint;
+        self
+    }
+
+    /// The checkpointed load, if any.
+    pub(crate) fn checkpoint(&self) -> Option<&Arc<Checkpointed>> {
+        self.checkpoint.as_ref()
+    }
+
+    fn build(
+        input: Arc<dyn ExecutionPlan>,
+        loader: Loader,
+        spread: bool,
+        checkpoint: Option<Arc<Checkpointed>>,
+    ) -> Result<Self> {
         if !spread {
-            return Ok(Self::distributed(input, loader));
+            return Ok(Self::distributed(input, loader).with_checkpoint(checkpoint));
         }
         let partitions = input.output_partitioning().partition_count();
         let workers = match loader.options().streams {
@@ -89,7 +110,7 @@ impl BigQueryWriteExec {
                 Partitioning::RoundRobinBatch(workers),
             )?)
         };
-        Ok(Self::with_source(input, source, true, loader, workers))
+        Ok(Self::with_source(input, source, true, loader, workers).with_checkpoint(checkpoint))
     }
 
     fn with_source(
@@ -114,6 +135,8 @@ impl BigQueryWriteExec {
             source,
             spread,
             loader,
+            checkpoint: None,
+            not_replayable: Default::default(),
             metrics,
             latency_max: Arc::new(std::sync::Mutex::new(latency_max)),
             properties: Arc::new(properties),
@@ -208,7 +231,12 @@ impl ExecutionPlan for BigQueryWriteExec {
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let input = only_child(children, self.name())?;
-        Ok(Arc::new(Self::build(input, self.loader.clone(), self.spread)?))
+        Ok(Arc::new(Self::build(
+            input,
+            self.loader.clone(),
+            self.spread,
+            self.checkpoint.clone(),
+        )?))
     }
 
     #[allow(deprecated)]
@@ -217,34 +245,54 @@ impl ExecutionPlan for BigQueryWriteExec {
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let mut input = self.source.execute(partition, context.clone())?;
+        let input = self.source.execute(partition, context.clone())?;
         let table = self.loader.table().to_string();
         let progress = self
             .loader
             .progress()
             .map_or_else(LoadProgress::new, LoadProgress::child);
-        let consumer = MemoryConsumer::new(format!("BigQueryWriteExec[{table}, partition {partition}]"));
-        let mut writer = self
-            .loader
-            .stream_writer(&input.schema())?
-            .with_progress(progress.clone())
-            .with_reservation(consumer.register(context.memory_pool()));
+        let new_writer = {
+            let (loader, progress, schema) = (self.loader.clone(), progress.clone(), input.schema());
+            let (pool, table) = (context.memory_pool().clone(), table.clone());
+            move || -> crate::Result<StreamWriter> {
+                let consumer = MemoryConsumer::new(format!("BigQueryWriteExec[{table}, partition {partition}]"));
+                Ok(loader
+                    .stream_writer(&schema)?
+                    .with_progress(progress.clone())
+                    .with_reservation(consumer.register(&pool)))
+            }
+        };
+        let checkpointed = match &self.checkpoint {
+            Some(checkpoint) => {
+                let reasons = match self.not_replayable.get() {
+                    Some(reasons) => reasons.clone(),
+                    None => {
+                        let found = not_replayable(&self.source)?;
+                        self.not_replayable.get_or_init(|| found).clone()
+                    }
+                };
+                Some(Resumable {
+                    checkpoint: checkpoint.clone(),
+                    replays: reasons.is_empty(),
+                    source: self.source.clone(),
+                    context: context.clone(),
+                    interval: self.loader.options().checkpoint_interval,
+                })
+            }
+            None => None,
+        };
+        let loader = self.loader.clone();
         let metrics = self.metrics.clone();
         let latency_max = self.latency_max.clone();
         let work = async move {
-            let mut row = 0u64;
-            let written = async {
-                while let Some(batch) = input.next().await {
-                    let batch = batch.map_err(|e| Error::Input {
-                        table: table.clone(),
-                        message: e.to_string(),
-                    })?;
-                    writer.write(&batch, row).await?;
-                    row += batch.num_rows() as u64;
+            let written = match checkpointed {
+                None => write_partition(input, new_writer()?, 0, &table, None).await,
+                Some(resumable) => {
+                    resumable
+                        .write(partition, input, &loader, &progress, &table, &new_writer)
+                        .await
                 }
-                writer.finish().await
-            }
-            .await;
+            };
             let done = progress.snapshot();
             record_metrics(&metrics, partition, &done);
             if let Ok(max) = latency_max.lock() {
@@ -267,6 +315,72 @@ impl ExecutionPlan for BigQueryWriteExec {
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
+    }
+}
+
+/// A worker of a checkpointed load: it reuses, resumes or starts its partition's stream.
+struct Resumable {
+    checkpoint: Arc<Checkpointed>,
+    /// Whether the partitions the workers read replay (checked on the plan that runs).
+    replays: bool,
+    source: Arc<dyn ExecutionPlan>,
+    context: Arc<TaskContext>,
+    interval: std::time::Duration,
+}
+
+impl Resumable {
+    async fn write(
+        self,
+        partition: usize,
+        input: SendableRecordBatchStream,
+        loader: &Loader,
+        progress: &LoadProgress,
+        table: &str,
+        new_writer: &(dyn Fn() -> crate::Result<StreamWriter> + Send + Sync),
+    ) -> crate::Result<Option<StreamHandle>> {
+        let run = match self.checkpoint.start(loader).await? {
+            Started::Committed(_) => return Ok(None),
+            Started::Open(run) => run,
+        };
+        let mut recorder = Recorder::new(run.clone(), partition, self.interval);
+        let start = if self.replays {
+            run.partition_start(partition)
+        } else {
+            PartitionStart::Fresh
+        };
+        match start {
+            PartitionStart::Reuse(handle) => {
+                tracing::info!(partition, stream = %handle.stream, rows = handle.rows, "reusing a finalized stream");
+                progress.stream_reused(handle.rows);
+                Ok(Some(handle))
+            }
+            PartitionStart::Resume {
+                stream,
+                acknowledged_rows,
+            } => {
+                tracing::info!(partition, %stream, acknowledged_rows, "resuming a stream");
+                let writer = new_writer()?.resume(stream, acknowledged_rows);
+                match write_partition(input, writer, acknowledged_rows, table, Some(&mut recorder)).await {
+                    Err(Error::StreamNotResumable { stream, reason }) => {
+                        tracing::warn!(partition, %stream, %reason, "the stream cannot be resumed; starting the partition over");
+                        let input = self
+                            .source
+                            .execute(partition, self.context.clone())
+                            .map_err(|e| Error::Input {
+                                table: table.to_string(),
+                                message: e.to_string(),
+                            })?;
+                        write_partition(input, new_writer()?, 0, table, Some(&mut recorder)).await
+                    }
+                    Ok(handle) => {
+                        progress.stream_resumed(acknowledged_rows);
+                        Ok(handle)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            PartitionStart::Fresh => write_partition(input, new_writer()?, 0, table, Some(&mut recorder)).await,
+        }
     }
 }
 

@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 
 pub use commit::commit;
 pub(crate) use commit::to_system_time as timestamp_to_system_time;
-pub use progress::{LoadProgress, ProgressSnapshot};
+pub use progress::{CheckpointReport, LoadProgress, ProgressSnapshot};
 pub use writer::{StreamHandle, StreamWriter};
 
 use crate::client::WriteClient;
@@ -228,7 +228,7 @@ impl Loader {
         let started = Instant::now();
         let time = commit(&self.client, &self.table, handles, &self.options.retry).await?;
         if let Some(progress) = &self.progress {
-            progress.load_committed(started.elapsed(), time);
+            progress.load_committed(started.elapsed(), time, handles.iter().map(|h| h.rows).sum());
         }
         Ok(time)
     }

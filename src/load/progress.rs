@@ -1,8 +1,8 @@
 //! Live counters of loads: what the writers have had acknowledged so far, readable at any
 //! time from another task (a progress bar, metrics).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Counters shared by every writer of the loads it is given to; cheap to clone (one `Arc`)
@@ -36,7 +36,37 @@ struct Counters {
     commit_nanos: AtomicU64,
     /// Nanoseconds since the Unix epoch of the last commit; 0 when there was none.
     last_commit_nanos: AtomicU64,
+    rows_committed: AtomicU64,
+    streams_reused: AtomicU64,
+    streams_resumed: AtomicU64,
+    rows_skipped: AtomicU64,
+    reports: Mutex<Vec<CheckpointReport>>,
     parent: Option<Arc<Counters>>,
+}
+
+/// What a checkpointed load (`bigquery.checkpoint`) did, reported once per load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckpointReport {
+    /// The load had committed before; nothing was written.
+    AlreadyCommitted {
+        /// The load.
+        load_id: String,
+        /// When it committed (RFC 3339), if the service said.
+        commit_time: Option<String>,
+        /// Rows it committed.
+        rows: u64,
+        /// True if its commit record was rebuilt from the streams (the committing run died
+        /// before writing it).
+        recovered: bool,
+    },
+    /// The load committed in this run.
+    Committed {
+        /// The load.
+        load_id: String,
+        /// True if partitions replay, so open streams were resumed; false if every
+        /// uncommitted partition started over.
+        replayable: bool,
+    },
 }
 
 /// The counters at one moment.
@@ -62,6 +92,14 @@ pub struct ProgressSnapshot {
     pub commit_duration: Duration,
     /// The service's time of the last commit.
     pub last_commit_time: Option<SystemTime>,
+    /// Rows made visible by commits (with a checkpoint, also rows written by earlier runs).
+    pub rows_committed: u64,
+    /// Finalized streams of earlier runs committed as they were (checkpoints).
+    pub streams_reused: u64,
+    /// Open streams of earlier runs resumed (checkpoints).
+    pub streams_resumed: u64,
+    /// Input rows not written again thanks to checkpoints (reused or resumed streams).
+    pub rows_skipped: u64,
 }
 
 impl ProgressSnapshot {
@@ -79,6 +117,10 @@ impl ProgressSnapshot {
             loads: self.loads.saturating_sub(earlier.loads),
             commit_duration: self.commit_duration.saturating_sub(earlier.commit_duration),
             last_commit_time: self.last_commit_time,
+            rows_committed: self.rows_committed.saturating_sub(earlier.rows_committed),
+            streams_reused: self.streams_reused.saturating_sub(earlier.streams_reused),
+            streams_resumed: self.streams_resumed.saturating_sub(earlier.streams_resumed),
+            rows_skipped: self.rows_skipped.saturating_sub(earlier.rows_skipped),
         }
     }
 
@@ -123,6 +165,10 @@ impl LoadProgress {
             loads: c.loads.load(Ordering::Relaxed),
             commit_duration: Duration::from_nanos(c.commit_nanos.load(Ordering::Relaxed)),
             last_commit_time: (last_commit > 0).then(|| UNIX_EPOCH + Duration::from_nanos(last_commit)),
+            rows_committed: c.rows_committed.load(Ordering::Relaxed),
+            streams_reused: c.streams_reused.load(Ordering::Relaxed),
+            streams_resumed: c.streams_resumed.load(Ordering::Relaxed),
+            rows_skipped: c.rows_skipped.load(Ordering::Relaxed),
         }
     }
 
@@ -163,16 +209,53 @@ impl LoadProgress {
 
     /// A load finished: its commit step took `duration` and committed at `time` (`None` when
     /// there was nothing to commit).
-    pub(crate) fn load_committed(&self, duration: Duration, time: Option<SystemTime>) {
+    pub(crate) fn load_committed(&self, duration: Duration, time: Option<SystemTime>, rows: u64) {
         let nanos = duration_nanos(duration);
         let since_epoch = time.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(duration_nanos);
         self.each(|c| {
             c.loads.fetch_add(1, Ordering::Relaxed);
+            c.rows_committed.fetch_add(rows, Ordering::Relaxed);
             c.commit_nanos.fetch_add(nanos, Ordering::Relaxed);
             if let Some(nanos) = since_epoch {
                 c.last_commit_nanos.store(nanos.max(1), Ordering::Relaxed);
             }
         });
+    }
+}
+
+impl LoadProgress {
+    /// A finalized stream of `rows` rows from an earlier run will be committed as it is.
+    pub(crate) fn stream_reused(&self, rows: u64) {
+        self.each(|c| {
+            c.streams_reused.fetch_add(1, Ordering::Relaxed);
+            c.rows_skipped.fetch_add(rows, Ordering::Relaxed);
+        });
+    }
+
+    /// An open stream from an earlier run was resumed after its first `skipped` rows.
+    pub(crate) fn stream_resumed(&self, skipped: u64) {
+        self.each(|c| {
+            c.streams_resumed.fetch_add(1, Ordering::Relaxed);
+            c.rows_skipped.fetch_add(skipped, Ordering::Relaxed);
+        });
+    }
+
+    /// Reports what a checkpointed load did.
+    pub(crate) fn checkpoint_report(&self, report: CheckpointReport) {
+        self.each(|c| {
+            if let Ok(mut reports) = c.reports.lock() {
+                reports.push(report.clone());
+            }
+        });
+    }
+
+    /// Takes the checkpoint reports made since the last call.
+    pub fn take_checkpoint_reports(&self) -> Vec<CheckpointReport> {
+        self.counters
+            .reports
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default()
     }
 }
 
@@ -195,7 +278,7 @@ mod tests {
         second.acknowledged(5, 50, Duration::from_millis(8));
         second.retried();
         let commit_at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        second.load_committed(Duration::from_millis(3), Some(commit_at));
+        second.load_committed(Duration::from_millis(3), Some(commit_at), 5);
 
         let one = first.snapshot();
         assert_eq!(

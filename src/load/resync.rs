@@ -148,8 +148,14 @@ mod tests {
                     let total = end + tail;
                     let (resumed, probes) = search(acknowledged, end, total);
                     // Either the probe wrote row `end` or the whole input was in the stream.
-                    assert!(resumed == end + 1 || (resumed == end && end == total), "{resumed} vs {end}");
-                    assert!(probes <= 2 * (64 - extra.leading_zeros() as u64) + 2, "{probes} probes for {extra}");
+                    assert!(
+                        resumed == end + 1 || (resumed == end && end == total),
+                        "{resumed} vs {end}"
+                    );
+                    assert!(
+                        probes <= 2 * (64 - extra.leading_zeros() as u64) + 2,
+                        "{probes} probes for {extra}"
+                    );
                 }
             }
         }

@@ -288,7 +288,11 @@ impl StreamWriter {
         let Some(resync) = self.resync.take() else {
             return Ok(());
         };
-        tracing::debug!(stream = self.stream_name().unwrap_or_default(), end, "resumed stream's end found");
+        tracing::debug!(
+            stream = self.stream_name().unwrap_or_default(),
+            end,
+            "resumed stream's end found"
+        );
         self.rows = end;
         self.acknowledged = end;
         for (start, rows, first_input_row) in resync.replayed {
@@ -320,7 +324,11 @@ impl StreamWriter {
             let descriptor = self.encoder.descriptor().clone();
             let open = self.open_stream()?;
             let sent_at = Instant::now();
-            let received = match open.connection.send(Some(at), &descriptor, row.rows.clone(), true).await {
+            let received = match open
+                .connection
+                .send(Some(at), &descriptor, row.rows.clone(), true)
+                .await
+            {
                 Ok(()) => open.connection.next_response().await,
                 Err(e) => Err(e),
             };

@@ -108,6 +108,10 @@ pub(crate) enum Command {
     /// (e.g. `http://127.0.0.1:9060`) as one line on stdout.
     Emulator(EmulatorArgs),
 
+    /// Lists or deletes the loads recorded in a checkpoint folder (`bigquery.checkpoint`).
+    #[command(subcommand)]
+    Checkpoints(CheckpointsCommand),
+
     /// Runs a Ballista scheduler or executor that knows BigQuery tables.
     #[cfg(feature = "ballista")]
     #[command(subcommand)]
@@ -149,6 +153,24 @@ pub(crate) enum BallistaCommand {
         /// Seconds between heartbeats to the scheduler.
         #[arg(long, value_name = "SECONDS", default_value_t = 60)]
         heartbeat_secs: u64,
+    },
+}
+
+/// What to do with a checkpoint folder.
+#[derive(Debug, Subcommand)]
+pub(crate) enum CheckpointsCommand {
+    /// Prints one line per load: its id, table, state and partitions.
+    List {
+        /// The folder: a local path, file://, s3://bucket/prefix or gs://bucket/prefix.
+        folder: String,
+    },
+    /// Deletes loads' checkpoints (a committed load run again then loads again).
+    Delete {
+        /// The folder.
+        folder: String,
+        /// The loads to delete.
+        #[arg(required = true, value_name = "LOAD_ID")]
+        load_ids: Vec<String>,
     },
 }
 

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 mod args;
+mod checkpoints;
 mod emulator;
 mod output;
 mod progress;
@@ -74,6 +75,7 @@ fn usage_error(err: &clap::Error) -> ExitCode {
 async fn dispatch(mut cli: Cli, sources: Vec<args::SqlSource>) -> Result<(), Failure> {
     match cli.subcommand.take() {
         Some(Command::Emulator(emulator_args)) => emulator::serve(emulator_args).await,
+        Some(Command::Checkpoints(command)) => checkpoints::run(command).await,
         #[cfg(feature = "ballista")]
         Some(Command::Ballista(command)) => run_ballista(command).await,
         None => run_sql(&cli, &sources).await,

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use datafusion_bigquery::load::CheckpointReport;
 use datafusion_bigquery::{LoadProgress, ProgressSnapshot};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::oneshot;
@@ -77,12 +78,20 @@ pub(crate) fn progress_text(done: &ProgressSnapshot, elapsed: Duration) -> Strin
 /// The summary of the loads of one statement into `table`.
 pub(crate) fn summary_text(table: &str, done: &ProgressSnapshot, elapsed: Duration) -> String {
     let commit = match done.last_commit_time {
-        Some(time) if done.rows > 0 => format!("commit at {} ({})", rfc3339(time), millis(done.commit_duration)),
+        Some(time) if done.rows_committed.max(done.rows) > 0 => {
+            format!("commit at {} ({})", rfc3339(time), millis(done.commit_duration))
+        }
         _ => "nothing to commit".to_string(),
     };
+    let rows = done.rows_committed.max(done.rows);
+    let resumed = if done.rows_skipped > 0 {
+        format!(", {} rows sent in this run", thousands(done.rows))
+    } else {
+        String::new()
+    };
     format!(
-        "Committed {} rows to {table}: {} stream{}, {}, {commit}, elapsed {:.2} s, {} rows/s",
-        thousands(done.rows),
+        "Committed {} rows to {table}{resumed}: {} stream{}, {}, {commit}, elapsed {:.2} s, {} rows/s",
+        thousands(rows),
         done.streams,
         if done.streams == 1 { "" } else { "s" },
         megabytes(done.bytes),
@@ -97,6 +106,38 @@ fn per_second(count: u64, elapsed: Duration) -> u64 {
         return 0;
     }
     (count as f64 / seconds).round() as u64
+}
+
+/// What a checkpointed load did, as one line for the summary.
+pub(crate) fn checkpoint_text(table: &str, report: &CheckpointReport, done: &ProgressSnapshot) -> String {
+    match report {
+        CheckpointReport::AlreadyCommitted {
+            load_id,
+            commit_time,
+            rows,
+            recovered,
+        } => format!(
+            "Already committed at {}: {} rows to {table} (load {load_id}{}); nothing written",
+            commit_time.as_deref().unwrap_or("an unknown time"),
+            thousands(*rows),
+            if *recovered {
+                ", its record rebuilt from the streams"
+            } else {
+                ""
+            },
+        ),
+        CheckpointReport::Committed { load_id, replayable } if *replayable => format!(
+            "Checkpoint load {load_id}: {} finalized stream{} reused, {} resumed, {} input rows not sent again",
+            done.streams_reused,
+            if done.streams_reused == 1 { "" } else { "s" },
+            done.streams_resumed,
+            thousands(done.rows_skipped),
+        ),
+        CheckpointReport::Committed { load_id, .. } => format!(
+            "Checkpoint load {load_id}: partitions do not replay (a shuffle, a sort or a volatile function), \
+             so an unfinished run starts them over"
+        ),
+    }
 }
 
 /// `1234567` as `1,234,567`.

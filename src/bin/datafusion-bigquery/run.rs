@@ -1,21 +1,25 @@
 //! Running SQL: the session, statement splitting, execution and printing.
 
 use std::io::{IsTerminal, Read, Write};
+use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::error::DataFusionError;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{LogicalPlan, WriteOp};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
+use datafusion_bigquery::datafusion::EnvObjectStoreRegistry;
+use datafusion_bigquery::load::CheckpointReport;
 use datafusion_bigquery::{
     BigQueryOptions, BigQueryTable, BigQueryTableFactory, LoadProgress, ProgressSnapshot, register_bigquery_factory,
 };
 
 use crate::args::{Cli, Format, SqlSource};
 use crate::output::format_results;
-use crate::progress::{ProgressLine, summary_text};
+use crate::progress::{ProgressLine, checkpoint_text, summary_text};
 use crate::report::{Failure, one_line};
 
 /// Longest SQL excerpt shown in error context.
@@ -63,7 +67,11 @@ pub(crate) async fn session(
             .map_err(|e| Failure::new(format!("cannot start the Ballista session: {e}")));
     }
     let _ = cli;
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+    let runtime = RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(EnvObjectStoreRegistry::default()))
+        .build_arc()
+        .map_err(|e| Failure::from_datafusion(&e))?;
+    let ctx = SessionContext::new_with_config_rt(SessionConfig::new().with_information_schema(true), runtime);
     register_bigquery_factory(&ctx, factory);
     Ok(ctx)
 }
@@ -99,10 +107,22 @@ impl Reporting {
         done: &ProgressSnapshot,
         elapsed: std::time::Duration,
     ) -> Result<(), DataFusionError> {
-        if self.quiet || done.loads == 0 {
+        let reports = self.progress.take_checkpoint_reports();
+        if self.quiet || done.loads == 0 && reports.is_empty() {
             return Ok(());
         }
-        let line = summary_text(table, done, elapsed);
+        let already = reports
+            .iter()
+            .find(|r| matches!(r, CheckpointReport::AlreadyCommitted { .. }));
+        let mut line = match already {
+            Some(report) => checkpoint_text(table, report, done),
+            None => summary_text(table, done, elapsed),
+        };
+        if already.is_none()
+            && let Some(report) = reports.first()
+        {
+            line = format!("{line}\n{}", checkpoint_text(table, report, done));
+        }
         match self.format {
             Format::Table => print_text(&format!("{line}\n")),
             _ if self.stderr_is_terminal => {
