@@ -61,8 +61,11 @@ fn encode(node: Node, loader: &Loader, checkpoint: Option<&Arc<Checkpointed>>, b
     serde_json::to_writer(buf, &encoded).map_err(|e| DataFusionError::Internal(format!("encoding {e}")))
 }
 
+/// A decoded node: which, its loader, and its checkpointed load.
+type Decoded = (Node, Loader, Option<Arc<Checkpointed>>);
+
 /// Ours, or `None` for Ballista's.
-fn decode(buf: &[u8]) -> Result<Option<(Node, Loader, Option<Arc<Checkpointed>>)>> {
+fn decode(buf: &[u8]) -> Result<Option<Decoded>> {
     let Some(body) = buf.strip_prefix(MAGIC) else {
         return Ok(None);
     };

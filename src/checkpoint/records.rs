@@ -52,6 +52,10 @@ pub struct PartitionCheckpoint {
     pub bytes: u64,
     /// True once the stream is finalized with `acknowledged_rows` rows: the partition is done.
     pub finalized: bool,
+    /// Fingerprint of the plan the worker read (files and their layout in partitions): a
+    /// stream is resumed only by a worker reading the same.
+    #[serde(default)]
+    pub source: String,
     /// The run that wrote it.
     pub run_id: String,
     /// When it was written (RFC 3339).

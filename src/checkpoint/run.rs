@@ -66,7 +66,7 @@ pub enum RunStart {
     /// The load committed before: nothing to write.
     Committed(CommitRecord),
     /// The load is to be written (and some partitions may be reused or resumed).
-    Open(OpenRun),
+    Open(Box<OpenRun>),
 }
 
 /// A run that holds the lease and may write and commit.
@@ -148,14 +148,14 @@ pub async fn start_run(
         let _ = lease.release().await;
         return Ok(RunStart::Committed(commit));
     }
-    Ok(RunStart::Open(OpenRun {
+    Ok(RunStart::Open(Box::new(OpenRun {
         folder,
         table: table.clone(),
         identity: identity.clone(),
         run_id: settings.run_id.clone(),
         lease: tokio::sync::Mutex::new(Some(lease)),
         found,
-    }))
+    })))
 }
 
 /// What the service says about a checkpointed stream.
@@ -184,11 +184,20 @@ impl OpenRun {
 
     /// What to do with `partition`: reuse its finalized stream, resume its open one (only
     /// when partitions replay), or start it over.
-    pub fn partition_start(&self, partition: usize) -> PartitionStart {
+    /// `source` is the fingerprint of the plan the worker reads: only a worker reading what the
+    /// checkpoint's writer read may take its stream over.
+    pub fn partition_start(&self, partition: usize, source: &str) -> PartitionStart {
         let Some(found) = self.found.get(&partition) else {
             return PartitionStart::Fresh;
         };
         if !self.identity.replayable {
+            return PartitionStart::Fresh;
+        }
+        if found.source != source {
+            tracing::info!(
+                partition,
+                "the partition reads other files than its checkpoint's writer; starting it over"
+            );
             return PartitionStart::Fresh;
         }
         if found.finalized {
@@ -208,9 +217,11 @@ impl OpenRun {
     }
 
     /// Records a worker's progress (`finalized` once its stream is).
+    #[allow(clippy::too_many_arguments)]
     pub async fn record_partition(
         &self,
         partition: usize,
+        source: &str,
         stream: &str,
         acknowledged_rows: u64,
         input_rows: u64,
@@ -224,6 +235,7 @@ impl OpenRun {
             input_rows,
             bytes,
             finalized,
+            source: source.to_string(),
             run_id: self.run_id.clone(),
             updated_at: rfc3339(SystemTime::now()),
         };

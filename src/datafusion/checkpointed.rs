@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use super::fingerprint::identify;
-pub(crate) use super::fingerprint::not_replayable;
+pub(crate) use super::fingerprint::identify as identify_source;
 use crate::checkpoint::{
     CheckpointStore, CommitRecord, LoadIdentity, OpenRun, RunSettings, RunStart, derived_load_id, new_run_id, start_run,
 };
@@ -113,7 +113,7 @@ impl Checkpointed {
                     start_run(folder, loader.table(), &self.plan.identity, &settings, loader.client()).await?;
                 Ok(match started {
                     RunStart::Committed(record) => Started::Committed(record),
-                    RunStart::Open(run) => Started::Open(Arc::new(run)),
+                    RunStart::Open(run) => Started::Open(Arc::from(run)),
                 })
             })
             .await
@@ -125,16 +125,19 @@ impl Checkpointed {
 pub(crate) struct Recorder {
     run: Arc<OpenRun>,
     partition: usize,
+    /// Fingerprint of the plan the worker reads.
+    source: Arc<str>,
     interval: std::time::Duration,
     last: Instant,
     writing: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Recorder {
-    pub(crate) fn new(run: Arc<OpenRun>, partition: usize, interval: std::time::Duration) -> Self {
+    pub(crate) fn new(run: Arc<OpenRun>, partition: usize, source: Arc<str>, interval: std::time::Duration) -> Self {
         Self {
             run,
             partition,
+            source,
             interval,
             last: Instant::now(),
             writing: None,
@@ -151,11 +154,11 @@ impl Recorder {
             return;
         };
         self.last = Instant::now();
-        let (run, partition) = (self.run.clone(), self.partition);
+        let (run, partition, source) = (self.run.clone(), self.partition, self.source.clone());
         let (acknowledged, bytes) = (writer.acknowledged_rows(), writer.acknowledged_bytes());
         self.writing = Some(tokio::spawn(async move {
             if let Err(e) = run
-                .record_partition(partition, &stream, acknowledged, input_rows, bytes, false)
+                .record_partition(partition, &source, &stream, acknowledged, input_rows, bytes, false)
                 .await
             {
                 tracing::warn!(partition, error = %e, "could not record a checkpoint");
@@ -172,6 +175,7 @@ impl Recorder {
             .run
             .record_partition(
                 self.partition,
+                &self.source,
                 &handle.stream,
                 handle.rows,
                 input_rows,

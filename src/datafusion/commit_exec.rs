@@ -64,7 +64,8 @@ impl BigQueryCommitExec {
         self
     }
 
-    /// The checkpointed load, if any.
+    /// The checkpointed load, if any (for the Ballista codec).
+    #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
     pub(crate) fn checkpoint(&self) -> Option<&Arc<Checkpointed>> {
         self.checkpoint.as_ref()
     }

@@ -65,13 +65,6 @@ pub(crate) fn identify(plan: &Arc<dyn ExecutionPlan>) -> Result<InputIdentity> {
     })
 }
 
-/// Why the partitions of `plan` do not replay (empty when they do), without fingerprinting.
-pub(crate) fn not_replayable(plan: &Arc<dyn ExecutionPlan>) -> Result<Vec<String>> {
-    let mut reasons = Vec::new();
-    visit(plan, 0, None, &mut true, &mut reasons)?;
-    Ok(reasons)
-}
-
 fn visit(
     plan: &Arc<dyn ExecutionPlan>,
     depth: usize,

@@ -25,7 +25,7 @@ use datafusion::physical_plan::{
 
 use datafusion::physical_plan::repartition::RepartitionExec;
 
-use super::checkpointed::{Checkpointed, Recorder, Started, not_replayable, write_partition};
+use super::checkpointed::{Checkpointed, Recorder, Started, identify_source, write_partition};
 use crate::checkpoint::PartitionStart;
 use crate::error::Error;
 use crate::load::{LoadProgress, Loader, ProgressSnapshot, StreamHandle, StreamWriter};
@@ -52,8 +52,9 @@ pub struct BigQueryWriteExec {
     loader: Loader,
     /// The checkpointed load this INSERT is, when `bigquery.checkpoint` is set.
     checkpoint: Option<Arc<Checkpointed>>,
-    /// Why the partitions the workers read do not replay (empty if they do), found once.
-    not_replayable: Arc<std::sync::OnceLock<Vec<String>>>,
+    /// What the workers read, found once: its fingerprint, and why its partitions do not
+    /// replay (empty if they do).
+    source_identity: Arc<std::sync::OnceLock<(Arc<str>, Vec<String>)>>,
     metrics: ExecutionPlanMetricsSet,
     /// The longest acknowledgement wait of any partition, raised under its lock.
     latency_max: Arc<std::sync::Mutex<Time>>,
@@ -83,7 +84,8 @@ impl BigQueryWriteExec {
         self
     }
 
-    /// The checkpointed load, if any.
+    /// The checkpointed load, if any (for the Ballista codec).
+    #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
     pub(crate) fn checkpoint(&self) -> Option<&Arc<Checkpointed>> {
         self.checkpoint.as_ref()
     }
@@ -136,7 +138,7 @@ impl BigQueryWriteExec {
             spread,
             loader,
             checkpoint: None,
-            not_replayable: Default::default(),
+            source_identity: Default::default(),
             metrics,
             latency_max: Arc::new(std::sync::Mutex::new(latency_max)),
             properties: Arc::new(properties),
@@ -245,6 +247,10 @@ impl ExecutionPlan for BigQueryWriteExec {
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let context = match &self.checkpoint {
+            Some(_) => replayable_context(&context),
+            None => context,
+        };
         let input = self.source.execute(partition, context.clone())?;
         let table = self.loader.table().to_string();
         let progress = self
@@ -264,16 +270,18 @@ impl ExecutionPlan for BigQueryWriteExec {
         };
         let checkpointed = match &self.checkpoint {
             Some(checkpoint) => {
-                let reasons = match self.not_replayable.get() {
-                    Some(reasons) => reasons.clone(),
+                let (fingerprint, reasons) = match self.source_identity.get() {
+                    Some(found) => found.clone(),
                     None => {
-                        let found = not_replayable(&self.source)?;
-                        self.not_replayable.get_or_init(|| found).clone()
+                        let found = identify_source(&self.source)?;
+                        let found = (Arc::from(found.fingerprint.as_str()), found.not_replayable);
+                        self.source_identity.get_or_init(|| found).clone()
                     }
                 };
                 Some(Resumable {
                     checkpoint: checkpoint.clone(),
                     replays: reasons.is_empty(),
+                    fingerprint,
                     source: self.source.clone(),
                     context: context.clone(),
                     interval: self.loader.options().checkpoint_interval,
@@ -323,6 +331,8 @@ struct Resumable {
     checkpoint: Arc<Checkpointed>,
     /// Whether the partitions the workers read replay (checked on the plan that runs).
     replays: bool,
+    /// Fingerprint of the plan the workers read.
+    fingerprint: Arc<str>,
     source: Arc<dyn ExecutionPlan>,
     context: Arc<TaskContext>,
     interval: std::time::Duration,
@@ -342,9 +352,9 @@ impl Resumable {
             Started::Committed(_) => return Ok(None),
             Started::Open(run) => run,
         };
-        let mut recorder = Recorder::new(run.clone(), partition, self.interval);
+        let mut recorder = Recorder::new(run.clone(), partition, self.fingerprint.clone(), self.interval);
         let start = if self.replays {
-            run.partition_start(partition)
+            run.partition_start(partition, &self.fingerprint)
         } else {
             PartitionStart::Fresh
         };
@@ -382,6 +392,31 @@ impl Resumable {
             PartitionStart::Fresh => write_partition(input, new_writer()?, 0, table, Some(&mut recorder)).await,
         }
     }
+}
+
+/// The task's context with what makes partitions differ between runs turned off: file scans
+/// whose partitions take files from each other (work stealing) deal them as they finish.
+fn replayable_context(context: &Arc<TaskContext>) -> Arc<TaskContext> {
+    if !context
+        .session_config()
+        .options()
+        .execution
+        .enable_file_stream_work_stealing
+    {
+        return context.clone();
+    }
+    let mut config = context.session_config().clone();
+    config.options_mut().execution.enable_file_stream_work_stealing = false;
+    Arc::new(TaskContext::new(
+        context.task_id(),
+        context.session_id(),
+        config,
+        context.scalar_functions().clone(),
+        context.higher_order_functions().clone(),
+        context.aggregate_functions().clone(),
+        context.window_functions().clone(),
+        context.runtime_env(),
+    ))
 }
 
 /// The one child of a node that has one.

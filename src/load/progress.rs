@@ -303,7 +303,7 @@ mod tests {
         progress.acknowledged(10, 100, Duration::from_millis(1));
         let before = progress.snapshot();
         progress.acknowledged(7, 70, Duration::from_millis(2));
-        progress.load_committed(Duration::from_millis(1), None);
+        progress.load_committed(Duration::from_millis(1), None, 0);
         let delta = progress.snapshot().since(&before);
         assert_eq!((delta.rows, delta.bytes, delta.requests, delta.loads), (7, 70, 1, 1));
         assert_eq!(delta.append_latency, Duration::from_millis(2));

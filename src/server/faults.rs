@@ -182,6 +182,8 @@ pub(crate) struct Faults {
     pub(crate) append_delay: Mutex<Duration>,
     /// Hold commits at this gate.
     pub(crate) commit_gate: Mutex<Option<Arc<CommitGate>>>,
+    /// Hold the answers of applied commits at this gate.
+    pub(crate) commit_reply_gate: Mutex<Option<Arc<CommitGate>>>,
 }
 
 impl Faults {
@@ -215,5 +217,9 @@ impl Faults {
 
     pub(crate) fn commit_gate(&self) -> Option<Arc<CommitGate>> {
         self.commit_gate.lock().ok().and_then(|g| g.clone())
+    }
+
+    pub(crate) fn commit_reply_gate(&self) -> Option<Arc<CommitGate>> {
+        self.commit_reply_gate.lock().ok().and_then(|g| g.clone())
     }
 }

@@ -341,6 +341,24 @@ impl EmbeddedServer {
         gate
     }
 
+    /// Applies every BatchCommitWriteStreams call, then holds its answer at the returned gate
+    /// until released: the rows are visible, the client does not know yet.
+    pub fn hold_commit_replies(&self) -> Arc<CommitGate> {
+        let gate = Arc::new(CommitGate::default());
+        if let Ok(mut g) = self.shared.faults.commit_reply_gate.lock() {
+            *g = Some(gate.clone());
+        }
+        gate
+    }
+
+    /// Answers commits at once again, after [`EmbeddedServer::hold_commit_replies`] (held
+    /// answers still wait for their gate's release).
+    pub fn stop_holding_commit_replies(&self) {
+        if let Ok(mut g) = self.shared.faults.commit_reply_gate.lock() {
+            *g = None;
+        }
+    }
+
     /// Stops the server and waits for it.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.shutdown.take() {

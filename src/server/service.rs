@@ -459,8 +459,13 @@ impl BigQueryWrite for Service {
         if let Some(gate) = self.shared.faults.commit_gate() {
             gate.pass().await;
         }
-        self.unary(Rpc::BatchCommitWriteStreams, || self.commit(request.into_inner()))
-            .await
+        let answer = self
+            .unary(Rpc::BatchCommitWriteStreams, || self.commit(request.into_inner()))
+            .await;
+        if let Some(gate) = self.shared.faults.commit_reply_gate() {
+            gate.pass().await;
+        }
+        answer
     }
 
     async fn flush_rows(&self, request: Request<FlushRowsRequest>) -> Result<Response<FlushRowsResponse>, Status> {
