@@ -417,3 +417,86 @@ async fn a_changed_input_under_an_explicit_load_id_is_refused() {
     assert!(output.status.success(), "{}", text(&output).1);
     assert_eq!(server.row_count(&table), Some(5_000));
 }
+
+/// The S3-compatible server scripts/test.sh starts (moto), or `None` (after deciding whether
+/// that is allowed: with `DFBQ_REQUIRE_CONFORMANCE` or `CI` set, a missing one fails).
+fn s3_endpoint() -> Option<String> {
+    if let Ok(endpoint) = std::env::var("DFBQ_S3_ENDPOINT") {
+        return Some(endpoint);
+    }
+    let required = std::env::var_os("DFBQ_REQUIRE_CONFORMANCE").is_some() || std::env::var_os("CI").is_some();
+    assert!(
+        !required,
+        "the S3 server is required here: run the tests through scripts/test.sh"
+    );
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: no S3 server (DFBQ_S3_ENDPOINT), the S3 checkpoint test checks nothing (scripts/test.sh starts one)"
+    );
+    None
+}
+
+/// Sources and checkpoints on S3: the CLI reads `s3://` Parquet files, is killed and rerun,
+/// and every row lands once; the checkpoints are in the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_and_checkpoints_on_s3_resume_after_a_kill() {
+    use futures::TryStreamExt;
+    use object_store::{ObjectStore, ObjectStoreExt};
+    let Some(endpoint) = s3_endpoint() else {
+        return;
+    };
+    let bucket = format!("dfbq-{}", std::process::id());
+    let created = ureq::put(&format!("{endpoint}/{bucket}")).send_empty();
+    assert!(created.is_ok(), "creating bucket {bucket}: {created:?}");
+    let env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(&endpoint)
+        .with_allow_http(true)
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .with_region("us-east-1")
+        .with_bucket_name(&bucket)
+        .build()
+        .expect("S3 client");
+    let local = temp_dir("s3-src");
+    parquet_files(&local, 0, FILES, ROWS_PER_FILE).await;
+    for entry in std::fs::read_dir(&local).expect("dir") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).expect("name").to_string();
+        let bytes = std::fs::read(&path).expect("read");
+        store
+            .put(&object_store::path::Path::from(format!("src/{name}")), bytes.into())
+            .await
+            .expect("upload");
+    }
+
+    let server = EmbeddedServer::start().await.expect("server");
+    let run = crash_run(
+        &server,
+        100,
+        &format!("s3://{bucket}/src/"),
+        &format!("s3://{bucket}/checkpoints"),
+        &env,
+        false,
+    )
+    .await;
+    assert!(run.kills >= 1);
+    let files: Vec<_> = store
+        .list(Some(&object_store::path::Path::from("checkpoints")))
+        .try_collect()
+        .await
+        .expect("list");
+    let names: Vec<String> = files.iter().map(|m| m.location.to_string()).collect();
+    assert!(names.iter().any(|n| n.ends_with("/commit.json")), "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with("/partition-00000.json")), "{names:?}");
+}
