@@ -283,3 +283,89 @@ async fn a_cluster_of_two_executors_loads_a_million_rows_exactly_once_even_when_
         }
     }
 }
+
+/// Checkpoints on a cluster: the executors record their streams in a shared folder; when one
+/// executor is killed mid-load, the tasks run again elsewhere resume their predecessors'
+/// streams (finalized ones are reused) instead of writing new ones, and every row lands once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpointed_load_on_a_cluster_resumes_the_killed_executors_streams() {
+    const FILES: u64 = 8;
+    const ROWS: u64 = 125_000;
+    let dir = parquet_files("checkpointed", FILES, ROWS, None).await;
+    let checkpoints = std::env::temp_dir().join(format!("dfbq-ballista-{}-checkpoints", std::process::id()));
+    let _ = std::fs::remove_dir_all(&checkpoints);
+    let mut cluster = LocalCluster::start();
+    let (server, table) = new_server(false).await;
+    server.delay_appends(Duration::from_millis(20));
+    let ctx = cluster.session(&server).await;
+    common::run(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE src STORED AS PARQUET LOCATION '{}/'",
+            dir.display()
+        ),
+    )
+    .await
+    .expect("source");
+    common::run(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE dest STORED AS BIGQUERY LOCATION '{table}' OPTIONS (\
+             'bigquery.checkpoint' '{}', 'bigquery.checkpoint_interval_ms' '100', 'bigquery.lease_ttl_ms' '20000')",
+            checkpoints.display()
+        ),
+    )
+    .await
+    .expect("destination");
+    let insert =
+        tokio::spawn(async move { common::run(&ctx, "INSERT INTO dest SELECT id, name, note FROM src").await });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while server.stats().rows_appended < FILES * ROWS / 4 {
+        assert!(Instant::now() < deadline, "the executors did not write");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(cluster.executors.remove(0));
+    let count = tokio::time::timeout(Duration::from_secs(300), insert)
+        .await
+        .expect("the load ends in bounded time")
+        .expect("task")
+        .unwrap_or_else(|e| panic!("insert: {}", common::error_text(&e)));
+    assert_eq!(count, FILES * ROWS);
+    assert_eq!(
+        audit(&server, &table, FILES * ROWS),
+        (0, 0, 0),
+        "lost, duplicated, foreign"
+    );
+    let stats = server.stats();
+    let loads = datafusion_bigquery::checkpoint::CheckpointStore::open(&checkpoints.display().to_string())
+        .expect("folder")
+        .list()
+        .await
+        .expect("list");
+    let [load] = loads.as_slice() else {
+        panic!("one load expected, found {}", loads.len());
+    };
+    let commit = load.commit.as_ref().expect("the commit is recorded");
+    assert_eq!(commit.rows, FILES * ROWS);
+    println!(
+        "ballista checkpointed kill: {} partitions, {} streams created, {} rows appended for {} input rows",
+        load.partitions.len(),
+        stats.streams_created,
+        stats.rows_appended,
+        FILES * ROWS
+    );
+    // One stream per partition: the retried tasks took their predecessors' streams over (one
+    // more if a task was killed before its first checkpoint).
+    assert!(
+        stats.streams_created as usize <= load.partitions.len() + 1,
+        "{} streams for {} partitions",
+        stats.streams_created,
+        load.partitions.len()
+    );
+    assert_eq!(commit.streams.len(), load.partitions.len());
+    assert!(
+        stats.rows_appended < FILES * ROWS + FILES * ROWS / 10,
+        "{} rows appended",
+        stats.rows_appended
+    );
+}

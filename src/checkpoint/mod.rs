@@ -11,12 +11,16 @@
 mod folder;
 mod lease;
 mod records;
+mod resumable;
 mod run;
+mod worker;
 
 pub use folder::{CheckpointStore, LoadFolder, LoadInfo, is_id_char};
 pub use lease::Lease;
 pub use records::{CommitRecord, LeaseRecord, LoadRecord, PartitionCheckpoint, parse_rfc3339, rfc3339};
 pub use run::{LoadIdentity, OpenRun, PartitionStart, RunSettings, RunStart, start_run};
+pub use worker::Worker;
+pub(crate) use worker::write_stream;
 
 use sha2::{Digest, Sha256};
 

@@ -105,9 +105,12 @@ impl LeaseRecord {
     }
 }
 
-/// The name of partition `n`'s checkpoint file.
-pub(crate) fn partition_file(partition: usize) -> String {
-    format!("{PARTITION_PREFIX}{partition:05}.json")
+/// The name of the checkpoint file of partition `n` of the plan fingerprinted `source`: a
+/// partition number alone is not unique where every task runs a plan of its own (Ballista
+/// hands each task a slice of the scan, numbered from 0).
+pub(crate) fn partition_file(partition: usize, source: &str) -> String {
+    let short: String = source.chars().filter(char::is_ascii_alphanumeric).take(16).collect();
+    format!("{PARTITION_PREFIX}{partition:05}-{short}.json")
 }
 
 /// The name of the lease file of `generation`.
@@ -143,7 +146,10 @@ mod tests {
 
     #[test]
     fn file_names_sort_and_parse() {
-        assert_eq!(partition_file(7), "partition-00007.json");
+        assert_eq!(
+            partition_file(7, "0123456789abcdef0123"),
+            "partition-00007-0123456789abcdef.json"
+        );
         assert_eq!(lease_file(12), "lease-00000012.json");
         assert_eq!(lease_generation("lease-00000012.json"), Some(12));
         assert_eq!(lease_generation("partition-00007.json"), None);

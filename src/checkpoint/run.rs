@@ -33,7 +33,7 @@ pub struct LoadIdentity {
     pub partitions: usize,
 }
 
-/// How a run's settings for checkpoints.
+/// The settings of one run of a checkpointed load.
 #[derive(Debug, Clone)]
 pub struct RunSettings {
     /// This run's id, shared by all its processes.
@@ -78,7 +78,7 @@ pub struct OpenRun {
     run_id: String,
     lease: tokio::sync::Mutex<Option<Lease>>,
     /// Checkpoints of earlier attempts whose streams still exist and are uncommitted.
-    found: HashMap<usize, PartitionCheckpoint>,
+    found: HashMap<(usize, String), PartitionCheckpoint>,
 }
 
 /// Starts a run: takes the lease, checks the input against the load's record, and finds out
@@ -128,7 +128,7 @@ pub async fn start_run(
             }
             StreamState::Committed(time) => committed.push((checkpoint, time)),
             StreamState::Open => {
-                found.insert(checkpoint.partition, checkpoint);
+                found.insert((checkpoint.partition, checkpoint.source.clone()), checkpoint);
             }
         }
     }
@@ -182,24 +182,16 @@ impl OpenRun {
         &self.identity
     }
 
-    /// What to do with `partition`: reuse its finalized stream, resume its open one (only
-    /// when partitions replay), or start it over.
-    /// `source` is the fingerprint of the plan the worker reads: only a worker reading what the
-    /// checkpoint's writer read may take its stream over.
+    /// What to do with `partition` of the plan fingerprinted `source`: reuse its finalized
+    /// stream, resume its open one (only when partitions replay), or start it over. Only a
+    /// worker reading what the checkpoint's writer read takes its stream over.
     pub fn partition_start(&self, partition: usize, source: &str) -> PartitionStart {
-        let Some(found) = self.found.get(&partition) else {
-            return PartitionStart::Fresh;
-        };
         if !self.identity.replayable {
             return PartitionStart::Fresh;
         }
-        if found.source != source {
-            tracing::info!(
-                partition,
-                "the partition reads other files than its checkpoint's writer; starting it over"
-            );
+        let Some(found) = self.found.get(&(partition, source.to_string())) else {
             return PartitionStart::Fresh;
-        }
+        };
         if found.finalized {
             return PartitionStart::Reuse(StreamHandle {
                 table: self.table.clone(),
@@ -239,7 +231,7 @@ impl OpenRun {
             run_id: self.run_id.clone(),
             updated_at: rfc3339(SystemTime::now()),
         };
-        self.folder.write(&partition_file(partition), &checkpoint).await
+        self.folder.write(&partition_file(partition, source), &checkpoint).await
     }
 
     /// Fails unless this run still holds the load's lease: call it right before committing.

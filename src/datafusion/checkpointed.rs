@@ -2,11 +2,9 @@
 //! run each process starts once, shared by its write and commit nodes.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use datafusion::error::Result;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
@@ -16,7 +14,7 @@ use crate::checkpoint::{
     CheckpointStore, CommitRecord, LoadIdentity, OpenRun, RunSettings, RunStart, derived_load_id, new_run_id, start_run,
 };
 use crate::error::Error;
-use crate::load::{Loader, StreamHandle, StreamWriter};
+use crate::load::Loader;
 
 /// The plan-time facts of a checkpointed load; they travel with the plan to other processes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,7 +43,7 @@ pub(crate) struct Checkpointed {
 
 impl Checkpointed {
     /// The load of `input` into the loader's table, if the options turn checkpoints on. The
-    /// plan that finally runs is checked again by each worker (see [`not_replayable`]).
+    /// plan that finally runs is checked again by each worker.
     pub(crate) fn plan(loader: &Loader, input: &Arc<dyn ExecutionPlan>) -> Result<Option<Self>> {
         let options = loader.options();
         if options.checkpoint.is_none() {
@@ -119,111 +117,4 @@ impl Checkpointed {
             .await
             .cloned()
     }
-}
-
-/// Records one worker's progress every `interval`, in the background, and at finalize.
-pub(crate) struct Recorder {
-    run: Arc<OpenRun>,
-    partition: usize,
-    /// Fingerprint of the plan the worker reads.
-    source: Arc<str>,
-    interval: std::time::Duration,
-    last: Instant,
-    writing: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Recorder {
-    pub(crate) fn new(run: Arc<OpenRun>, partition: usize, source: Arc<str>, interval: std::time::Duration) -> Self {
-        Self {
-            run,
-            partition,
-            source,
-            interval,
-            last: Instant::now(),
-            writing: None,
-        }
-    }
-
-    /// Records the writer's progress if the interval passed and no earlier record is still
-    /// being written; never waits.
-    fn tick(&mut self, writer: &StreamWriter, input_rows: u64) {
-        if self.last.elapsed() < self.interval || self.writing.as_ref().is_some_and(|w| !w.is_finished()) {
-            return;
-        }
-        let Some(stream) = writer.stream_name().map(str::to_string) else {
-            return;
-        };
-        self.last = Instant::now();
-        let (run, partition, source) = (self.run.clone(), self.partition, self.source.clone());
-        let (acknowledged, bytes) = (writer.acknowledged_rows(), writer.acknowledged_bytes());
-        self.writing = Some(tokio::spawn(async move {
-            if let Err(e) = run
-                .record_partition(partition, &source, &stream, acknowledged, input_rows, bytes, false)
-                .await
-            {
-                tracing::warn!(partition, error = %e, "could not record a checkpoint");
-            }
-        }));
-    }
-
-    /// Records the finalized stream, after any record still being written.
-    async fn finalized(&mut self, handle: &StreamHandle, input_rows: u64) {
-        if let Some(writing) = self.writing.take() {
-            let _ = writing.await;
-        }
-        if let Err(e) = self
-            .run
-            .record_partition(
-                self.partition,
-                &self.source,
-                &handle.stream,
-                handle.rows,
-                input_rows,
-                handle.bytes,
-                true,
-            )
-            .await
-        {
-            tracing::warn!(partition = self.partition, error = %e, "could not record a finalized stream");
-        }
-    }
-}
-
-/// Writes one partition's input through `writer`, skipping its first `skip` rows (a resumed
-/// stream holds them), recording progress when a recorder is given.
-pub(crate) async fn write_partition(
-    mut input: datafusion::execution::SendableRecordBatchStream,
-    mut writer: StreamWriter,
-    skip: u64,
-    table: &str,
-    mut recorder: Option<&mut Recorder>,
-) -> crate::Result<Option<StreamHandle>> {
-    let mut row = 0u64;
-    while let Some(batch) = input.next().await {
-        let batch = batch.map_err(|e| Error::Input {
-            table: table.to_string(),
-            message: e.to_string(),
-        })?;
-        let n = batch.num_rows() as u64;
-        if row + n <= skip {
-            row += n;
-            continue;
-        }
-        let batch = if row < skip {
-            let from = usize::try_from(skip - row).map_err(|_| Error::Internal("row overflow".into()))?;
-            batch.slice(from, batch.num_rows() - from)
-        } else {
-            batch
-        };
-        writer.write(&batch, row.max(skip)).await?;
-        row += n;
-        if let Some(recorder) = recorder.as_deref_mut() {
-            recorder.tick(&writer, row);
-        }
-    }
-    let handle = writer.finish().await?;
-    if let (Some(recorder), Some(handle)) = (recorder, &handle) {
-        recorder.finalized(handle, row).await;
-    }
-    Ok(handle)
 }

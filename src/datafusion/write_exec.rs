@@ -25,8 +25,8 @@ use datafusion::physical_plan::{
 
 use datafusion::physical_plan::repartition::RepartitionExec;
 
-use super::checkpointed::{Checkpointed, Recorder, Started, identify_source, write_partition};
-use crate::checkpoint::PartitionStart;
+use super::checkpointed::{Checkpointed, Started, identify_source};
+use crate::checkpoint::{Worker, write_stream};
 use crate::error::Error;
 use crate::load::{LoadProgress, Loader, ProgressSnapshot, StreamHandle, StreamWriter};
 use crate::options::MAX_DEFAULT_STREAMS;
@@ -294,7 +294,7 @@ impl ExecutionPlan for BigQueryWriteExec {
         let latency_max = self.latency_max.clone();
         let work = async move {
             let written = match checkpointed {
-                None => write_partition(input, new_writer()?, 0, &table, None).await,
+                None => write_stream(input, new_writer()?, 0, &table, None).await,
                 Some(resumable) => {
                     resumable
                         .write(partition, input, &loader, &progress, &table, &new_writer)
@@ -352,45 +352,26 @@ impl Resumable {
             Started::Committed(_) => return Ok(None),
             Started::Open(run) => run,
         };
-        let mut recorder = Recorder::new(run.clone(), partition, self.fingerprint.clone(), self.interval);
-        let start = if self.replays {
-            run.partition_start(partition, &self.fingerprint)
-        } else {
-            PartitionStart::Fresh
+        let worker = Worker {
+            run,
+            partition,
+            source: self.fingerprint,
+            replays: self.replays,
+            interval: self.interval,
+            table: table.to_string(),
+            progress: progress.clone(),
         };
-        match start {
-            PartitionStart::Reuse(handle) => {
-                tracing::info!(partition, stream = %handle.stream, rows = handle.rows, "reusing a finalized stream");
-                progress.stream_reused(handle.rows);
-                Ok(Some(handle))
-            }
-            PartitionStart::Resume {
-                stream,
-                acknowledged_rows,
-            } => {
-                tracing::info!(partition, %stream, acknowledged_rows, "resuming a stream");
-                let writer = new_writer()?.resume(stream, acknowledged_rows);
-                match write_partition(input, writer, acknowledged_rows, table, Some(&mut recorder)).await {
-                    Err(Error::StreamNotResumable { stream, reason }) => {
-                        tracing::warn!(partition, %stream, %reason, "the stream cannot be resumed; starting the partition over");
-                        let input = self
-                            .source
-                            .execute(partition, self.context.clone())
-                            .map_err(|e| Error::Input {
-                                table: table.to_string(),
-                                message: e.to_string(),
-                            })?;
-                        write_partition(input, new_writer()?, 0, table, Some(&mut recorder)).await
-                    }
-                    Ok(handle) => {
-                        progress.stream_resumed(acknowledged_rows);
-                        Ok(handle)
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            PartitionStart::Fresh => write_partition(input, new_writer()?, 0, table, Some(&mut recorder)).await,
-        }
+        // The input is opened once more if a stream cannot be resumed after all.
+        let (source, context) = (self.source, self.context);
+        let mut first = Some(input);
+        let open = move || match first.take() {
+            Some(input) => Ok(input),
+            None => source.execute(partition, context.clone()).map_err(|e| Error::Input {
+                table: table.to_string(),
+                message: e.to_string(),
+            }),
+        };
+        worker.write(open, new_writer).await
     }
 }
 

@@ -147,6 +147,11 @@ impl Loader {
         self
     }
 
+    /// The memory pool given with [`Loader::with_memory_pool`], if any.
+    pub(crate) fn memory_pool(&self) -> Option<&Arc<dyn MemoryPool>> {
+        self.memory_pool.as_ref()
+    }
+
     /// The progress counters given with [`Loader::with_progress`], if any.
     pub fn progress(&self) -> Option<&LoadProgress> {
         self.progress.as_ref()
