@@ -500,3 +500,76 @@ async fn sources_and_checkpoints_on_s3_resume_after_a_kill() {
     assert!(names.iter().any(|n| n.ends_with("/commit.json")), "{names:?}");
     assert!(names.iter().any(|n| n.ends_with("/partition-00000.json")), "{names:?}");
 }
+
+/// Once against bqemulator (a Storage Write server written independently of this crate): the
+/// CLI is killed while its workers are part-way (their checkpoints say so), rerun, and every
+/// row lands once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_load_resumes_against_bqemulator() {
+    use common::bqemulator;
+    let Some((grpc, rest)) = bqemulator::emulator() else {
+        return;
+    };
+    const ROWS_EACH: u64 = 25_000;
+    let fields = serde_json::json!([
+        {"name": "id", "type": "INT64", "mode": "REQUIRED"},
+        {"name": "name", "type": "STRING", "mode": "NULLABLE"},
+    ]);
+    let table = bqemulator::create_table(&rest, "ckpt", "crash", fields);
+    let source = temp_dir("bqemulator-src");
+    parquet_files(&source, 0, FILES, ROWS_EACH).await;
+    let checkpoints = temp_dir("bqemulator-checkpoints");
+    let sql = load_sql(
+        &format!("{}/", source.display()),
+        &table,
+        &checkpoints.display().to_string(),
+        "",
+        "SELECT id, name FROM src",
+    );
+    let folder =
+        datafusion_bigquery::checkpoint::CheckpointStore::open(&checkpoints.display().to_string()).expect("folder");
+    let mut child = spawn_cli(&grpc, &sql, &[]);
+    // Killed once a worker has recorded acknowledged rows and the load has not committed.
+    let started = Instant::now();
+    let mut killed = false;
+    while started.elapsed() < Duration::from_secs(120) {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        let loads = folder.list().await.unwrap_or_default();
+        let part_way = loads
+            .iter()
+            .any(|l| l.commit.is_none() && l.partitions.iter().any(|p| p.acknowledged_rows > 0 && !p.finalized));
+        if part_way {
+            child.kill().expect("kill");
+            let _ = child.wait();
+            killed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        killed,
+        "the load was not caught part-way: {:?}",
+        child.wait_with_output().map(|o| text(&o))
+    );
+    tokio::time::sleep(Duration::from_millis(LEASE_TTL_MS + 200)).await;
+    let output = spawn_cli(&grpc, &sql, &[]).wait_with_output().expect("rerun");
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    let skipped = number_before(&stdout, "input rows not sent again").unwrap_or(0);
+    assert!(skipped > 0, "the rerun skipped nothing: {stdout}");
+    let rows = bqemulator::query(
+        &rest,
+        &format!(
+            "SELECT COUNT(*), COUNT(DISTINCT id), MIN(id), MAX(id) FROM {}.t",
+            table.dataset
+        ),
+    );
+    let cells: Vec<u64> = rows[0]
+        .iter()
+        .map(|v| v.as_str().and_then(|s| s.parse().ok()).expect("number"))
+        .collect();
+    let n = FILES * ROWS_EACH;
+    assert_eq!(cells, vec![n, n, 0, n - 1], "count, distinct, min, max");
+}
