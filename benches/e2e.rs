@@ -43,6 +43,8 @@ struct Settings {
     partitions: usize,
     python: bool,
     explain: bool,
+    /// Also load with checkpoints recorded every 100 ms, and compare.
+    checkpoint: bool,
 }
 
 impl Settings {
@@ -54,6 +56,7 @@ impl Settings {
             partitions: cores,
             python: true,
             explain: false,
+            checkpoint: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -68,6 +71,7 @@ impl Settings {
                 }
                 "--no-python" => settings.python = false,
                 "--explain" => settings.explain = true,
+                "--checkpoint" => settings.checkpoint = true,
                 // What `cargo bench` passes to every bench target.
                 "--bench" => {}
                 other => return Err(format!("unknown argument {other}")),
@@ -244,11 +248,23 @@ fn session(settings: &Settings) -> Result<SessionContext, Box<dyn std::error::Er
 }
 
 /// A session with lineitem and `bq`, the lineitem table of the server.
-async fn loading_session(settings: &Settings, server: &Server) -> Result<SessionContext, Box<dyn std::error::Error>> {
+async fn loading_session(
+    settings: &Settings,
+    server: &Server,
+    checkpoint: Option<&Path>,
+) -> Result<SessionContext, Box<dyn std::error::Error>> {
     let ctx = session(settings)?;
     register_bigquery(&ctx, BigQueryOptions::default().with_endpoint(server.endpoint.clone()));
+    let checkpoint = checkpoint
+        .map(|dir| {
+            format!(
+                ", 'bigquery.checkpoint' '{}', 'bigquery.checkpoint_interval_ms' '100'",
+                dir.display()
+            )
+        })
+        .unwrap_or_default();
     ctx.sql(&format!(
-        "CREATE EXTERNAL TABLE bq STORED AS BIGQUERY LOCATION '{TABLE}' OPTIONS ('bigquery.streams' '{}')",
+        "CREATE EXTERNAL TABLE bq STORED AS BIGQUERY LOCATION '{TABLE}' OPTIONS ('bigquery.streams' '{}'{checkpoint})",
         settings.streams
     ))
     .await?;
@@ -256,8 +272,12 @@ async fn loading_session(settings: &Settings, server: &Server) -> Result<Session
 }
 
 /// `INSERT INTO bq SELECT * FROM lineitem` against the discarding server.
-async fn insert(settings: &Settings, server: &Server) -> Result<Measured, Box<dyn std::error::Error>> {
-    let ctx = loading_session(settings, server).await?;
+async fn insert(
+    settings: &Settings,
+    server: &Server,
+    checkpoint: Option<&Path>,
+) -> Result<Measured, Box<dyn std::error::Error>> {
+    let ctx = loading_session(settings, server, checkpoint).await?;
     let cpu0 = cpu_seconds("self");
     let started = Instant::now();
     let result = ctx
@@ -271,7 +291,15 @@ async fn insert(settings: &Settings, server: &Server) -> Result<Measured, Box<dy
         .map(|b| b.column(0).as_primitive::<UInt64Type>().value(0))
         .unwrap_or(0);
     Ok(Measured {
-        name: format!("datafusion-bigquery x{}", settings.streams),
+        name: format!(
+            "datafusion-bigquery x{}{}",
+            settings.streams,
+            if checkpoint.is_some() {
+                ", checkpoints every 100 ms"
+            } else {
+                ""
+            }
+        ),
         rows,
         bytes: 0,
         elapsed,
@@ -283,7 +311,7 @@ async fn insert(settings: &Settings, server: &Server) -> Result<Measured, Box<dy
 
 /// `EXPLAIN ANALYZE` of the INSERT: the plan, with the time and rows of every operator.
 async fn explain(settings: &Settings, server: &Server) -> Result<(), Box<dyn std::error::Error>> {
-    let ctx = loading_session(settings, server).await?;
+    let ctx = loading_session(settings, server, None).await?;
     let plan = ctx
         .sql("EXPLAIN ANALYZE INSERT INTO bq SELECT * FROM lineitem")
         .await?
@@ -404,7 +432,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         server.stop()?;
         return Ok(());
     }
-    let mut ours = insert(&settings, &server).await?;
+    let mut ours = insert(&settings, &server, None).await?;
     ours.server_cpu = server.cpu_seconds();
     let (rows, bytes) = server.stop()?;
     if rows != ours.rows {
@@ -414,6 +442,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ours.print();
     let source = source_only(&settings).await?;
     source.print();
+    if settings.checkpoint {
+        let dir = std::env::temp_dir().join(format!("dfbq-bench-checkpoints-{}", std::process::id()));
+        let server = Server::start()?;
+        let mut checkpointed = insert(&settings, &server, Some(&dir)).await?;
+        checkpointed.server_cpu = server.cpu_seconds();
+        let (rows, bytes) = server.stop()?;
+        let _ = std::fs::remove_dir_all(&dir);
+        if rows != checkpointed.rows {
+            return Err(format!(
+                "the server received {rows} rows, the INSERT reported {}",
+                checkpointed.rows
+            )
+            .into());
+        }
+        checkpointed.bytes = bytes;
+        checkpointed.print();
+        println!(
+            "ratio rows/s, with checkpoints / without: {:.3}",
+            checkpointed.rows_per_second() / ours.rows_per_second()
+        );
+    }
 
     let theirs = if settings.python {
         let parquet = parquet_copy(&settings).await?;

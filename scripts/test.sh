@@ -10,13 +10,17 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/bqemulator.sh install
 scripts/moto.sh install
 emulator_env=$(scripts/bqemulator.sh start)
-trap 'scripts/bqemulator.sh stop; BQEMULATOR_STATE_DIR=target/bqemulator-faults scripts/bqemulator.sh stop; scripts/moto.sh stop' EXIT
+trap 'scripts/bqemulator.sh stop; BQEMULATOR_STATE_DIR=target/bqemulator-faults scripts/bqemulator.sh stop; BQEMULATOR_STATE_DIR=target/bqemulator-checkpoint scripts/bqemulator.sh stop; scripts/moto.sh stop' EXIT
 eval "$emulator_env"
 # An S3-compatible server for the checkpoint tests' sources and checkpoints (tests/checkpoint.rs).
 eval "$(scripts/moto.sh start)"
 # A second emulator for the fault suite, which may wear it out (tests/conformance_faults.rs).
 faults_env=$(BQEMULATOR_STATE_DIR=target/bqemulator-faults scripts/bqemulator.sh start)
 eval "${faults_env//BQEMULATOR_/BQEMULATOR_FAULTS_}"
+# A third for the checkpoint crash test: the AppendRows calls of a killed client keep
+# bqemulator's worker threads, so that test gets an emulator of its own.
+checkpoint_env=$(BQEMULATOR_STATE_DIR=target/bqemulator-checkpoint scripts/bqemulator.sh start)
+eval "${checkpoint_env//BQEMULATOR_/BQEMULATOR_CHECKPOINT_}"
 
 # The conformance and S3 suites fail instead of skipping when their servers are missing.
 export DFBQ_REQUIRE_CONFORMANCE=1

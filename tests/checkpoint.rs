@@ -507,7 +507,12 @@ async fn sources_and_checkpoints_on_s3_resume_after_a_kill() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_load_resumes_against_bqemulator() {
     use common::bqemulator;
-    let Some((grpc, rest)) = bqemulator::emulator() else {
+    // An emulator of its own (scripts/test.sh): the killed client's calls keep its threads.
+    let Some((grpc, rest)) = bqemulator::emulator_at(
+        "BQEMULATOR_CHECKPOINT_GRPC",
+        "BQEMULATOR_CHECKPOINT_REST",
+        "bqemulator (checkpoint)",
+    ) else {
         return;
     };
     const ROWS_EACH: u64 = 25_000;
@@ -519,13 +524,16 @@ async fn a_killed_load_resumes_against_bqemulator() {
     let source = temp_dir("bqemulator-src");
     parquet_files(&source, 0, FILES, ROWS_EACH).await;
     let checkpoints = temp_dir("bqemulator-checkpoints");
+    // Two streams: bqemulator serves AppendRows calls on a small thread pool, and the calls
+    // of a killed client hold their threads until it notices them gone.
     let sql = load_sql(
         &format!("{}/", source.display()),
         &table,
         &checkpoints.display().to_string(),
-        "",
+        ", 'bigquery.append_response_timeout_ms' '20000'",
         "SELECT id, name FROM src",
-    );
+    )
+    .replace("target_partitions = 4", "target_partitions = 2");
     let folder =
         datafusion_bigquery::checkpoint::CheckpointStore::open(&checkpoints.display().to_string()).expect("folder");
     let mut child = spawn_cli(&grpc, &sql, &[]);
