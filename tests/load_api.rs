@@ -336,6 +336,17 @@ async fn a_resumable_load_resumes_after_a_failure_and_then_reports_its_commit() 
     assert!(failed.unwrap_err().to_string().contains("the source went away"));
     assert_eq!(server.row_count(&table), Some(0), "nothing committed");
     let appended = server.stats().rows_appended;
+    // The failure stopped every partition; their checkpoints say how far each got.
+    let recorded: u64 = datafusion_bigquery::checkpoint::CheckpointStore::open(&folder.display().to_string())
+        .and_then(|store| store.load("resumable-1"))
+        .expect("folder")
+        .partitions()
+        .await
+        .expect("checkpoints")
+        .iter()
+        .map(|p| p.acknowledged_rows)
+        .sum();
+    assert!(recorded > 0, "no progress recorded");
 
     let (summary, report) = loader
         .load_resumable("resumable-1", schema.clone(), 3, |p| batches(p, None))
@@ -343,11 +354,13 @@ async fn a_resumable_load_resumes_after_a_failure_and_then_reports_its_commit() 
         .expect("resumed");
     assert_eq!(summary.rows, 15_000);
     assert!(matches!(report, CheckpointReport::Committed { .. }));
-    // Partitions 0 and 2 were finalized and are committed as they were; partition 1 resumed
-    // after the rows acknowledged before its failure: at least its last 2,000 rows were sent,
-    // never all 5,000 again.
+    // Every partition resumed after the rows acknowledged before the failure: those were not
+    // sent again (partition 1's last 2,000 rows, at least, were).
     let resent = server.stats().rows_appended - appended;
-    assert!((2_000..5_000).contains(&resent), "{resent} rows sent again");
+    assert!(
+        (2_000..=15_000 - recorded).contains(&resent),
+        "{resent} rows sent again, {recorded} were recorded"
+    );
     let ids = server.rows(&table).expect("rows");
     let mut seen: Vec<i64> = ids
         .iter()
@@ -366,4 +379,71 @@ async fn a_resumable_load_resumes_after_a_failure_and_then_reports_its_commit() 
         "{report:?}"
     );
     assert_eq!(server.row_count(&table), Some(15_000));
+}
+
+/// A stream an earlier attempt finalized without recording it (its checkpoint says open) is
+/// found finalized on resume, checked against the partition's row count, and committed as
+/// it is: nothing is written again.
+#[tokio::test]
+async fn a_stream_finalized_but_recorded_open_is_committed_as_it_is() {
+    use datafusion_bigquery::rpc::Rpc;
+    use datafusion_bigquery::server::RpcFault;
+    let server = EmbeddedServer::start().await.expect("server");
+    let table: TableRef = "demo.api.sealed".parse().expect("name");
+    server.create_table(
+        &table,
+        schema::parse_inline_schema("id:INT64:REQUIRED").expect("schema"),
+    );
+    let folder = std::env::temp_dir().join(format!("dfbq-sealed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    let mut options = BigQueryOptions::default().with_endpoint(server.endpoint());
+    options
+        .set("bigquery.checkpoint", &folder.display().to_string())
+        .expect("option");
+    let loader = Loader::connect(table.clone(), options).await.expect("connect");
+    let schema = loader.arrow_schema();
+    let batches = |partition: usize| {
+        let first = partition as i64 * 1_000;
+        let ids = Int64Array::from_iter_values(first..first + 1_000);
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(ids) as ArrayRef]).expect("batch");
+        stream::iter(vec![Ok::<_, String>(batch)])
+    };
+    // Both streams are finalized and recorded; the commit is refused for good.
+    server.inject_rpc_fault(
+        Rpc::BatchCommitWriteStreams,
+        1,
+        RpcFault::Fail(tonic::Code::InvalidArgument),
+    );
+    assert!(
+        loader
+            .load_resumable("sealed", schema.clone(), 2, batches)
+            .await
+            .is_err()
+    );
+    // Make the checkpoints say what a crash right after finalize leaves: open, half acknowledged.
+    for entry in std::fs::read_dir(folder.join("sealed")).expect("folder") {
+        let path = entry.expect("entry").path();
+        if !path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("partition-"))
+        {
+            continue;
+        }
+        let mut checkpoint: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+        checkpoint["finalized"] = serde_json::Value::Bool(false);
+        checkpoint["acknowledged_rows"] = serde_json::json!(500);
+        std::fs::write(&path, serde_json::to_vec(&checkpoint).expect("json")).expect("write");
+    }
+    let before = server.stats();
+    let (summary, _) = loader
+        .load_resumable("sealed", schema.clone(), 2, batches)
+        .await
+        .expect("resumed");
+    assert_eq!(summary.rows, 2_000);
+    let after = server.stats();
+    assert_eq!(after.streams_created, before.streams_created, "no new stream");
+    assert_eq!(after.rows_appended, before.rows_appended, "no row written again");
+    assert_eq!(server.row_count(&table), Some(2_000));
 }

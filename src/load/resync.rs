@@ -18,6 +18,8 @@ pub(crate) enum Probe {
     Exists,
     /// OUT_OF_RANGE: the stream ends before the offset.
     Beyond,
+    /// STREAM_FINALIZED: an earlier attempt finalized the stream (and died before saying so).
+    Finalized,
 }
 
 /// What to do next.
@@ -99,6 +101,7 @@ impl EndSearch {
                 self.high = Some(offset - 1);
                 Ok(None)
             }
+            Probe::Finalized => Err("the stream is finalized".into()),
         }
     }
 }

@@ -96,6 +96,8 @@ pub struct StreamWriter {
     acknowledged_bytes: u64,
     /// While resuming a stream: the replayed rows not yet known to be in it.
     resync: Option<Resync>,
+    /// A resumed stream found finalized, with its row count: the input is only counted.
+    sealed: Option<u64>,
 }
 
 /// A resumed stream whose end is being looked for, and the replayed rows from its checkpoint.
@@ -147,6 +149,7 @@ impl StreamWriter {
             acknowledged: 0,
             acknowledged_bytes: 0,
             resync: None,
+            sealed: None,
         }
     }
 
@@ -228,6 +231,13 @@ impl StreamWriter {
     /// Encodes and appends a batch; `first_row` is the index of its first row in the whole
     /// input, for error messages.
     pub async fn write(&mut self, batch: &RecordBatch, first_row: u64) -> Result<()> {
+        if let Some(sealed) = self.sealed {
+            self.rows += batch.num_rows() as u64;
+            if self.rows > sealed {
+                return Err(self.not_resumable(format!("it was finalized with {sealed} rows, the partition has more")));
+            }
+            return Ok(());
+        }
         let mut next_input_row = first_row;
         for rows in self.encoder.encode(batch, first_row)? {
             let first_input_row = next_input_row;
@@ -264,6 +274,9 @@ impl StreamWriter {
                 .row_at(offset)
                 .ok_or_else(|| Error::Internal(format!("no replayed row at offset {offset}")))?;
             let said = self.probe(offset, row, input_row).await?;
+            if said == Probe::Finalized {
+                return self.seal().await;
+            }
             let resync = self
                 .resync
                 .as_mut()
@@ -273,6 +286,29 @@ impl StreamWriter {
                 return self.resume_at(end).await;
             }
         }
+    }
+
+    /// The resumed stream was finalized by an earlier attempt that died before recording it:
+    /// it is whole if it holds exactly as many rows as the partition has. From here on the
+    /// input is only counted, and [`StreamWriter::finish`] compares.
+    async fn seal(&mut self) -> Result<()> {
+        let Some(resync) = self.resync.take() else {
+            return Ok(());
+        };
+        let name = self.open_stream()?.name.clone();
+        let client = &self.client;
+        let reported = with_retries(&self.options.retry, Rpc::FinalizeWriteStream, || {
+            client.finalize_write_stream(&name)
+        })
+        .await?;
+        let rows = u64::try_from(reported).map_err(|_| self.not_resumable(format!("it reports {reported} rows")))?;
+        tracing::debug!(stream = %name, rows, "resumed stream was finalized; counting the partition's rows");
+        self.sealed = Some(rows);
+        self.rows = resync.available;
+        if self.rows > rows {
+            return Err(self.not_resumable(format!("it was finalized with {rows} rows, the partition has more")));
+        }
+        Ok(())
     }
 
     fn not_resumable(&self, reason: String) -> Error {
@@ -605,6 +641,27 @@ impl StreamWriter {
     /// `None` if no row was ever written (no stream was created).
     pub async fn finish(mut self) -> Result<Option<StreamHandle>> {
         self.resync_step(true).await?;
+        if let Some(sealed) = self.sealed {
+            if self.rows != sealed {
+                return Err(self.not_resumable(format!(
+                    "it was finalized with {sealed} rows, the partition has {}",
+                    self.rows
+                )));
+            }
+            let mut open = self
+                .open
+                .take()
+                .ok_or_else(|| Error::Internal("stream not open".into()))?;
+            open.connection.close();
+            return Ok(Some(StreamHandle {
+                table: self.table,
+                stream: open.name,
+                rows: sealed,
+                bytes: self.acknowledged_bytes,
+                requests: self.requests,
+                retries: self.retries,
+            }));
+        }
         if self.open.is_none() {
             return Ok(None);
         }
@@ -670,10 +727,10 @@ fn probe_outcome(stream: &str, offset: i64, input_row: u64, response: AppendRows
         if status.code() == Code::OutOfRange || storage == Some(StorageErrorCode::OffsetOutOfRange) {
             return Ok(Probe::Beyond);
         }
-        let gone = matches!(
-            storage,
-            Some(StorageErrorCode::StreamFinalized | StorageErrorCode::StreamNotFound)
-        ) || status.code() == Code::NotFound;
+        if storage == Some(StorageErrorCode::StreamFinalized) {
+            return Ok(Probe::Finalized);
+        }
+        let gone = storage == Some(StorageErrorCode::StreamNotFound) || status.code() == Code::NotFound;
         if gone {
             return Err(Error::StreamNotResumable {
                 stream: stream.to_string(),
