@@ -297,10 +297,12 @@ impl StreamWriter {
         };
         let name = self.open_stream()?.name.clone();
         let client = &self.client;
+        // Finalizing again tells its row count; a service that refuses leaves a new stream.
         let reported = with_retries(&self.options.retry, Rpc::FinalizeWriteStream, || {
             client.finalize_write_stream(&name)
         })
-        .await?;
+        .await
+        .map_err(|e| self.not_resumable(format!("it is finalized, and finalizing it again failed: {e}")))?;
         let rows = u64::try_from(reported).map_err(|_| self.not_resumable(format!("it reports {reported} rows")))?;
         tracing::debug!(stream = %name, rows, "resumed stream was finalized; counting the partition's rows");
         self.sealed = Some(rows);
