@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use super::fingerprint::identify;
-pub(crate) use super::fingerprint::identify as identify_source;
 use crate::checkpoint::{
     CheckpointStore, CommitRecord, LoadIdentity, OpenRun, RunSettings, RunStart, derived_load_id, new_run_id, start_run,
 };

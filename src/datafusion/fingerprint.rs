@@ -56,7 +56,7 @@ pub(crate) fn identify(plan: &Arc<dyn ExecutionPlan>) -> Result<InputIdentity> {
     let mut hasher = HashWriter(Sha256::new());
     let mut identifiable = true;
     let mut not_replayable = Vec::new();
-    visit(plan, 0, Some(&mut hasher), &mut identifiable, &mut not_replayable)?;
+    visit(plan, 0, &mut hasher, &mut identifiable, &mut not_replayable)?;
     let fingerprint = hasher.0.finalize().iter().map(|b| format!("{b:02x}")).collect();
     Ok(InputIdentity {
         fingerprint,
@@ -68,15 +68,13 @@ pub(crate) fn identify(plan: &Arc<dyn ExecutionPlan>) -> Result<InputIdentity> {
 fn visit(
     plan: &Arc<dyn ExecutionPlan>,
     depth: usize,
-    mut hasher: Option<&mut HashWriter>,
+    hasher: &mut HashWriter,
     identifiable: &mut bool,
     not_replayable: &mut Vec<String>,
 ) -> Result<()> {
     let name = plan.name();
-    if let Some(hasher) = hasher.as_deref_mut() {
-        let line = displayable(plan.as_ref()).one_line().to_string();
-        writeln!(hasher, "{depth} {line}").map_err(datafusion::error::DataFusionError::IoError)?;
-    }
+    let line = displayable(plan.as_ref()).one_line().to_string();
+    writeln!(hasher, "{depth} {line}").map_err(datafusion::error::DataFusionError::IoError)?;
     if !REPLAYABLE_NODES.contains(&name) {
         not_replayable.push(name.to_string());
     }
@@ -91,13 +89,11 @@ fn visit(
         })
     })?;
     let children = plan.children();
-    if children.is_empty()
-        && let Some(hasher) = hasher.as_deref_mut()
-    {
+    if children.is_empty() {
         *identifiable &= leaf_data(plan, hasher)?;
     }
     for child in children {
-        visit(child, depth + 1, hasher.as_deref_mut(), identifiable, not_replayable)?;
+        visit(child, depth + 1, hasher, identifiable, not_replayable)?;
     }
     Ok(())
 }

@@ -25,7 +25,8 @@ use datafusion::physical_plan::{
 
 use datafusion::physical_plan::repartition::RepartitionExec;
 
-use super::checkpointed::{Checkpointed, Started, identify_source};
+use super::checkpointed::{Checkpointed, Started};
+use super::fingerprint::identify;
 use crate::checkpoint::{Worker, write_stream};
 use crate::error::Error;
 use crate::load::{LoadProgress, Loader, ProgressSnapshot, StreamHandle, StreamWriter};
@@ -273,7 +274,7 @@ impl ExecutionPlan for BigQueryWriteExec {
                 let (fingerprint, reasons) = match self.source_identity.get() {
                     Some(found) => found.clone(),
                     None => {
-                        let found = identify_source(&self.source)?;
+                        let found = identify(&self.source)?;
                         let found = (Arc::from(found.fingerprint.as_str()), found.not_replayable);
                         self.source_identity.get_or_init(|| found).clone()
                     }
