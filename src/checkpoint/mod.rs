@@ -4,7 +4,7 @@
 //! its commit writes nothing.
 //!
 //! Layout of a checkpoint folder: one folder per load id, holding `load.json` (the input's
-//! fingerprint), `partition-<n>.json` (one per worker), `lease-<generation>.json` (the run
+//! fingerprint), `partition-<n>-<plan>.json` (one per worker), `lease-<generation>.json` (the run
 //! in charge) and, once committed, `commit.json`. A pending stream keeps its uncommitted rows
 //! for 24 hours: a resume later than that finds the stream gone and starts its partition over.
 

@@ -2,7 +2,7 @@
 //!
 //! - `load.json`: the load's identity (table, input fingerprint, whether its partitions
 //!   replay), written once by the first run;
-//! - `partition-<n>.json`: one worker's progress (its stream, rows acknowledged, input rows
+//! - `partition-<n>-<plan>.json`: one worker's progress (its stream, rows acknowledged, input rows
 //!   consumed, finalized or not), rewritten every few seconds and at finalize;
 //! - `commit.json`: written after the commit (time, streams, rows);
 //! - `lease-<generation>.json`: who runs the load now, until when.
