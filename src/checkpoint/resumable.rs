@@ -152,14 +152,7 @@ impl Loader {
         if let Err(e) = run.record_commit(&handles, time).await {
             tracing::warn!(load = load_id, error = %e, "committed, but the commit record could not be written");
         }
-        let summary = LoadSummary {
-            rows: handles.iter().map(|h| h.rows).sum(),
-            bytes: handles.iter().map(|h| h.bytes).sum(),
-            streams: handles.len(),
-            requests: handles.iter().map(|h| h.requests).sum(),
-            retries: handles.iter().map(|h| h.retries).sum(),
-            commit_time: time,
-        };
+        let summary = LoadSummary::of(&handles, time);
         let report = CheckpointReport::Committed {
             load_id: load_id.to_string(),
             replayable: true,

@@ -127,13 +127,24 @@ impl Recorder {
 
     /// Records where a failed writer got to, after any record still being written.
     async fn failed(&mut self, writer: &StreamWriter, input_rows: u64) {
-        if let Some(writing) = self.writing.take() {
-            let _ = writing.await;
-        }
         let Some(stream) = writer.stream_name() else {
             return;
         };
         let (acknowledged, bytes) = (writer.acknowledged_rows(), writer.acknowledged_bytes());
+        self.record_now(stream, acknowledged, input_rows, bytes, false).await;
+    }
+
+    /// Records the finalized stream, after any record still being written.
+    async fn finalized(&mut self, handle: &StreamHandle, input_rows: u64) {
+        self.record_now(&handle.stream, handle.rows, input_rows, handle.bytes, true)
+            .await;
+    }
+
+    /// Waits for any record still being written, then writes this one.
+    async fn record_now(&mut self, stream: &str, acknowledged: u64, input_rows: u64, bytes: u64, finalized: bool) {
+        if let Some(writing) = self.writing.take() {
+            let _ = writing.await;
+        }
         if let Err(e) = self
             .run
             .record_partition(
@@ -143,33 +154,11 @@ impl Recorder {
                 acknowledged,
                 input_rows,
                 bytes,
-                false,
+                finalized,
             )
             .await
         {
             tracing::warn!(partition = self.partition, error = %e, "could not record a checkpoint");
-        }
-    }
-
-    /// Records the finalized stream, after any record still being written.
-    async fn finalized(&mut self, handle: &StreamHandle, input_rows: u64) {
-        if let Some(writing) = self.writing.take() {
-            let _ = writing.await;
-        }
-        if let Err(e) = self
-            .run
-            .record_partition(
-                self.partition,
-                &self.source,
-                &handle.stream,
-                handle.rows,
-                input_rows,
-                handle.bytes,
-                true,
-            )
-            .await
-        {
-            tracing::warn!(partition = self.partition, error = %e, "could not record a finalized stream");
         }
     }
 }

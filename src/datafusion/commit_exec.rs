@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use arrow::array::{RecordBatch, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -154,7 +154,8 @@ impl ExecutionPlan for BigQueryCommitExec {
             let rows = match checkpoint {
                 None => {
                     let handles = collect_handles(input).await?;
-                    commit_handles(&loader, &handles, &commit_time).await?
+                    commit_handles(&loader, &handles, &commit_time).await?;
+                    handles.iter().map(|h| h.rows).sum()
                 }
                 Some(checkpoint) => commit_checkpointed(&loader, &checkpoint, input, &commit_time).await?,
             };
@@ -182,21 +183,20 @@ async fn collect_handles(mut input: SendableRecordBatchStream) -> Result<Vec<Str
     Ok(handles)
 }
 
-/// The one BatchCommitWriteStreams; returns the rows committed.
-async fn commit_handles(loader: &Loader, handles: &[StreamHandle], commit_time: &Time) -> Result<u64> {
+/// The one BatchCommitWriteStreams, timed into `commit_time`; returns the commit time.
+async fn commit_handles(loader: &Loader, handles: &[StreamHandle], commit_time: &Time) -> Result<Option<SystemTime>> {
     let started = Instant::now();
     let committed = loader.commit(handles).await;
     commit_time.add_duration(started.elapsed());
-    committed?;
-    let rows: u64 = handles.iter().map(|h| h.rows).sum();
+    let time = committed?;
     tracing::info!(
         table = %loader.table(),
-        rows,
+        rows = handles.iter().map(|h| h.rows).sum::<u64>(),
         streams = handles.len(),
         bytes = handles.iter().map(|h| h.bytes).sum::<u64>(),
         "committed"
     );
-    Ok(rows)
+    Ok(time)
 }
 
 /// The commit of a checkpointed load: nothing if it committed before; otherwise, under the
@@ -231,10 +231,7 @@ async fn commit_checkpointed(
     let outcome = async {
         let handles = collect_handles(input).await?;
         run.check_lease().await.map_err(DataFusionError::from)?;
-        let started = Instant::now();
-        let committed = loader.commit(&handles).await;
-        commit_time.add_duration(started.elapsed());
-        let time = committed.map_err(DataFusionError::from)?;
+        let time = commit_handles(loader, &handles, commit_time).await?;
         Ok::<_, DataFusionError>((handles, time))
     }
     .await;
@@ -246,11 +243,11 @@ async fn commit_checkpointed(
         }
     };
     let rows: u64 = handles.iter().map(|h| h.rows).sum();
-    if let Err(e) = run.record_commit(&handles, time).await {
+    match run.record_commit(&handles, time).await {
+        Ok(_) => tracing::debug!(load = %load_id, rows, "commit recorded"),
         // The rows are committed: a rerun finds that out from the streams.
-        tracing::warn!(load = %load_id, error = %e, "committed, but the commit record could not be written");
+        Err(e) => tracing::warn!(load = %load_id, error = %e, "committed, but the commit record could not be written"),
     }
-    tracing::info!(table = %loader.table(), load = %load_id, rows, streams = handles.len(), "committed");
     report(CheckpointReport::Committed {
         load_id,
         replayable: run.identity().replayable,

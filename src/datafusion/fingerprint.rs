@@ -57,7 +57,7 @@ pub(crate) fn identify(plan: &Arc<dyn ExecutionPlan>) -> Result<InputIdentity> {
     let mut identifiable = true;
     let mut not_replayable = Vec::new();
     visit(plan, 0, &mut hasher, &mut identifiable, &mut not_replayable)?;
-    let fingerprint = hasher.0.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let fingerprint = crate::checkpoint::hex(&hasher.0.finalize());
     Ok(InputIdentity {
         fingerprint,
         identifiable,

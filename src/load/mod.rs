@@ -61,6 +61,20 @@ pub struct LoadSummary {
     pub commit_time: Option<SystemTime>,
 }
 
+impl LoadSummary {
+    /// What committing `handles` at `commit_time` did.
+    pub(crate) fn of(handles: &[StreamHandle], commit_time: Option<SystemTime>) -> Self {
+        Self {
+            rows: handles.iter().map(|h| h.rows).sum(),
+            bytes: handles.iter().map(|h| h.bytes).sum(),
+            streams: handles.len(),
+            requests: handles.iter().map(|h| h.requests).sum(),
+            retries: handles.iter().map(|h| h.retries).sum(),
+            commit_time,
+        }
+    }
+}
+
 /// Loads batches into one table atomically.
 ///
 /// ```no_run
@@ -197,14 +211,7 @@ impl Loader {
     {
         let handles = self.write_streams(&input_schema, input).await?;
         let commit_time = self.commit(&handles).await?;
-        Ok(LoadSummary {
-            rows: handles.iter().map(|h| h.rows).sum(),
-            bytes: handles.iter().map(|h| h.bytes).sum(),
-            streams: handles.len(),
-            requests: handles.iter().map(|h| h.requests).sum(),
-            retries: handles.iter().map(|h| h.retries).sum(),
-            commit_time,
-        })
+        Ok(LoadSummary::of(&handles, commit_time))
     }
 
     /// [`Loader::load`] for batches already in memory or produced by an iterator, each in
