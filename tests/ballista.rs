@@ -65,8 +65,9 @@ async fn insert_lands_exactly_once(ctx: &SessionContext, server: &EmbeddedServer
     assert_eq!(audit(server, table, n), (0, 0, 0), "lost, duplicated, foreign");
 }
 
-/// Registers the Parquet source and the BigQuery destination on a Ballista session.
-async fn tables(ctx: &SessionContext, dir: &Path, table: &TableRef) {
+/// Registers the Parquet source and the BigQuery destination on a Ballista session, the
+/// destination with `options` (`OPTIONS (...)`, or empty).
+async fn tables(ctx: &SessionContext, dir: &Path, table: &TableRef, options: &str) {
     common::run(
         ctx,
         &format!(
@@ -78,7 +79,7 @@ async fn tables(ctx: &SessionContext, dir: &Path, table: &TableRef) {
     .expect("source");
     common::run(
         ctx,
-        &format!("CREATE EXTERNAL TABLE dest STORED AS BIGQUERY LOCATION '{table}'"),
+        &format!("CREATE EXTERNAL TABLE dest STORED AS BIGQUERY LOCATION '{table}' {options}"),
     )
     .await
     .expect("destination");
@@ -96,7 +97,7 @@ async fn standalone_insert_from_parquet_lands_exactly_once_in_one_commit() {
     let ctx = ballista_context_with(&Cluster::Standalone, factory)
         .await
         .expect("standalone cluster");
-    tables(&ctx, &dir, &table).await;
+    tables(&ctx, &dir, &table, "").await;
     insert_lands_exactly_once(&ctx, &server, &table, FILES * ROWS).await;
     let stats = server.stats();
     assert_eq!(stats.commits, 1);
@@ -115,7 +116,7 @@ async fn a_null_in_a_required_column_met_on_an_executor_commits_nothing() {
     )
     .await
     .expect("standalone cluster");
-    tables(&ctx, &dir, &table).await;
+    tables(&ctx, &dir, &table, "").await;
     let err = common::run(&ctx, "INSERT INTO dest SELECT id, name, note FROM src")
         .await
         .expect_err("NULL in a REQUIRED column");
@@ -236,7 +237,7 @@ async fn a_cluster_of_two_executors_loads_a_million_rows_exactly_once_even_when_
     let cluster = LocalCluster::start();
     let (server, table) = new_server(false).await;
     let ctx = cluster.session(&server).await;
-    tables(&ctx, &dir, &table).await;
+    tables(&ctx, &dir, &table, "").await;
     insert_lands_exactly_once(&ctx, &server, &table, FILES * ROWS).await;
     assert_eq!(server.stats().commits, 1);
     drop(ctx);
@@ -247,7 +248,7 @@ async fn a_cluster_of_two_executors_loads_a_million_rows_exactly_once_even_when_
     let (server, table) = new_server(false).await;
     server.delay_appends(Duration::from_millis(20));
     let ctx = cluster.session(&server).await;
-    tables(&ctx, &dir, &table).await;
+    tables(&ctx, &dir, &table, "").await;
     let insert =
         tokio::spawn(async move { common::run(&ctx, "INSERT INTO dest SELECT id, name, note FROM src").await });
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -298,25 +299,12 @@ async fn a_checkpointed_load_on_a_cluster_resumes_the_killed_executors_streams()
     let (server, table) = new_server(false).await;
     server.delay_appends(Duration::from_millis(20));
     let ctx = cluster.session(&server).await;
-    common::run(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE src STORED AS PARQUET LOCATION '{}/'",
-            dir.display()
-        ),
-    )
-    .await
-    .expect("source");
-    common::run(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE dest STORED AS BIGQUERY LOCATION '{table}' OPTIONS (\
-             'bigquery.checkpoint' '{}', 'bigquery.checkpoint_interval_ms' '100', 'bigquery.lease_ttl_ms' '20000')",
-            checkpoints.display()
-        ),
-    )
-    .await
-    .expect("destination");
+    let options = format!(
+        "OPTIONS ('bigquery.checkpoint' '{}', 'bigquery.checkpoint_interval_ms' '100', \
+         'bigquery.lease_ttl_ms' '20000')",
+        checkpoints.display()
+    );
+    tables(&ctx, &dir, &table, &options).await;
     let insert =
         tokio::spawn(async move { common::run(&ctx, "INSERT INTO dest SELECT id, name, note FROM src").await });
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -70,6 +70,41 @@ fn load_sql(source: &str, table: &TableRef, checkpoint: &str, extra_options: &st
     )
 }
 
+/// A load of `files` Parquet files of `rows_per_file` rows into `demo.<name>.t`, with its
+/// checkpoint folder and its SQL.
+struct LocalLoad {
+    source: PathBuf,
+    checkpoints: PathBuf,
+    table: TableRef,
+    sql: String,
+}
+
+async fn local_load(
+    server: &EmbeddedServer,
+    name: &str,
+    (files, rows_per_file): (u64, u64),
+    extra_options: &str,
+    select: &str,
+) -> LocalLoad {
+    let source = temp_dir(&format!("{name}-src"));
+    parquet_files(&source, 0, files, rows_per_file).await;
+    let checkpoints = temp_dir(&format!("{name}-checkpoints"));
+    let table = create_table(server, &format!("demo.{name}.t"));
+    let sql = load_sql(
+        &format!("{}/", source.display()),
+        &table,
+        &checkpoints.display().to_string(),
+        extra_options,
+        select,
+    );
+    LocalLoad {
+        source,
+        checkpoints,
+        table,
+        sql,
+    }
+}
+
 /// Starts the CLI on `sql` against `endpoint`.
 fn spawn_cli(endpoint: &str, sql: &str, env: &[(String, String)]) -> Child {
     Command::new(BIN)
@@ -88,23 +123,6 @@ fn text(output: &Output) -> (String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
-}
-
-/// A small seeded generator (64-bit LCG): the same seed kills at the same moments.
-struct Seeded(u64);
-
-impl Seeded {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// The number after `label` in `text` (`1,234 label` → 1234), if any.
@@ -144,7 +162,7 @@ async fn crash_run(
     let table = create_table(server, &format!("demo.crash.t{seed}"));
     let sql = load_sql(source, &table, checkpoint, "", "SELECT id, name FROM src");
     let endpoint = server.endpoint();
-    let mut random = Seeded(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) + 1);
+    let mut random = common::Lcg(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) + 1);
     let planned_kills = 1 + random.below(3);
     let before = server.stats();
     let mut kills = 0;
@@ -295,17 +313,7 @@ async fn a_load_killed_at_random_moments_resumes_and_lands_every_row_exactly_onc
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_runner_is_refused_while_the_first_runs() {
     let server = EmbeddedServer::start().await.expect("server");
-    let source = temp_dir("second-src");
-    parquet_files(&source, 0, 2, 1_000).await;
-    let checkpoints = temp_dir("second-checkpoints");
-    let table = create_table(&server, "demo.second.t");
-    let sql = load_sql(
-        &format!("{}/", source.display()),
-        &table,
-        &checkpoints.display().to_string(),
-        "",
-        "SELECT id, name FROM src",
-    );
+    let LocalLoad { table, sql, .. } = local_load(&server, "second", (2, 1_000), "", "SELECT id, name FROM src").await;
     let gate = server.hold_commits();
     let first = spawn_cli(&server.endpoint(), &sql, &[]);
     tokio::time::timeout(Duration::from_secs(60), gate.arrived())
@@ -329,17 +337,14 @@ async fn a_second_runner_is_refused_while_the_first_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_that_does_not_replay_restarts_and_stays_exact() {
     let server = EmbeddedServer::start().await.expect("server");
-    let source = temp_dir("sorted-src");
-    parquet_files(&source, 0, FILES, ROWS_PER_FILE).await;
-    let checkpoints = temp_dir("sorted-checkpoints");
-    let table = create_table(&server, "demo.sorted.t");
-    let sql = load_sql(
-        &format!("{}/", source.display()),
-        &table,
-        &checkpoints.display().to_string(),
+    let LocalLoad { table, sql, .. } = local_load(
+        &server,
+        "sorted",
+        (FILES, ROWS_PER_FILE),
         "",
         "SELECT id, name FROM src ORDER BY name",
-    );
+    )
+    .await;
     let mut child = spawn_cli(&server.endpoint(), &sql, &[]);
     // Killed once some rows were acknowledged.
     let started = Instant::now();
@@ -362,17 +367,19 @@ async fn a_plan_that_does_not_replay_restarts_and_stays_exact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_input_under_an_explicit_load_id_is_refused() {
     let server = EmbeddedServer::start().await.expect("server");
-    let source = temp_dir("changed-src");
-    parquet_files(&source, 0, 2, 1_000).await;
-    let checkpoints = temp_dir("changed-checkpoints");
-    let table = create_table(&server, "demo.changed.t");
-    let sql = load_sql(
-        &format!("{}/", source.display()),
-        &table,
-        &checkpoints.display().to_string(),
+    let LocalLoad {
+        source,
+        checkpoints,
+        table,
+        sql,
+    } = local_load(
+        &server,
+        "changed",
+        (2, 1_000),
         ", 'bigquery.load_id' 'nightly-2026-12-01'",
         "SELECT id, name FROM src",
-    );
+    )
+    .await;
     let output = spawn_cli(&server.endpoint(), &sql, &[])
         .wait_with_output()
         .expect("first");
@@ -424,16 +431,7 @@ fn s3_endpoint() -> Option<String> {
     if let Ok(endpoint) = std::env::var("DFBQ_S3_ENDPOINT") {
         return Some(endpoint);
     }
-    let required = std::env::var_os("DFBQ_REQUIRE_CONFORMANCE").is_some() || std::env::var_os("CI").is_some();
-    assert!(
-        !required,
-        "the S3 server is required here: run the tests through scripts/test.sh"
-    );
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: no S3 server (DFBQ_S3_ENDPOINT), the S3 checkpoint test checks nothing (scripts/test.sh starts one)"
-    );
+    common::missing_server("the S3 server (DFBQ_S3_ENDPOINT)");
     None
 }
 

@@ -209,23 +209,10 @@ async fn retries_give_up_and_commit_nothing() {
     assert_eq!(f.visible_rows(), 0);
 }
 
-/// A deterministic pseudo-random sequence.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % n
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn randomized_fault_suite() {
     const RUNS: u64 = 50;
-    let mut rng = Lcg(0x5eed);
+    let mut rng = common::Lcg(0x5eed);
     let (mut faults, mut failed, mut lost, mut duplicated, mut foreign, mut rows_total) = (0, 0, 0, 0, 0, 0);
     for run in 0..RUNS {
         let n = 3_000 + rng.below(20_000);

@@ -11,6 +11,40 @@ use datafusion::prelude::SessionContext;
 use datafusion_bigquery::server::ServerBuilder;
 use datafusion_bigquery::{BigQueryOptions, EmbeddedServer, TableRef, register_bigquery, schema};
 
+/// A deterministic pseudo-random sequence (a 64-bit LCG): the same seed, the same draws.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// The next draw.
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    /// A draw in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A test server that is not running: with `DFBQ_REQUIRE_CONFORMANCE` or `CI` set that fails
+/// the test, otherwise the skip is printed past the harness's capture so it is seen.
+pub fn missing_server(what: &str) {
+    let required = std::env::var_os("DFBQ_REQUIRE_CONFORMANCE").is_some() || std::env::var_os("CI").is_some();
+    assert!(
+        !required,
+        "{what} is required here: run the tests through scripts/test.sh"
+    );
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {what} is not running, the test checks nothing (scripts/test.sh starts it)"
+    );
+}
+
 /// A running server, a table in it, and a session with the table registered as `dest`.
 pub struct Fixture {
     pub server: EmbeddedServer,
