@@ -3,11 +3,13 @@
 
 mod arrow_map;
 mod descriptor;
+mod json;
 mod text;
 
 pub use arrow_map::{BIGQUERY_TYPE_METADATA_KEY, nullable_everywhere, to_arrow_field, to_arrow_schema};
 pub(crate) use descriptor::nested_members;
 pub use descriptor::{ROW_MESSAGE_NAME, describe_column, is_proto_identifier, row_descriptor};
+pub use json::{rest_type_name, to_json_field, to_json_schema};
 pub use text::{parse_inline_schema, parse_json_schema, parse_schema_arg};
 
 use crate::proto::table_field_schema::{Mode, Type};
