@@ -40,6 +40,7 @@ pub mod load;
 pub mod object_storage;
 pub mod options;
 pub mod proto;
+pub mod rest;
 pub mod retry;
 pub mod rpc;
 pub mod schema;

@@ -142,6 +142,22 @@ pub fn classify(rpc: Rpc, status: &ServiceStatus) -> Disposition {
     }
 }
 
+/// A REST call: no answer, 5xx and rate limits are retried (BigQuery's error guidance: retry
+/// `backendError`, `internalError` and `rateLimitExceeded` with backoff); an allocation quota
+/// (`quotaExceeded`) and every other 4xx are final. Every call is safe to repeat: reads,
+/// deletes, inserts that meet their own earlier attempt (409) and jobs with a client id.
+fn classify_rest(status: &crate::rest::RestStatus) -> Disposition {
+    if status.is_transport_failure() {
+        return Disposition::Retry;
+    }
+    match (status.http, status.reason.as_deref()) {
+        (_, Some("quotaExceeded")) => Disposition::Fatal,
+        (429, _) | (_, Some("rateLimitExceeded")) => Disposition::Throttled,
+        (500 | 502 | 503 | 504, _) | (_, Some("backendError" | "internalError")) => Disposition::Retry,
+        _ => Disposition::Fatal,
+    }
+}
+
 /// AppendRows: the codes Google's clients reconnect on; a `StorageError` is a verdict on the
 /// request or the stream and is never retried.
 fn classify_append(code: Code, storage: Option<StorageErrorCode>) -> Disposition {
@@ -182,6 +198,7 @@ impl Error {
         match self {
             Error::Rpc { rpc, status, .. } => classify(*rpc, status),
             Error::Append { status, .. } => classify(Rpc::AppendRows, status),
+            Error::Rest { status, .. } => classify_rest(status),
             Error::TableNotFound {
                 rpc: Rpc::CreateWriteStream,
                 ..
@@ -310,7 +327,11 @@ fn random_fraction() -> f64 {
 }
 
 /// Runs `operation` until it succeeds, fails permanently, or the policy gives up.
-pub(crate) async fn with_retries<T, F, Fut>(config: &RetryConfig, what: Rpc, mut operation: F) -> Result<T>
+pub(crate) async fn with_retries<T, F, Fut>(
+    config: &RetryConfig,
+    what: impl std::fmt::Display,
+    mut operation: F,
+) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,

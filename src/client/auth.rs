@@ -48,10 +48,28 @@ impl Credentials {
         }
     }
 
+    /// True when requests carry Google credentials (TLS endpoints).
+    pub(crate) fn is_google(&self) -> bool {
+        matches!(self, Credentials::Google { .. })
+    }
+
     /// Adds `authorization: Bearer ...` (marked sensitive) when credentials are in use.
     pub(crate) async fn authorize(&self, metadata: &mut MetadataMap) -> Result<()> {
-        let Credentials::Google { provider, endpoint } = self else {
+        let Some(header) = self.authorization().await? else {
             return Ok(());
+        };
+        let mut value = MetadataValue::try_from(header)
+            .map_err(|_| Error::Internal("access token is not a valid header value".into()))?;
+        value.set_sensitive(true);
+        metadata.insert("authorization", value);
+        Ok(())
+    }
+
+    /// The `authorization` header's value (`Bearer ...`), or `None` without credentials.
+    /// Never log it.
+    pub(crate) async fn authorization(&self) -> Result<Option<String>> {
+        let Credentials::Google { provider, endpoint } = self else {
+            return Ok(None);
         };
         let provider = provider.get_or_try_init(|| find(endpoint)).await?;
         let token = provider.token(SCOPES).await.map_err(|source| Error::Credentials {
@@ -59,11 +77,7 @@ impl Credentials {
             tried: format!("the credentials found gave no access token: {}", describe(&source)),
             source,
         })?;
-        let mut value = MetadataValue::try_from(format!("Bearer {}", token.as_str()))
-            .map_err(|_| Error::Internal("access token is not a valid header value".into()))?;
-        value.set_sensitive(true);
-        metadata.insert("authorization", value);
-        Ok(())
+        Ok(Some(format!("Bearer {}", token.as_str())))
     }
 }
 

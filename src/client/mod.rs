@@ -17,7 +17,8 @@ use tracing::Instrument;
 
 pub use append::AppendConnection;
 pub(crate) use append::RequestTemplate;
-use auth::Credentials;
+pub(crate) use auth::Credentials;
+pub(crate) use identity::quota_project_from_environment;
 pub use identity::{USER_AGENT, trace_id};
 
 use crate::error::{Error, Result};

@@ -8,7 +8,8 @@ use std::time::Duration;
 use tonic::Code;
 
 pub use crate::proto::storage_error::StorageErrorCode;
-pub use crate::rpc::Rpc;
+pub use crate::rest::RestStatus;
+pub use crate::rpc::{RestCall, Rpc};
 pub use status::{RATE_LIMIT_EXCEEDED, RESOURCE_QUOTA_EXCEEDED, ServiceStatus};
 
 /// Result alias used throughout the crate.
@@ -299,6 +300,40 @@ pub enum Error {
     #[error("internal error: {0}")]
     Internal(String),
 
+    /// A call of the v2 REST API failed.
+    #[error("{call} for {entity} failed: {status}")]
+    Rest {
+        /// The call.
+        call: RestCall,
+        /// The table, dataset or job the call concerned.
+        entity: String,
+        /// What the service answered, or how the transport failed.
+        #[source]
+        status: RestStatus,
+    },
+
+    /// A BigQuery job failed, or was not done in time.
+    #[error("{job} failed: {reason}: {message}")]
+    Job {
+        /// The job and what it did.
+        job: String,
+        /// The service's reason (`notFound`, `invalid`, ...), or `timeout`.
+        reason: String,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// A table's columns do not match the columns declared for it.
+    #[error("table {table}, column {column}: {message}")]
+    ColumnMismatch {
+        /// The table.
+        table: String,
+        /// The column path.
+        column: String,
+        /// How it differs.
+        message: String,
+    },
+
     /// An error of the embedded server itself (binding its port).
     #[error("embedded server: {0}")]
     Server(String),
@@ -348,6 +383,14 @@ impl Error {
             | Error::Rpc { status, .. }
             | Error::Append { status, .. }
             | Error::QuotaExceeded { status, .. } => Some(status),
+            _ => None,
+        }
+    }
+
+    /// What a failed REST call answered, if the error is one.
+    pub fn rest_status(&self) -> Option<&RestStatus> {
+        match self {
+            Error::Rest { status, .. } => Some(status),
             _ => None,
         }
     }
