@@ -46,11 +46,12 @@ pub mod rpc;
 pub mod schema;
 pub mod server;
 pub mod table_ref;
+pub mod tables;
 pub mod values;
 
 pub use crate::datafusion::{
     BigQueryCommitExec, BigQueryTable, BigQueryTableFactory, BigQueryWriteExec, register_bigquery,
-    register_bigquery_factory,
+    register_bigquery_catalog, register_bigquery_factory,
 };
 pub use client::WriteClient;
 pub use error::{Error, Result};

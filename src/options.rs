@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::retry::RetryConfig;
+use crate::tables::TableSettings;
 
 /// The public endpoint of the Storage Write API.
 pub const DEFAULT_ENDPOINT: &str = "https://bigquerystorage.googleapis.com";
@@ -195,6 +196,8 @@ pub struct BigQueryOptions {
     pub checkpoint_interval: Duration,
     /// Time to live of a load's lease (`bigquery.lease_ttl_ms`), renewed while it runs.
     pub lease_ttl: Duration,
+    /// Table management: the REST endpoint, creating destinations, overwrites.
+    pub tables: TableSettings,
 }
 
 impl Default for BigQueryOptions {
@@ -219,6 +222,7 @@ impl Default for BigQueryOptions {
             load_id: None,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             lease_ttl: DEFAULT_LEASE_TTL,
+            tables: TableSettings::default(),
         }
     }
 }
@@ -227,8 +231,9 @@ impl Default for BigQueryOptions {
 pub const OPTION_PREFIX: &str = "bigquery.";
 
 impl BigQueryOptions {
-    /// Defaults overridden by the environment: `GOOGLE_CLOUD_PROJECT` sets the project and
-    /// `BIGQUERY_STORAGE_EMULATOR_HOST` (`host:port`) a plaintext emulator endpoint.
+    /// Defaults overridden by the environment: `GOOGLE_CLOUD_PROJECT` sets the project,
+    /// `BIGQUERY_STORAGE_EMULATOR_HOST` (`host:port`) a plaintext Storage Write endpoint and
+    /// `BIGQUERY_EMULATOR_HOST` (`host:port`) a plaintext REST endpoint.
     pub fn from_env() -> Self {
         let mut options = Self::default();
         if let Ok(project) = std::env::var("GOOGLE_CLOUD_PROJECT")
@@ -245,7 +250,48 @@ impl BigQueryOptions {
                 format!("http://{host}")
             };
         }
+        if let Ok(host) = std::env::var("BIGQUERY_EMULATOR_HOST")
+            && !host.is_empty()
+        {
+            options.tables.rest_endpoint = if host.contains("://") {
+                host
+            } else {
+                format!("http://{host}")
+            };
+        }
         options
+    }
+
+    /// Sets the v2 REST endpoint (`http://host:port` for emulators).
+    pub fn with_rest_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.tables.rest_endpoint = endpoint.into();
+        self
+    }
+
+    /// A REST client for these options: their endpoint, retry policy, deadline and quota
+    /// project. Refuses the real service's REST endpoint beside a plaintext (emulator)
+    /// Storage Write endpoint: a half-emulated setup would change real tables.
+    pub fn rest_client(&self) -> Result<crate::rest::RestClient> {
+        let rest = &self.tables.rest_endpoint;
+        if self.endpoint.starts_with("http://") && rest.starts_with("https://") {
+            return Err(Error::InvalidOption {
+                key: format!("{OPTION_PREFIX}rest_endpoint"),
+                value: rest.clone(),
+                reason: format!(
+                    "the Storage Write endpoint {} is an emulator; set bigquery.rest_endpoint (or \
+                     BIGQUERY_EMULATOR_HOST) to the emulator's REST endpoint",
+                    self.endpoint
+                ),
+            });
+        }
+        let mut client = crate::rest::RestClient::new(rest)?
+            .with_retry(self.retry.clone())
+            .with_job_timeout(self.tables.job_timeout)
+            .with_quota_project(self.quota_project.as_deref())?;
+        if let Some(timeout) = self.rpc_timeout {
+            client = client.with_call_timeout(timeout);
+        }
+        Ok(client)
     }
 
     /// Sets the endpoint.
@@ -411,15 +457,17 @@ impl BigQueryOptions {
             "missing_values" => self.missing_values = value.parse()?,
             "wire_encoding" => self.wire_encoding = value.parse()?,
             "array_null_elements" => self.array_null_elements = value.parse()?,
+            other if self.tables.set(other, value)? => {}
             _ => {
-                return Err(invalid(
+                return Err(invalid(&format!(
                     "unknown option; known: endpoint, project, streams, connections, max_request_bytes, \
                      max_inflight_requests, max_inflight_bytes, wire_encoding, array_null_elements, \
                      missing_values, rpc_timeout_ms, append_response_timeout_ms, trace_id, quota_project, \
                      checkpoint, load_id, checkpoint_interval_ms, lease_ttl_ms, \
                      retry_max_attempts, retry_initial_backoff_ms, retry_max_backoff_ms, retry_timeout_ms, \
-                     retry_throttle_backoff_ms, retry_quota_backoff_ms, retry_not_found_timeout_ms",
-                ));
+                     retry_throttle_backoff_ms, retry_quota_backoff_ms, retry_not_found_timeout_ms, {}",
+                    crate::tables::KEYS
+                )));
             }
         }
         Ok(())
@@ -481,6 +529,7 @@ impl BigQueryOptions {
             ("load_id", self.load_id.clone()),
         ];
         out.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+        out.extend(self.tables.to_options());
         out.into_iter()
             .map(|(k, v)| (format!("{OPTION_PREFIX}{k}"), v))
             .collect()

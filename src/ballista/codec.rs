@@ -20,11 +20,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{ClientConfig, WriteClient};
 use crate::datafusion::checkpointed::{CheckpointPlan, Checkpointed};
+use crate::datafusion::overwriting::Overwriting;
 use crate::datafusion::{BigQueryCommitExec, BigQueryTable, BigQueryWriteExec};
 use crate::load::Loader;
 use crate::options::BigQueryOptions;
 use crate::proto::TableSchema;
 use crate::table_ref::TableRef;
+use crate::tables::Overwrite;
 
 /// First bytes of everything these codecs write, so that decoding knows ours from Ballista's.
 const MAGIC: &[u8] = b"datafusion-bigquery/1\n";
@@ -40,6 +42,8 @@ struct Encoded {
     /// The checkpointed load the node belongs to, if any.
     #[serde(default)]
     checkpoint: Option<CheckpointPlan>,
+    #[serde(default)]
+    overwrite: Option<Overwrite>,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -49,20 +53,28 @@ enum Node {
     Commit,
 }
 
-fn encode(node: Node, loader: &Loader, checkpoint: Option<&Arc<Checkpointed>>, buf: &mut Vec<u8>) -> Result<()> {
+/// What a node carries beside its loader.
+#[derive(Default)]
+struct Extras {
+    checkpoint: Option<Arc<Checkpointed>>,
+    overwrite: Option<Arc<Overwriting>>,
+}
+
+fn encode(node: Node, loader: &Loader, extras: Extras, buf: &mut Vec<u8>) -> Result<()> {
     let encoded = Encoded {
         node,
         table: loader.table().clone(),
         schema: loader.table_schema().encode_to_vec(),
         options: loader.options().to_table_options(),
-        checkpoint: checkpoint.map(|c| c.checkpoint_plan().clone()),
+        checkpoint: extras.checkpoint.map(|c| c.checkpoint_plan().clone()),
+        overwrite: extras.overwrite.map(|o| o.overwrite_plan().clone()),
     };
     buf.extend_from_slice(MAGIC);
     serde_json::to_writer(buf, &encoded).map_err(|e| DataFusionError::Internal(format!("encoding {e}")))
 }
 
 /// A decoded node: which, its loader, and its checkpointed load.
-type Decoded = (Node, Loader, Option<Arc<Checkpointed>>);
+type Decoded = (Node, Loader, Extras);
 
 /// Ours, or `None` for Ballista's.
 fn decode(buf: &[u8]) -> Result<Option<Decoded>> {
@@ -79,7 +91,10 @@ fn decode(buf: &[u8]) -> Result<Option<Decoded>> {
     Ok(Some((
         encoded.node,
         Loader::new(client, encoded.table, schema, options),
-        encoded.checkpoint.map(|plan| Arc::new(Checkpointed::from_plan(plan))),
+        Extras {
+            checkpoint: encoded.checkpoint.map(|plan| Arc::new(Checkpointed::from_plan(plan))),
+            overwrite: encoded.overwrite.map(|plan| Arc::new(Overwriting::from_plan(plan))),
+        },
     )))
 }
 
@@ -143,7 +158,7 @@ impl LogicalExtensionCodec for BigQueryLogicalCodec {
         buf: &mut Vec<u8>,
     ) -> Result<()> {
         match node.downcast_ref::<BigQueryTable>() {
-            Some(table) => encode(Node::Table, table.loader(), None, buf),
+            Some(table) => encode(Node::Table, table.loader(), Extras::default(), buf),
             None => self.inner.try_encode_table_provider(table_ref, node, buf),
         }
     }
@@ -188,7 +203,7 @@ impl PhysicalExtensionCodec for BigQueryPhysicalCodec {
         ctx: &TaskContext,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let Some((node, loader, checkpoint)) = decode(buf)? else {
+        let Some((node, loader, extras)) = decode(buf)? else {
             return self.inner.try_decode(buf, inputs, ctx, proto_converter);
         };
         let [input] = inputs else {
@@ -199,10 +214,14 @@ impl PhysicalExtensionCodec for BigQueryPhysicalCodec {
         };
         match node {
             Node::Write => Ok(Arc::new(
-                BigQueryWriteExec::distributed(input.clone(), loader).with_checkpoint(checkpoint),
+                BigQueryWriteExec::distributed(input.clone(), loader)
+                    .with_checkpoint(extras.checkpoint)
+                    .with_overwrite(extras.overwrite),
             )),
             Node::Commit => Ok(Arc::new(
-                BigQueryCommitExec::new(input.clone(), loader).with_checkpoint(checkpoint),
+                BigQueryCommitExec::new(input.clone(), loader)
+                    .with_checkpoint(extras.checkpoint)
+                    .with_overwrite(extras.overwrite),
             )),
             Node::Table => Err(DataFusionError::Internal("a table is not a plan node".into())),
         }
@@ -215,10 +234,18 @@ impl PhysicalExtensionCodec for BigQueryPhysicalCodec {
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
         if let Some(write) = node.downcast_ref::<BigQueryWriteExec>() {
-            return encode(Node::Write, write.loader(), write.checkpoint(), buf);
+            let extras = Extras {
+                checkpoint: write.checkpoint().cloned(),
+                overwrite: write.overwrite().cloned(),
+            };
+            return encode(Node::Write, write.loader(), extras, buf);
         }
         if let Some(commit) = node.downcast_ref::<BigQueryCommitExec>() {
-            return encode(Node::Commit, commit.loader(), commit.checkpoint(), buf);
+            let extras = Extras {
+                checkpoint: commit.checkpoint().cloned(),
+                overwrite: commit.overwrite().cloned(),
+            };
+            return encode(Node::Commit, commit.loader(), extras, buf);
         }
         self.inner.try_encode(node, buf, proto_converter)
     }

@@ -23,6 +23,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 use super::checkpointed::{Checkpointed, Started};
+use super::overwriting::Overwriting;
 use super::write_exec::{handles_from_batch, only_child};
 use crate::load::{CheckpointReport, Loader, StreamHandle};
 
@@ -36,6 +37,9 @@ pub struct BigQueryCommitExec {
     loader: Loader,
     /// The checkpointed load this INSERT is, when `bigquery.checkpoint` is set.
     checkpoint: Option<Arc<Checkpointed>>,
+    /// The overwrite this INSERT is: after the commit (to its staging table), the
+    /// destination's rows are replaced and the staging table deleted.
+    overwrite: Option<Arc<Overwriting>>,
     metrics: ExecutionPlanMetricsSet,
     properties: Arc<PlanProperties>,
 }
@@ -53,6 +57,7 @@ impl BigQueryCommitExec {
             input,
             loader,
             checkpoint: None,
+            overwrite: None,
             metrics: ExecutionPlanMetricsSet::new(),
             properties: Arc::new(properties),
         }
@@ -68,6 +73,18 @@ impl BigQueryCommitExec {
     #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
     pub(crate) fn checkpoint(&self) -> Option<&Arc<Checkpointed>> {
         self.checkpoint.as_ref()
+    }
+
+    /// The same commit, then the replacement of `overwrite`'s destination.
+    pub(crate) fn with_overwrite(mut self, overwrite: Option<Arc<Overwriting>>) -> Self {
+        self.overwrite = overwrite;
+        self
+    }
+
+    /// The overwrite, if any (for the Ballista codec).
+    #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
+    pub(crate) fn overwrite(&self) -> Option<&Arc<Overwriting>> {
+        self.overwrite.as_ref()
     }
 
     /// The loader that commits.
@@ -129,7 +146,9 @@ impl ExecutionPlan for BigQueryCommitExec {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let input = only_child(children, self.name())?;
         Ok(Arc::new(
-            Self::new(input, self.loader.clone()).with_checkpoint(self.checkpoint.clone()),
+            Self::new(input, self.loader.clone())
+                .with_checkpoint(self.checkpoint.clone())
+                .with_overwrite(self.overwrite.clone()),
         ))
     }
 
@@ -147,17 +166,29 @@ impl ExecutionPlan for BigQueryCommitExec {
         let input = self.input.execute(0, context)?;
         let loader = self.loader.clone();
         let checkpoint = self.checkpoint.clone();
+        let overwrite = self.overwrite.clone();
         let commit_time = MetricBuilder::new(&self.metrics)
             .with_type(MetricType::Summary)
             .subset_time("commit_time", 0);
         let work = async move {
-            let rows = match checkpoint {
-                None => {
-                    let handles = collect_handles(input).await?;
-                    commit_handles(&loader, &handles, &commit_time).await?;
-                    handles.iter().map(|h| h.rows).sum()
+            let committed = async {
+                match checkpoint {
+                    None => {
+                        if let Some(overwrite) = &overwrite {
+                            // The copy reads the staging table even if no worker wrote.
+                            overwrite.stage(loader.options()).await?;
+                        }
+                        let handles = collect_handles(input).await?;
+                        commit_handles(&loader, &handles, &commit_time).await?;
+                        Ok(handles.iter().map(|h| h.rows).sum())
+                    }
+                    Some(checkpoint) => commit_checkpointed(&loader, &checkpoint, input, &commit_time).await,
                 }
-                Some(checkpoint) => commit_checkpointed(&loader, &checkpoint, input, &commit_time).await?,
+            }
+            .await;
+            let rows = match &overwrite {
+                Some(overwrite) => overwrite.finish(loader.options(), committed).await?,
+                None => committed?,
             };
             RecordBatch::try_new(count_schema(), vec![Arc::new(UInt64Array::from(vec![rows]))])
                 .map_err(DataFusionError::from)

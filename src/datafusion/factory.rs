@@ -13,9 +13,12 @@ use super::{BigQuerySessionOptions, BigQueryTable};
 use crate::client::{ClientConfig, WriteClient};
 use crate::load::{LoadProgress, Loader};
 use crate::options::BigQueryOptions;
+use crate::proto::TableSchema;
 use crate::retry::with_retries;
 use crate::rpc::Rpc;
+use crate::schema::check_declared;
 use crate::table_ref::TableRef;
+use crate::tables::{CreateMode, columns_of, ensure_table};
 
 /// The `STORED AS` name the factory is registered under.
 pub const FACTORY_NAME: &str = "BIGQUERY";
@@ -23,6 +26,10 @@ pub const FACTORY_NAME: &str = "BIGQUERY";
 /// Creates [`BigQueryTable`]s. LOCATION is `project.dataset.table`, `dataset.table` (with a
 /// default project) or `bigquery://project/dataset/table`; OPTIONS keys are `bigquery.<key>`
 /// and override the factory's defaults.
+///
+/// A column list is optional: without one the schema comes from BigQuery; with one it must
+/// match the table's columns, or, with `'bigquery.create' 'if_needed'`, it creates the table
+/// when there is none (over the v2 REST API, `bigquery.rest_endpoint`).
 ///
 /// ```
 /// use datafusion::prelude::SessionContext;
@@ -83,6 +90,27 @@ impl BigQueryTableFactory {
     }
 }
 
+impl BigQueryTableFactory {
+    /// A table of known schema, with the factory's defaults, client pool and progress.
+    pub(crate) async fn open(&self, table: TableRef, schema: TableSchema) -> crate::Result<BigQueryTable> {
+        let options = self.defaults.clone();
+        options.validate()?;
+        let client = self
+            .client(options.client_config())
+            .await?
+            .with_rpc_timeout(options.rpc_timeout);
+        Ok(self.table_over(client, table, schema, options))
+    }
+
+    fn table_over(&self, client: WriteClient, table: TableRef, schema: TableSchema, options: BigQueryOptions) -> BigQueryTable {
+        let mut loader = Loader::new(client, table, schema, options);
+        if let Some(progress) = &self.progress {
+            loader = loader.with_progress(progress.clone());
+        }
+        BigQueryTable::new(loader)
+    }
+}
+
 #[async_trait]
 impl TableProviderFactory for BigQueryTableFactory {
     async fn create(&self, state: &dyn Session, cmd: &CreateExternalTable) -> Result<Arc<dyn TableProvider>> {
@@ -94,12 +122,6 @@ impl TableProviderFactory for BigQueryTableFactory {
                 );
             }
         };
-        if !cmd.schema.fields().is_empty() {
-            return datafusion::common::plan_err!(
-                "CREATE EXTERNAL TABLE {} STORED AS BIGQUERY takes no column list: the schema comes from BigQuery",
-                cmd.name
-            );
-        }
         // Defaults, then the session's `SET bigquery.*`, then the table's OPTIONS.
         let mut options = self.defaults.clone();
         if let Some(session) = state.config_options().extensions.get::<BigQuerySessionOptions>() {
@@ -111,20 +133,51 @@ impl TableProviderFactory for BigQueryTableFactory {
         let table = TableRef::parse_with_default_project(location, options.project.as_deref())
             .map_err(DataFusionError::from)?;
         options.validate().map_err(DataFusionError::from)?;
+        let declared = cmd.schema.as_arrow();
+        let declared = (!declared.fields().is_empty())
+            .then(|| columns_of(&table, declared))
+            .transpose()
+            .map_err(DataFusionError::from)?;
         let client = self
             .client(options.client_config())
             .await
             .map_err(DataFusionError::from)?
             .with_rpc_timeout(options.rpc_timeout);
-        let schema = with_retries(&options.retry, Rpc::GetWriteStream, || client.table_schema(&table))
-            .await
-            .map_err(DataFusionError::from)?;
-        let mut loader = Loader::new(client, table, schema, options);
-        if let Some(progress) = &self.progress {
-            loader = loader.with_progress(progress.clone());
-        }
+        let schema = match (options.tables.create, declared) {
+            (CreateMode::IfNeeded, Some(declared)) => {
+                let rest = options.rest_client().map_err(DataFusionError::from)?;
+                ensure_table(&rest, &table, &declared, &options.tables)
+                    .await
+                    .map_err(DataFusionError::from)?
+                    .schema()
+                    .clone()
+            }
+            (CreateMode::IfNeeded, None) => {
+                return datafusion::common::plan_err!(
+                    "CREATE EXTERNAL TABLE {} with 'bigquery.create' 'if_needed' needs a column list to create {table} from",
+                    cmd.name
+                );
+            }
+            (CreateMode::Never, declared) => {
+                let schema = with_retries(&options.retry, Rpc::GetWriteStream, || client.table_schema(&table))
+                    .await
+                    .map_err(DataFusionError::from)?;
+                // Declared columns must match the table's, as they must when it is created.
+                if let Some(declared) = declared {
+                    check_declared(&declared, &schema).map_err(|d| {
+                        DataFusionError::from(crate::Error::ColumnMismatch {
+                            table: table.to_string(),
+                            column: d.column,
+                            message: d.message,
+                        })
+                    })?;
+                }
+                schema
+            }
+        };
         Ok(Arc::new(
-            BigQueryTable::new(loader).with_table_options(cmd.options.clone()),
+            self.table_over(client, table, schema, options)
+                .with_table_options(cmd.options.clone()),
         ))
     }
 }
@@ -146,8 +199,17 @@ pub fn register_bigquery(ctx: &SessionContext, defaults: BigQueryOptions) {
 pub fn register_bigquery_factory(ctx: &SessionContext, factory: BigQueryTableFactory) {
     let factory: Arc<dyn TableProviderFactory> = Arc::new(factory);
     let state = ctx.state_ref();
+    state
+        .write()
+        .table_factories_mut()
+        .insert(FACTORY_NAME.to_string(), factory);
+    allow_session_options(ctx);
+}
+
+/// Lets the session `SET bigquery.<key> = <value>`.
+pub(crate) fn allow_session_options(ctx: &SessionContext) {
+    let state = ctx.state_ref();
     let mut state = state.write();
-    state.table_factories_mut().insert(FACTORY_NAME.to_string(), factory);
     let extensions = &mut state.config_mut().options_mut().extensions;
     if extensions.get::<BigQuerySessionOptions>().is_none() {
         extensions.insert(BigQuerySessionOptions::default());

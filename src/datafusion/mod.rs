@@ -3,15 +3,18 @@
 //! commit), and the [`BigQueryTableFactory`] behind `CREATE EXTERNAL TABLE ... STORED AS
 //! BIGQUERY`. Thin: every load goes through [`crate::Loader`].
 
+mod catalog;
 pub(crate) mod checkpointed;
 mod commit_exec;
 mod factory;
 mod fingerprint;
 mod object_stores;
+pub(crate) mod overwriting;
 mod session_options;
 mod table;
 mod write_exec;
 
+pub use catalog::{BigQueryCatalog, BigQueryDataset, register_bigquery_catalog};
 pub use commit_exec::BigQueryCommitExec;
 pub use factory::{BigQueryTableFactory, FACTORY_NAME, register_bigquery, register_bigquery_factory};
 pub use object_stores::EnvObjectStoreRegistry;

@@ -13,6 +13,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 
 use super::checkpointed::Checkpointed;
+use super::overwriting::Overwriting;
 use super::{BigQueryCommitExec, BigQuerySessionOptions, BigQueryWriteExec};
 use crate::load::{LoadProgress, Loader};
 use crate::schema::nullable_everywhere;
@@ -73,12 +74,31 @@ impl BigQueryTable {
     /// `bigquery.streams` says, spread round robin when the input has another number;
     /// otherwise the input's own, at most 16), then one commit.
     pub fn write_plan(&self, input: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+        self.plan_write(input, None)
+    }
+
+    /// The plan that replaces this table's rows with `input`'s, atomically: the workers
+    /// write a staging table, one commit makes their rows visible there, one copy job
+    /// (WRITE_TRUNCATE) replaces the destination's rows, and the staging table is deleted.
+    pub async fn overwrite_plan(&self, input: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+        let overwrite = Arc::new(Overwriting::plan(&self.loader).await?);
+        self.plan_write(input, Some(overwrite))
+    }
+
+    fn plan_write(
+        &self,
+        input: Arc<dyn ExecutionPlan>,
+        overwrite: Option<Arc<Overwriting>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         // One progress per INSERT, adding to the factory's.
         let progress = self
             .loader
             .progress()
             .map_or_else(LoadProgress::new, LoadProgress::child);
-        let loader = self.loader.clone().with_progress(progress);
+        let mut loader = self.loader.clone().with_progress(progress);
+        if let Some(overwrite) = &overwrite {
+            loader = overwrite.staging_loader(&loader);
+        }
         let checkpoint = Checkpointed::plan(&loader, &input)?.map(Arc::new);
         let write = Arc::new(
             if self.distributed {
@@ -93,11 +113,14 @@ impl BigQueryTable {
             } else {
                 BigQueryWriteExec::new(input, loader.clone())?
             }
-            .with_checkpoint(checkpoint.clone()),
+            .with_checkpoint(checkpoint.clone())
+            .with_overwrite(overwrite.clone()),
         );
         let handles = Arc::new(CoalescePartitionsExec::new(write));
         Ok(Arc::new(
-            BigQueryCommitExec::new(handles, loader).with_checkpoint(checkpoint),
+            BigQueryCommitExec::new(handles, loader)
+                .with_checkpoint(checkpoint)
+                .with_overwrite(overwrite),
         ))
     }
 }
@@ -131,12 +154,14 @@ impl TableProvider for BigQueryTable {
         input: Arc<dyn ExecutionPlan>,
         insert_op: InsertOp,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if insert_op != InsertOp::Append {
+        if insert_op == InsertOp::Replace {
             return datafusion::common::not_impl_err!(
-                "{insert_op} into BigQuery table {} is not supported yet; use INSERT INTO",
+                "REPLACE INTO BigQuery table {} is not supported: BigQuery tables have no primary key to \
+                 replace rows by; use INSERT INTO to add rows or INSERT OVERWRITE to replace them all",
                 self.loader.table()
             );
         }
+        let overwrite = insert_op == InsertOp::Overwrite;
         // The session's `SET bigquery.*` as of this statement, under the table's OPTIONS.
         let session = state.config_options().extensions.get::<BigQuerySessionOptions>();
         match session.filter(|s| !s.is_empty() && !self.distributed) {
@@ -150,9 +175,19 @@ impl TableProvider for BigQueryTable {
                     loader: self.loader.clone().with_options(options),
                     ..self.clone()
                 };
-                table.write_plan(input)
+                table.plan_insert(input, overwrite).await
             }
-            None => self.write_plan(input),
+            None => self.plan_insert(input, overwrite).await,
+        }
+    }
+}
+
+impl BigQueryTable {
+    async fn plan_insert(&self, input: Arc<dyn ExecutionPlan>, overwrite: bool) -> Result<Arc<dyn ExecutionPlan>> {
+        if overwrite {
+            self.overwrite_plan(input).await
+        } else {
+            self.write_plan(input)
         }
     }
 }

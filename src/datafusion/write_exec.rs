@@ -26,6 +26,7 @@ use datafusion::physical_plan::{
 use datafusion::physical_plan::repartition::RepartitionExec;
 
 use super::checkpointed::{Checkpointed, Started};
+use super::overwriting::Overwriting;
 use super::fingerprint::identify;
 use crate::checkpoint::{Worker, write_stream};
 use crate::error::Error;
@@ -53,6 +54,8 @@ pub struct BigQueryWriteExec {
     loader: Loader,
     /// The checkpointed load this INSERT is, when `bigquery.checkpoint` is set.
     checkpoint: Option<Arc<Checkpointed>>,
+    /// The overwrite this INSERT is: the workers write to its staging table.
+    overwrite: Option<Arc<Overwriting>>,
     /// What the workers read, found once: its fingerprint, and why its partitions do not
     /// replay (empty if they do).
     source_identity: Arc<std::sync::OnceLock<(Arc<str>, Vec<String>)>>,
@@ -89,6 +92,19 @@ impl BigQueryWriteExec {
     #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
     pub(crate) fn checkpoint(&self) -> Option<&Arc<Checkpointed>> {
         self.checkpoint.as_ref()
+    }
+
+    /// The same workers, creating the staging table of `overwrite` before they write (the
+    /// loader writes that table).
+    pub(crate) fn with_overwrite(mut self, overwrite: Option<Arc<Overwriting>>) -> Self {
+        self.overwrite = overwrite;
+        self
+    }
+
+    /// The overwrite, if any (for the Ballista codec).
+    #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
+    pub(crate) fn overwrite(&self) -> Option<&Arc<Overwriting>> {
+        self.overwrite.as_ref()
     }
 
     fn build(
@@ -139,6 +155,7 @@ impl BigQueryWriteExec {
             spread,
             loader,
             checkpoint: None,
+            overwrite: None,
             source_identity: Default::default(),
             metrics,
             latency_max: Arc::new(std::sync::Mutex::new(latency_max)),
@@ -234,12 +251,10 @@ impl ExecutionPlan for BigQueryWriteExec {
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let input = only_child(children, self.name())?;
-        Ok(Arc::new(Self::build(
-            input,
-            self.loader.clone(),
-            self.spread,
-            self.checkpoint.clone(),
-        )?))
+        Ok(Arc::new(
+            Self::build(input, self.loader.clone(), self.spread, self.checkpoint.clone())?
+                .with_overwrite(self.overwrite.clone()),
+        ))
     }
 
     #[allow(deprecated)]
@@ -293,7 +308,11 @@ impl ExecutionPlan for BigQueryWriteExec {
         let loader = self.loader.clone();
         let metrics = self.metrics.clone();
         let latency_max = self.latency_max.clone();
+        let overwrite = self.overwrite.clone();
         let work = async move {
+            if let Some(overwrite) = &overwrite {
+                overwrite.stage(loader.options()).await?;
+            }
             let written = match checkpointed {
                 None => write_stream(input, new_writer()?, 0, &table, None).await,
                 Some(resumable) => {

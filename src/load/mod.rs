@@ -178,6 +178,12 @@ impl Loader {
         self
     }
 
+    /// The same loader writing another table of the same schema (an overwrite's staging table).
+    pub fn with_table(mut self, table: TableRef) -> Self {
+        self.table = table;
+        self
+    }
+
     /// The destination table.
     pub fn table(&self) -> &TableRef {
         &self.table

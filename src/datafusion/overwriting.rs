@@ -1,0 +1,87 @@
+//! An `INSERT OVERWRITE` in the plan: the workers write to the staging table (created once
+//! per process, by whichever worker comes first), and the commit node, after its commit,
+//! replaces the destination's rows and deletes the staging table, also after a failure.
+
+use datafusion::error::{DataFusionError, Result};
+use tokio::sync::OnceCell;
+
+use crate::checkpoint::new_run_id;
+use crate::error::Error;
+use crate::load::Loader;
+use crate::options::BigQueryOptions;
+use crate::tables::Overwrite;
+
+/// An overwrite as the plan nodes see it.
+#[derive(Debug)]
+pub(crate) struct Overwriting {
+    plan: Overwrite,
+    staged: OnceCell<()>,
+}
+
+impl Overwriting {
+    /// Plans the overwrite of the loader's table: reads its metadata, names the staging
+    /// table. Nothing is created until a worker runs.
+    pub(crate) async fn plan(loader: &Loader) -> Result<Self> {
+        let options = loader.options();
+        let table = loader.table();
+        if options.checkpoint.is_some() {
+            return datafusion::common::not_impl_err!(
+                "INSERT OVERWRITE into BigQuery table {table} cannot be checkpointed; unset bigquery.checkpoint"
+            );
+        }
+        let rest = options.rest_client()?;
+        let Some(destination) = rest.get_table(table).await? else {
+            return Err(Error::TableNotFound {
+                table: table.to_string(),
+                rpc: crate::rpc::Rpc::GetWriteStream,
+                status: tonic::Status::not_found("tables.get found no such table").into(),
+            }
+            .into());
+        };
+        let plan = Overwrite::plan(&destination, &new_run_id(), options.tables.staging_expiration)?;
+        Ok(Self::from_plan(plan))
+    }
+
+    /// The overwrite described by `plan` (decoded in another process).
+    #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
+    pub(crate) fn from_plan(plan: Overwrite) -> Self {
+        Self {
+            plan,
+            staged: OnceCell::new(),
+        }
+    }
+
+    /// The plan-time facts (for the Ballista codec).
+    #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
+    pub(crate) fn overwrite_plan(&self) -> &Overwrite {
+        &self.plan
+    }
+
+    /// The loader that writes and commits the staging table.
+    pub(crate) fn staging_loader(&self, destination: &Loader) -> Loader {
+        destination.clone().with_table(self.plan.staging.clone())
+    }
+
+    /// Creates the staging table, once per process.
+    pub(crate) async fn stage(&self, options: &BigQueryOptions) -> crate::Result<()> {
+        self.staged
+            .get_or_try_init(|| async {
+                let rest = options.rest_client()?;
+                self.plan.create_staging(&rest).await
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// After the workers and the staging commit: on success, replaces the destination's
+    /// rows; either way, deletes the staging table. Returns `outcome` (or the copy's error).
+    pub(crate) async fn finish(&self, options: &BigQueryOptions, outcome: Result<u64>) -> Result<u64> {
+        let rest = options.rest_client().map_err(DataFusionError::from)?;
+        let replaced = match outcome {
+            Ok(rows) => self.plan.replace(&rest).await.map(|()| rows).map_err(DataFusionError::from),
+            Err(e) => Err(e),
+        };
+        self.plan.drop_staging(&rest).await;
+        replaced
+    }
+}

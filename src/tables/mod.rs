@@ -1,0 +1,11 @@
+//! Table management over the v2 REST API: creating a destination from declared columns (or
+//! an Arrow schema), and atomic overwrites through a staging table and one copy job.
+
+mod create;
+mod overwrite;
+mod settings;
+
+pub use create::{Ensured, columns_of, ensure_arrow_table, ensure_table};
+pub use overwrite::Overwrite;
+pub use settings::{CreateMode, DEFAULT_STAGING_EXPIRATION, TableSettings};
+pub(crate) use settings::KEYS;
