@@ -179,7 +179,7 @@ impl TableSettings {
             schema: Some(schema),
             description: self.description.clone(),
             labels: self.labels.clone(),
-            expiration_time: self.expiration.map(|e| millis_from_now(e)),
+            expiration_time: self.expiration.map(millis_from_now),
             time_partitioning: self.time_partitioning.as_ref().map(|kind| TimePartitioning {
                 kind: kind.clone(),
                 field: self.partition_field.clone(),
