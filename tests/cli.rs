@@ -559,6 +559,13 @@ impl Drop for KillOnDrop {
 /// Starts `emulator --port 0 --table demo.sales.orders=...` with `extra` flags; returns the
 /// process and the endpoint it printed.
 fn start_emulator(extra: &[&str]) -> (KillOnDrop, String) {
+    let (child, lines) = start_emulator_lines(extra);
+    (child, lines[0].clone())
+}
+
+/// As [`start_emulator`], returning the four lines it prints: the Storage Write endpoint, the
+/// REST endpoint and the two environment variables.
+fn start_emulator_lines(extra: &[&str]) -> (KillOnDrop, Vec<String>) {
     let table = format!("demo.sales.orders={ORDERS_SCHEMA}");
     let mut args = vec!["emulator", "--port", "0", "--table", &table];
     args.extend_from_slice(extra);
@@ -569,11 +576,32 @@ fn start_emulator(extra: &[&str]) -> (KillOnDrop, String) {
         .spawn()
         .expect("emulator starts");
     let mut child = KillOnDrop(child);
-    let mut endpoint = String::new();
-    BufReader::new(child.0.stdout.take().expect("stdout"))
-        .read_line(&mut endpoint)
-        .expect("endpoint line");
-    (child, endpoint.trim().to_string())
+    let mut out = BufReader::new(child.0.stdout.take().expect("stdout"));
+    let lines = (0..4)
+        .map(|_| {
+            let mut line = String::new();
+            out.read_line(&mut line).expect("a line");
+            line.trim().to_string()
+        })
+        .collect();
+    (child, lines)
+}
+
+#[cfg(unix)]
+#[test]
+fn emulator_subcommand_prints_and_serves_the_rest_api() {
+    let (_child, lines) = start_emulator_lines(&[]);
+    let grpc = lines[0].trim_start_matches("http://");
+    let rest = lines[1].trim_start_matches("http://");
+    assert!(lines[0].starts_with("http://127.0.0.1:"), "{lines:?}");
+    assert!(lines[1].starts_with("http://127.0.0.1:") && grpc != rest, "{lines:?}");
+    assert_eq!(lines[2], format!("BIGQUERY_STORAGE_EMULATOR_HOST={grpc}"));
+    assert_eq!(lines[3], format!("BIGQUERY_EMULATOR_HOST={rest}"));
+    let url = format!("{}/bigquery/v2/projects/demo/datasets/sales/tables/orders", lines[1]);
+    let mut answer = ureq::get(&url).call().expect("tables.get answers");
+    let table: serde_json::Value = answer.body_mut().read_json().expect("a Table");
+    assert_eq!(table["id"], "demo:sales.orders");
+    assert_eq!(table["numRows"], "0");
 }
 
 #[cfg(unix)]

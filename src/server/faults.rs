@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
 
-pub use crate::rpc::Rpc;
+pub use crate::rpc::{RestCall, Rpc};
 
 /// Counters of what the server received.
 #[derive(Debug, Default)]
@@ -167,6 +167,22 @@ pub enum RpcFault {
     Hang,
 }
 
+/// A fault on one call of the v2 REST API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestFault {
+    /// Answer with this HTTP status and the REST API's error body for it, doing nothing.
+    Fail(u16),
+    /// Answer (and do the work) only after this delay, so that a client's deadline fires
+    /// first.
+    Hang(Duration),
+    /// jobs.insert only: record the job as DONE with this `errorResult.reason`, copying
+    /// nothing. On any other call, answer 500 (backendError).
+    FailJob {
+        /// The `reason` of the job's `errorResult` (`backendError`, `rateLimitExceeded`...).
+        reason: String,
+    },
+}
+
 /// Injected faults, keyed by request or call number (1-based).
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
@@ -176,6 +192,10 @@ pub(crate) struct Faults {
     pub(crate) rpc: Mutex<HashMap<(Rpc, u64), RpcFault>>,
     /// Calls so far per RPC.
     pub(crate) rpc_calls: Mutex<HashMap<Rpc, u64>>,
+    /// Faults by (REST call, call number of that call).
+    pub(crate) rest: Mutex<HashMap<(RestCall, u64), RestFault>>,
+    /// Calls so far per REST call.
+    pub(crate) rest_calls: Mutex<HashMap<RestCall, u64>>,
     /// Faults that fired.
     pub(crate) injected: AtomicU64,
     /// Delay before answering each AppendRows request.
@@ -209,6 +229,29 @@ impl Faults {
             self.injected.fetch_add(1, Ordering::SeqCst);
         }
         fault
+    }
+
+    /// Counts a call of `call` and returns the fault planned for it, if any.
+    pub(crate) fn rest_fault(&self, call: RestCall) -> Option<RestFault> {
+        let number = {
+            let mut calls = self.rest_calls.lock().ok()?;
+            let n = calls.entry(call).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let fault = self.rest.lock().ok()?.remove(&(call, number));
+        if fault.is_some() {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+        }
+        fault
+    }
+
+    /// Calls of `call` received so far.
+    pub(crate) fn rest_calls(&self, call: RestCall) -> u64 {
+        self.rest_calls
+            .lock()
+            .map(|calls| calls.get(&call).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     pub(crate) fn append_delay(&self) -> Duration {

@@ -2,12 +2,18 @@
 //! BUFFERED and `_default` streams, offsets, finalize and atomic batch commit, with rows
 //! decoded by the writer's schema and kept as Arrow, or, in discard mode, validated and
 //! digested without being kept. Binds 127.0.0.1.
+//!
+//! A second port serves a subset of the BigQuery v2 REST API over the same tables: tables
+//! (get, insert, patch, delete, list), datasets.list, and copy jobs (jobs.insert, jobs.get).
 
 mod behaviour;
+mod catalog;
+mod copy;
 mod decode;
 mod defaults;
 mod digest;
 mod faults;
+mod rest;
 mod service;
 mod state;
 
@@ -16,13 +22,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use behaviour::{CloseMode, ConnectionLimit, DEFAULT_MAX_REQUEST_BYTES};
 pub use digest::{RowDigest, row_hash};
-pub use faults::{AppendFault, ClientsSeen, CommitGate, Rpc, RpcFault, ServerStats};
+pub use faults::{AppendFault, ClientsSeen, CommitGate, RestCall, RestFault, Rpc, RpcFault, ServerStats};
 pub use state::Retention;
 
 use crate::error::{Error, Result};
@@ -68,6 +74,7 @@ const RECEIVE_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
 #[derive(Debug, Clone, Default)]
 pub struct ServerBuilder {
     port: u16,
+    rest_port: u16,
     retention: Retention,
     behaviour: Behaviour,
 }
@@ -76,6 +83,12 @@ impl ServerBuilder {
     /// Port on 127.0.0.1; 0 (the default) picks a free one.
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
+        self
+    }
+
+    /// Port of the v2 REST API on 127.0.0.1; 0 (the default) picks a free one.
+    pub fn rest_port(mut self, port: u16) -> Self {
+        self.rest_port = port;
         self
     }
 
@@ -156,15 +169,20 @@ impl ServerBuilder {
 /// ```
 pub struct EmbeddedServer {
     addr: SocketAddr,
+    rest_addr: SocketAddr,
     shared: Arc<Shared>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    /// Turns true when the REST listener is to stop.
+    rest_stop: watch::Sender<bool>,
+    rest_task: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for EmbeddedServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmbeddedServer")
             .field("addr", &self.addr)
+            .field("rest_addr", &self.rest_addr)
             .finish_non_exhaustive()
     }
 }
@@ -188,13 +206,12 @@ impl EmbeddedServer {
     async fn start_with(settings: ServerBuilder) -> Result<Self> {
         let ServerBuilder {
             port,
+            rest_port,
             retention,
             behaviour,
         } = settings;
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .map_err(|e| Error::Server(format!("cannot bind 127.0.0.1:{port}: {e}")))?;
-        let addr = listener.local_addr().map_err(|e| Error::Server(e.to_string()))?;
+        let (listener, addr) = bind(port).await?;
+        let (rest_listener, rest_addr) = bind(rest_port).await?;
         // Requests up to twice the limit are read, so that they are refused in a response
         // as the service does, not by ending the call.
         let max_decoding = behaviour.max_request_bytes.saturating_mul(2).max(1 << 20);
@@ -227,11 +244,16 @@ impl EmbeddedServer {
                 tracing::error!(error = %e, "embedded server stopped");
             }
         });
+        let (rest_stop, stopping) = watch::channel(false);
+        let rest_task = tokio::spawn(rest::serve(rest_listener, shared.clone(), stopping));
         Ok(Self {
             addr,
+            rest_addr,
             shared,
             shutdown: Some(shutdown),
             task: Some(task),
+            rest_stop,
+            rest_task: Some(rest_task),
         })
     }
 
@@ -245,9 +267,34 @@ impl EmbeddedServer {
         self.addr
     }
 
-    /// Creates (or replaces) a table.
+    /// The plaintext endpoint of the v2 REST API, `http://127.0.0.1:PORT` (its paths start
+    /// with `/bigquery/v2`).
+    pub fn rest_endpoint(&self) -> String {
+        format!("http://{}", self.rest_addr)
+    }
+
+    /// Creates (or replaces) a table, with default metadata.
     pub fn create_table(&self, table: &TableRef, schema: TableSchema) {
         self.shared.store().create_table(table.resource_path(), schema);
+    }
+
+    /// Creates a dataset (without tables) for datasets.list; tables.insert accepts any
+    /// dataset, created or not.
+    pub fn create_dataset(&self, project: &str, dataset: &str) {
+        self.shared
+            .store()
+            .datasets
+            .insert((project.to_string(), dataset.to_string()));
+    }
+
+    /// The Table resource tables.get answers for a table, or `None` if it does not exist.
+    pub fn table_json(&self, table: &TableRef) -> Option<serde_json::Value> {
+        rest::table_resource(&self.shared.store(), table)
+    }
+
+    /// The ids of the tables of a dataset, sorted.
+    pub fn table_names(&self, project: &str, dataset: &str) -> Vec<String> {
+        self.shared.store().table_ids(project, dataset)
     }
 
     /// What the server keeps of appended rows.
@@ -260,25 +307,21 @@ impl EmbeddedServer {
     pub fn rows(&self, table: &TableRef) -> Option<Vec<RecordBatch>> {
         self.shared
             .store()
-            .tables
-            .get(&table.resource_path())
+            .live(&table.resource_path())
             .map(|t| t.visible.clone())
     }
 
     /// Number of visible rows of a table (counted, not kept, when rows are discarded).
     pub fn row_count(&self, table: &TableRef) -> Option<usize> {
         let store = self.shared.store();
-        let t = store.tables.get(&table.resource_path())?;
-        Some(match store.retention {
-            Retention::Keep => t.visible.iter().map(RecordBatch::num_rows).sum(),
-            Retention::Discard => t.digest.rows as usize,
-        })
+        let t = store.live(&table.resource_path())?;
+        Some(catalog::visible_rows(t, store.retention) as usize)
     }
 
     /// The digest of the rows made visible in a table by commits, COMMITTED streams and
     /// `_default`, as serialized on the wire; kept in both retention modes.
     pub fn table_digest(&self, table: &TableRef) -> Option<RowDigest> {
-        self.shared.store().tables.get(&table.resource_path()).map(|t| t.digest)
+        self.shared.store().live(&table.resource_path()).map(|t| t.digest)
     }
 
     /// Rows appended to PENDING or BUFFERED streams of the table and not yet visible.
@@ -325,6 +368,18 @@ impl EmbeddedServer {
         }
     }
 
+    /// Plans a fault on the `n`-th call (1-based) of a v2 REST API method.
+    pub fn inject_rest_fault(&self, call: RestCall, n: u64, fault: RestFault) {
+        if let Ok(mut faults) = self.shared.faults.rest.lock() {
+            faults.insert((call, n), fault);
+        }
+    }
+
+    /// Calls of a v2 REST API method received so far (with or without a fault).
+    pub fn rest_calls(&self, call: RestCall) -> u64 {
+        self.shared.faults.rest_calls(call)
+    }
+
     /// Delays every AppendRows response by `delay`.
     pub fn delay_appends(&self, delay: Duration) {
         if let Ok(mut d) = self.shared.faults.append_delay.lock() {
@@ -359,12 +414,13 @@ impl EmbeddedServer {
         }
     }
 
-    /// Stops the server and waits for it.
+    /// Stops both listeners and waits for them.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.shutdown.take() {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take() {
+        self.rest_stop.send_replace(true);
+        for task in [self.task.take(), self.rest_task.take()].into_iter().flatten() {
             let _ = task.await;
         }
     }
@@ -375,5 +431,15 @@ impl Drop for EmbeddedServer {
         if let Some(stop) = self.shutdown.take() {
             let _ = stop.send(());
         }
+        self.rest_stop.send_replace(true);
     }
+}
+
+/// Binds a port of 127.0.0.1 (0 picks a free one).
+async fn bind(port: u16) -> Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| Error::Server(format!("cannot bind 127.0.0.1:{port}: {e}")))?;
+    let addr = listener.local_addr().map_err(|e| Error::Server(e.to_string()))?;
+    Ok((listener, addr))
 }

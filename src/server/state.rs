@@ -9,6 +9,7 @@ use arrow::datatypes::SchemaRef;
 use prost_types::Timestamp;
 use tonic::Code;
 
+use super::catalog::{TableMeta, now_ms};
 use super::digest::RowDigest;
 use crate::error::status::{Detail, pack_details, status_with_details};
 use crate::proto::storage_error::StorageErrorCode;
@@ -106,13 +107,33 @@ pub(crate) struct Table {
     pub(crate) digest: RowDigest,
     /// When the table was created or replaced.
     pub(crate) created: std::time::Instant,
+    /// What the v2 REST API shows of the table besides its schema and rows.
+    pub(crate) meta: TableMeta,
 }
 
 impl Table {
+    /// A table without rows and with default metadata.
+    pub(crate) fn new(schema: TableSchema, meta: TableMeta) -> Self {
+        Self {
+            arrow: Arc::new(to_arrow_schema(&schema)),
+            schema: Arc::new(schema),
+            visible: Vec::new(),
+            digest: RowDigest::default(),
+            created: std::time::Instant::now(),
+            meta,
+        }
+    }
+
     /// Makes appended rows visible.
     fn make_visible(&mut self, batch: Option<RecordBatch>, digest: &RowDigest) {
         self.visible.extend(batch);
         self.digest.merge(digest);
+        self.meta.touch();
+    }
+
+    /// Whether the table's expiration time has passed.
+    pub(crate) fn expired(&self) -> bool {
+        self.meta.expiration_ms.is_some_and(|at| at <= now_ms())
     }
 }
 
@@ -140,6 +161,12 @@ pub(crate) struct Store {
     pub(crate) tables: HashMap<String, Table>,
     pub(crate) streams: HashMap<String, Stream>,
     next_stream: u64,
+    /// Datasets created explicitly, as (project, dataset); those holding tables exist too.
+    pub(crate) datasets: std::collections::BTreeSet<(String, String)>,
+    /// Jobs of the v2 REST API by (project, job id), as jobs.get answers them.
+    pub(crate) jobs: HashMap<(String, String), serde_json::Value>,
+    /// Jobs inserted without a job id so far.
+    pub(crate) next_job: u64,
 }
 
 /// The current time as a protobuf timestamp.
@@ -157,6 +184,16 @@ fn stream_not_found(name: &str) -> Rejection {
     )
 }
 
+/// The refusal of a table that does not exist (or has expired or been deleted).
+fn table_not_found(path: &str) -> Rejection {
+    Rejection::storage(
+        Code::NotFound,
+        StorageErrorCode::TableNotFound,
+        path,
+        format!("Table {path} not found"),
+    )
+}
+
 /// Splits `.../tables/t/streams/s` into the table path and the stream id.
 pub(crate) fn split_stream_name(name: &str) -> Option<(&str, &str)> {
     let (table, id) = name.rsplit_once("/streams/")?;
@@ -171,40 +208,55 @@ impl Store {
         }
     }
 
+    /// Creates (or replaces) a table with default metadata.
     pub(crate) fn create_table(&mut self, path: String, schema: TableSchema) {
-        let arrow = Arc::new(to_arrow_schema(&schema));
-        self.tables.insert(
-            path,
-            Table {
-                schema: Arc::new(schema),
-                arrow,
-                visible: Vec::new(),
-                digest: RowDigest::default(),
-                created: std::time::Instant::now(),
-            },
-        );
+        self.tables.insert(path, Table::new(schema, TableMeta::new()));
+    }
+
+    /// A table that exists and has not expired.
+    pub(crate) fn live(&self, path: &str) -> Option<&Table> {
+        self.tables.get(path).filter(|t| !t.expired())
     }
 
     pub(crate) fn table(&self, path: &str) -> Result<&Table, Rejection> {
-        self.tables.get(path).ok_or_else(|| {
-            Rejection::storage(
-                Code::NotFound,
-                StorageErrorCode::TableNotFound,
-                path,
-                format!("Table {path} not found"),
-            )
-        })
+        self.live(path).ok_or_else(|| table_not_found(path))
     }
 
-    fn table_mut(&mut self, path: &str) -> Result<&mut Table, Rejection> {
-        self.tables.get_mut(path).ok_or_else(|| {
-            Rejection::storage(
-                Code::NotFound,
-                StorageErrorCode::TableNotFound,
-                path,
-                format!("Table {path} not found"),
-            )
-        })
+    /// A table for changing, removing it first if it has expired.
+    pub(crate) fn table_mut(&mut self, path: &str) -> Result<&mut Table, Rejection> {
+        if self.tables.get(path).is_some_and(Table::expired) {
+            self.remove_table(path);
+        }
+        self.tables.get_mut(path).ok_or_else(|| table_not_found(path))
+    }
+
+    /// Removes a table and its write streams; false if there was none.
+    pub(crate) fn remove_table(&mut self, path: &str) -> bool {
+        let removed = self.tables.remove(path).is_some();
+        if removed {
+            self.streams.retain(|_, s| s.table != path);
+        }
+        removed
+    }
+
+    /// Removes every table whose expiration time has passed.
+    pub(crate) fn purge_expired(&mut self) {
+        let expired: Vec<String> = self
+            .tables
+            .iter()
+            .filter(|(_, t)| t.expired())
+            .map(|(path, _)| path.clone())
+            .collect();
+        for path in expired {
+            self.remove_table(&path);
+        }
+    }
+
+    /// Checks that the table of a stream name exists.
+    fn stream_table(&self, name: &str) -> Result<&Table, Rejection> {
+        let (table_path, _) = split_stream_name(name)
+            .ok_or_else(|| Rejection::new(Code::InvalidArgument, format!("not a write stream name: {name}")))?;
+        self.table(table_path)
     }
 
     pub(crate) fn create_stream(&mut self, table: &str, kind: StreamType) -> Result<WriteStream, Rejection> {
@@ -345,6 +397,7 @@ impl Store {
     }
 
     pub(crate) fn finalize(&mut self, name: &str) -> Result<i64, Rejection> {
+        self.stream_table(name)?;
         self.stream(name)?;
         let stream = self.streams.get_mut(name).ok_or_else(|| stream_not_found(name))?;
         stream.finalized = true;
@@ -353,6 +406,7 @@ impl Store {
 
     /// Makes BUFFERED rows visible up to (and including) `offset`.
     pub(crate) fn flush(&mut self, name: &str, offset: i64) -> Result<i64, Rejection> {
+        self.stream_table(name)?;
         let stream = self.stream(name)?;
         if stream.kind != StreamType::Buffered {
             return Err(Rejection::storage(
@@ -386,11 +440,9 @@ impl Store {
         }
         stream.flushed = offset + 1;
         let table_name = stream.table.clone();
-        let table = self
-            .tables
-            .get_mut(&table_name)
-            .ok_or_else(|| Rejection::new(Code::NotFound, table_name))?;
+        let table = self.table_mut(&table_name)?;
         table.visible.extend(moved);
+        table.meta.touch();
         Ok(offset)
     }
 
@@ -446,10 +498,10 @@ impl Store {
                 digest.merge(&std::mem::take(&mut stream.pending_digest));
             }
         }
-        if let Some(t) = self.tables.get_mut(table) {
-            t.visible.extend(rows);
-            t.digest.merge(&digest);
-        }
+        let t = self.table_mut(table)?;
+        t.visible.extend(rows);
+        t.digest.merge(&digest);
+        t.meta.touch();
         Ok(Ok(time))
     }
 }

@@ -104,8 +104,10 @@ pub(crate) enum Format {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Runs the embedded Storage Write server until Ctrl-C or SIGTERM, printing its endpoint
-    /// (e.g. `http://127.0.0.1:9060`) as one line on stdout.
+    /// Runs the embedded Storage Write server and its v2 REST API until Ctrl-C or SIGTERM,
+    /// printing on stdout, one a line: the Storage Write endpoint (e.g.
+    /// `http://127.0.0.1:9060`), the REST endpoint, `BIGQUERY_STORAGE_EMULATOR_HOST=...` and
+    /// `BIGQUERY_EMULATOR_HOST=...`.
     Emulator(EmulatorArgs),
 
     /// Lists or deletes the loads recorded in a checkpoint folder (`bigquery.checkpoint`).
@@ -177,9 +179,13 @@ pub(crate) enum CheckpointsCommand {
 /// Arguments of `emulator`.
 #[derive(Debug, Args)]
 pub(crate) struct EmulatorArgs {
-    /// Port on 127.0.0.1; 0 picks a free one.
+    /// Port of the Storage Write API on 127.0.0.1; 0 picks a free one.
     #[arg(long, default_value_t = 9060)]
     pub(crate) port: u16,
+
+    /// Port of the v2 REST API (tables, datasets, copy jobs) on 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) rest_port: u16,
 
     /// Creates a table; SCHEMA is a `bq` JSON schema file or `name:TYPE[:MODE],...`;
     /// may be repeated.

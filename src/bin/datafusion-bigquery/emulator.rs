@@ -1,4 +1,5 @@
-//! The embedded Storage Write server: `--emulator` and the `emulator` subcommand.
+//! The embedded Storage Write server (and its v2 REST API): `--emulator` and the `emulator`
+//! subcommand.
 
 use std::io::Write;
 
@@ -36,15 +37,14 @@ pub(crate) fn parse_table_specs(flag: &str, specs: &[String]) -> Result<Vec<Tabl
     specs.iter().map(|spec| parse_table_spec(flag, spec)).collect()
 }
 
-/// Starts the embedded server on `port` (0 for a free one) with the behaviours asked for,
-/// and creates the tables.
+/// Starts the embedded server set up by `builder` (ports, retention) with the behaviours
+/// asked for, and creates the tables.
 pub(crate) async fn start(
-    port: u16,
-    retention: Retention,
+    builder: ServerBuilder,
     behaviour: &BehaviourArgs,
     tables: Vec<TableSpec>,
 ) -> Result<EmbeddedServer, Failure> {
-    let server = with_behaviour(EmbeddedServer::builder().port(port).retention(retention), behaviour)?
+    let server = with_behaviour(builder, behaviour)?
         .start()
         .await
         .map_err(|e| Failure::new(e.to_string()))?;
@@ -98,8 +98,12 @@ pub(crate) async fn serve(args: EmulatorArgs) -> Result<(), Failure> {
     } else {
         Retention::Keep
     };
-    let server = start(args.port, retention, &args.behaviour, tables).await?;
-    announce(&server.endpoint())?;
+    let builder = EmbeddedServer::builder()
+        .port(args.port)
+        .rest_port(args.rest_port)
+        .retention(retention);
+    let server = start(builder, &args.behaviour, tables).await?;
+    announce(&server)?;
     wait_for_shutdown().await?;
     let stats = server.stats();
     if retention == Retention::Discard {
@@ -118,10 +122,22 @@ pub(crate) async fn serve(args: EmulatorArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Prints the endpoint as one line on stdout and flushes it.
-fn announce(endpoint: &str) -> Result<(), Failure> {
+/// Prints on stdout, one a line, and flushes: the Storage Write endpoint, the REST endpoint,
+/// and the environment variables that point clients at them.
+fn announce(server: &EmbeddedServer) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{endpoint}")
+    let lines = [
+        server.endpoint(),
+        server.rest_endpoint(),
+        format!("BIGQUERY_STORAGE_EMULATOR_HOST={}", server.local_addr()),
+        format!(
+            "BIGQUERY_EMULATOR_HOST={}",
+            server.rest_endpoint().trim_start_matches("http://")
+        ),
+    ];
+    lines
+        .iter()
+        .try_for_each(|line| writeln!(out, "{line}"))
         .and_then(|()| out.flush())
         .map_err(|e| Failure::new(format!("cannot write to stdout: {e}")))
 }

@@ -15,8 +15,8 @@ mod run;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use datafusion_bigquery::LoadProgress;
 use datafusion_bigquery::server::Retention;
+use datafusion_bigquery::{EmbeddedServer, LoadProgress};
 
 use args::{Cli, Command};
 use report::Failure;
@@ -127,7 +127,8 @@ async fn run_sql(cli: &Cli, sources: &[args::SqlSource]) -> Result<(), Failure> 
     }
     let server = if cli.emulator {
         let tables = emulator::parse_table_specs("--emulator-table", &cli.emulator_tables)?;
-        Some(emulator::start(0, Retention::Keep, &Default::default(), tables).await?)
+        let builder = EmbeddedServer::builder().retention(Retention::Keep);
+        Some(emulator::start(builder, &Default::default(), tables).await?)
     } else {
         None
     };
