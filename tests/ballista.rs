@@ -129,6 +129,59 @@ async fn a_null_in_a_required_column_met_on_an_executor_commits_nothing() {
     assert_eq!(server.stats().commits, 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_created_on_a_cluster_is_overwritten_atomically() {
+    const FILES: u64 = 4;
+    const ROWS: u64 = 5_000;
+    let dir = parquet_files("overwrite", FILES, ROWS, None).await;
+    let server = EmbeddedServer::start().await.expect("server");
+    let table: TableRef = "demo.ballista_overwrite.t".parse().expect("name");
+    let options = BigQueryOptions::default()
+        .with_endpoint(server.endpoint())
+        .with_rest_endpoint(server.rest_endpoint());
+    let ctx = ballista_context_with(&Cluster::Standalone, BigQueryTableFactory::new(options))
+        .await
+        .expect("standalone cluster");
+    common::run(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE src STORED AS PARQUET LOCATION '{}/'",
+            dir.display()
+        ),
+    )
+    .await
+    .expect("source");
+    common::run(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE dest (id BIGINT NOT NULL, name VARCHAR, note VARCHAR) STORED AS BIGQUERY \
+             LOCATION '{table}' OPTIONS ('bigquery.create' 'if_needed', 'bigquery.labels' 'kept=yes')"
+        ),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("create: {}", common::error_text(&e)));
+    let seeded = common::run(&ctx, "INSERT INTO dest SELECT id + 1000000 AS id, name, note FROM src")
+        .await
+        .unwrap_or_else(|e| panic!("seed: {}", common::error_text(&e)));
+    assert_eq!(seeded, FILES * ROWS);
+    let count = common::run(&ctx, "INSERT OVERWRITE dest SELECT id, name, note FROM src")
+        .await
+        .unwrap_or_else(|e| panic!("overwrite: {}", common::error_text(&e)));
+    assert_eq!(count, FILES * ROWS);
+    assert_eq!(
+        audit(&server, &table, FILES * ROWS),
+        (0, 0, 0),
+        "lost, duplicated, foreign"
+    );
+    assert_eq!(
+        server.table_names("demo", "ballista_overwrite"),
+        vec!["t".to_string()],
+        "no staging table"
+    );
+    let json = server.table_json(&table).expect("table");
+    assert_eq!(json["labels"]["kept"], "yes");
+}
+
 /// A child process, killed when dropped.
 struct Process(Child);
 

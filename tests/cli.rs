@@ -22,6 +22,7 @@ fn run_with_env(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
     command
         .args(args)
         .env_remove("BIGQUERY_STORAGE_EMULATOR_HOST")
+        .env_remove("BIGQUERY_EMULATOR_HOST")
         .env_remove("GOOGLE_CLOUD_PROJECT");
     for (key, value) in env {
         command.env(key, value);
@@ -707,4 +708,42 @@ fn help_documents_every_flag() {
     let output = run(&["emulator", "--help"], "");
     assert_success(&output);
     assert!(stdout(&output).contains("--port") && stdout(&output).contains("--table"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalog_inserts_and_overwrites_without_create_statements() {
+    let server = server_with_orders().await;
+    let output = run_async(strings(&[
+        "--endpoint",
+        &server.endpoint(),
+        "--rest-endpoint",
+        &server.rest_endpoint(),
+        "--catalog",
+        "bq=demo",
+        "-c",
+        "INSERT INTO bq.sales.orders SELECT value AS id, concat('n', value) AS name FROM range(10)",
+        "-c",
+        "INSERT OVERWRITE bq.sales.orders SELECT value + 100 AS id, 'new' AS name FROM range(3)",
+    ]))
+    .await;
+    assert_success(&output);
+    let counts: Vec<String> = cells(&stdout(&output))
+        .into_iter()
+        .flatten()
+        .filter(|c| c != "count")
+        .collect();
+    assert_eq!(counts, vec!["10", "3"], "{}", stdout(&output));
+    assert_eq!(server.row_count(&orders()), Some(3));
+    assert_eq!(
+        server.table_names("demo", "sales"),
+        vec!["orders".to_string()],
+        "no staging table"
+    );
+    let bad = run(&["--catalog", "bq", "-c", "SELECT 1"], "");
+    assert_failure(&bad);
+    assert!(
+        stderr(&bad).contains("--catalog 'bq': expected NAME=PROJECT"),
+        "{}",
+        stderr(&bad)
+    );
 }

@@ -207,13 +207,17 @@ async fn an_unreachable_endpoint_is_named() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overwrite_is_refused_clearly() {
+async fn replace_into_is_refused_clearly() {
     let f = Fixture::new(SCHEMA, "").await;
     let err = f
-        .run("INSERT OVERWRITE dest VALUES (1, 'a', 1.0)")
+        .run("REPLACE INTO dest VALUES (1, 'a', 1.0)")
         .await
         .expect_err("must fail");
-    assert!(error_text(&err).contains("not supported yet"), "{}", error_text(&err));
+    assert!(
+        error_text(&err).contains("REPLACE INTO BigQuery table demo.tests.dest is not supported"),
+        "{}",
+        error_text(&err)
+    );
     assert_eq!(f.visible_rows(), 0);
 }
 

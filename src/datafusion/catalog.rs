@@ -167,7 +167,11 @@ impl SchemaProvider for BigQueryDataset {
             return Ok(None);
         }
         let schema = found.schema.unwrap_or_default();
-        let opened = shared.factory.open(table, schema).await.map_err(DataFusionError::from)?;
+        let opened = shared
+            .factory
+            .open(table, schema)
+            .await
+            .map_err(DataFusionError::from)?;
         Ok(Some(Arc::new(opened)))
     }
 

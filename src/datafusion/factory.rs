@@ -102,7 +102,13 @@ impl BigQueryTableFactory {
         Ok(self.table_over(client, table, schema, options))
     }
 
-    fn table_over(&self, client: WriteClient, table: TableRef, schema: TableSchema, options: BigQueryOptions) -> BigQueryTable {
+    fn table_over(
+        &self,
+        client: WriteClient,
+        table: TableRef,
+        schema: TableSchema,
+        options: BigQueryOptions,
+    ) -> BigQueryTable {
         let mut loader = Loader::new(client, table, schema, options);
         if let Some(progress) = &self.progress {
             loader = loader.with_progress(progress.clone());

@@ -78,7 +78,12 @@ impl Overwriting {
     pub(crate) async fn finish(&self, options: &BigQueryOptions, outcome: Result<u64>) -> Result<u64> {
         let rest = options.rest_client().map_err(DataFusionError::from)?;
         let replaced = match outcome {
-            Ok(rows) => self.plan.replace(&rest).await.map(|()| rows).map_err(DataFusionError::from),
+            Ok(rows) => self
+                .plan
+                .replace(&rest)
+                .await
+                .map(|()| rows)
+                .map_err(DataFusionError::from),
             Err(e) => Err(e),
         };
         self.plan.drop_staging(&rest).await;

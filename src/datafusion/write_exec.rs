@@ -26,8 +26,8 @@ use datafusion::physical_plan::{
 use datafusion::physical_plan::repartition::RepartitionExec;
 
 use super::checkpointed::{Checkpointed, Started};
-use super::overwriting::Overwriting;
 use super::fingerprint::identify;
+use super::overwriting::Overwriting;
 use crate::checkpoint::{Worker, write_stream};
 use crate::error::Error;
 use crate::load::{LoadProgress, Loader, ProgressSnapshot, StreamHandle, StreamWriter};

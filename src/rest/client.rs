@@ -128,8 +128,7 @@ impl RestClient {
             .build()
             .map_err(|e| invalid(&crate::client::error_chain(&e)))?;
         let (credentials, quota_project) = if secure {
-            let quota = quota_project_from_environment()
-                .and_then(|p| HeaderValue::from_str(&p).ok());
+            let quota = quota_project_from_environment().and_then(|p| HeaderValue::from_str(&p).ok());
             (Credentials::application_default_on_first_use(endpoint), quota)
         } else {
             (Credentials::None, None)
@@ -186,7 +185,10 @@ impl RestClient {
     /// tables.get: the table's metadata, or `None` if it does not exist.
     pub async fn get_table(&self, table: &TableRef) -> Result<Option<Table>> {
         let path = table_path(table);
-        match self.json(RestCall::TablesGet, table, Method::GET, &path, &[], None).await {
+        match self
+            .json(RestCall::TablesGet, table, Method::GET, &path, &[], None)
+            .await
+        {
             Ok(answer) => parse(RestCall::TablesGet, table, answer).map(Some),
             Err(e) if e.rest_status().is_some_and(RestStatus::is_not_found) => Ok(None),
             Err(e) => Err(e),
@@ -241,9 +243,7 @@ impl RestClient {
     pub async fn list_tables(&self, project: &str, dataset: &str) -> Result<Vec<String>> {
         let path = ["projects", project, "datasets", dataset, "tables"];
         let entity = format!("dataset {project}.{dataset}");
-        let items = self
-            .list_pages(RestCall::TablesList, &entity, &path, "tables")
-            .await?;
+        let items = self.list_pages(RestCall::TablesList, &entity, &path, "tables").await?;
         Ok(items
             .iter()
             .filter_map(|t| t["tableReference"]["tableId"].as_str().map(str::to_string))
@@ -292,10 +292,7 @@ impl RestClient {
             Err(e) if e.rest_status().is_some_and(RestStatus::is_already_exists) => Job::default(),
             Err(e) => return Err(e),
         };
-        let location = state
-            .job_reference
-            .as_ref()
-            .and_then(|r| r.location.clone());
+        let location = state.job_reference.as_ref().and_then(|r| r.location.clone());
         let mut poll = Duration::from_millis(50);
         loop {
             if state.status.state == "DONE" {

@@ -6,6 +6,8 @@ mod client;
 mod model;
 mod status;
 
-pub use client::{CopyJob, DEFAULT_CALL_TIMEOUT, DEFAULT_JOB_TIMEOUT, DEFAULT_REST_ENDPOINT, RestClient, WriteDisposition};
+pub use client::{
+    CopyJob, DEFAULT_CALL_TIMEOUT, DEFAULT_JOB_TIMEOUT, DEFAULT_REST_ENDPOINT, RestClient, WriteDisposition,
+};
 pub use model::{Clustering, ErrorProto, Job, JobReference, JobStatus, Table, TableReference, TimePartitioning};
 pub use status::RestStatus;

@@ -41,11 +41,7 @@ pub struct TimePartitioning {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     /// How long a partition is kept, in milliseconds.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "int_text"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "int_text")]
     pub expiration_ms: Option<i64>,
 }
 
@@ -202,7 +198,10 @@ mod tests {
         assert_eq!(table.schema.as_ref().map(|s| s.fields.len()), Some(1));
         assert_eq!(table.expiration_time, Some(1_700_000_000_000));
         assert_eq!(table.num_rows, Some(12));
-        assert_eq!(table.time_partitioning.as_ref().and_then(|p| p.field.as_deref()), Some("day"));
+        assert_eq!(
+            table.time_partitioning.as_ref().and_then(|p| p.field.as_deref()),
+            Some("day")
+        );
         let written = serde_json::to_value(&table).unwrap();
         assert_eq!(written["expirationTime"], "1700000000000");
         assert!(written.get("numRows").is_none());

@@ -30,7 +30,11 @@ pub fn check_declared(declared: &TableSchema, table: &TableSchema) -> Result<(),
     check_fields(&declared.fields, &table.fields, "")
 }
 
-fn check_fields(declared: &[TableFieldSchema], table: &[TableFieldSchema], parent: &str) -> Result<(), ColumnDifference> {
+fn check_fields(
+    declared: &[TableFieldSchema],
+    table: &[TableFieldSchema],
+    parent: &str,
+) -> Result<(), ColumnDifference> {
     let path = |name: &str| {
         if parent.is_empty() {
             name.to_string()
@@ -141,7 +145,10 @@ mod tests {
             fields: vec![field("id", Type::Int64, Mode::Required), narrow],
         };
         let digits = check_declared(&declared, &table).unwrap_err();
-        assert_eq!(digits.message, "declared NUMERIC(10, 2), but the table's column is NUMERIC");
+        assert_eq!(
+            digits.message,
+            "declared NUMERIC(10, 2), but the table's column is NUMERIC"
+        );
         let mut full = field("n", Type::Numeric, Mode::Nullable);
         full.precision = 38;
         full.scale = 9;

@@ -89,9 +89,7 @@ fn from_arrow_field(arrow: &Field, parent: &str) -> Result<TableFieldSchema, Str
 /// The NULLABLE column of one value of `data_type` (`metadata_of` carries the
 /// `bigquery.type` metadata, if any).
 fn value_column(name: &str, data_type: &DataType, metadata_of: &Field, path: &str) -> Result<TableFieldSchema, String> {
-    let unsupported = || {
-        format!("column {path}: Arrow {data_type} has no BigQuery type")
-    };
+    let unsupported = || format!("column {path}: Arrow {data_type} has no BigQuery type");
     let simple = |ty: Type| Ok(field(name, ty, Mode::Nullable));
     match unwrap_dictionary(data_type) {
         DataType::Int8
@@ -245,10 +243,21 @@ mod tests {
         assert_eq!(field_type(&wide), Type::Bignumeric);
         let integers = one(DataType::Decimal256(38, 0), true).unwrap();
         assert_eq!(field_type(&integers), Type::Bignumeric);
-        assert!(one(DataType::Decimal256(76, 0), true).unwrap_err().contains("fits neither"));
-        assert!(one(DataType::Decimal128(5, -2), true).unwrap_err().contains("negative scale"));
+        assert!(
+            one(DataType::Decimal256(76, 0), true)
+                .unwrap_err()
+                .contains("fits neither")
+        );
+        assert!(
+            one(DataType::Decimal128(5, -2), true)
+                .unwrap_err()
+                .contains("negative scale")
+        );
         let unsigned = one(DataType::UInt64, false).unwrap();
-        assert_eq!((field_type(&unsigned), field_mode(&unsigned)), (Type::Numeric, Mode::Required));
+        assert_eq!(
+            (field_type(&unsigned), field_mode(&unsigned)),
+            (Type::Numeric, Mode::Required)
+        );
     }
 
     #[test]
@@ -269,7 +278,10 @@ mod tests {
         assert_eq!((field_type(&map), field_mode(&map)), (Type::Struct, Mode::Repeated));
         assert_eq!(field_mode(&map.fields[0]), Mode::Required);
         let inner = DataType::Struct(Fields::from(vec![Field::new("u", DataType::Null, true)]));
-        assert_eq!(one(inner, true).unwrap_err(), "column c.u: Arrow Null has no BigQuery type");
+        assert_eq!(
+            one(inner, true).unwrap_err(),
+            "column c.u: Arrow Null has no BigQuery type"
+        );
         let zoneless = one(DataType::Timestamp(TimeUnit::Nanosecond, None), true).unwrap();
         assert_eq!(field_type(&zoneless), Type::Datetime);
         let interval = one(DataType::Interval(IntervalUnit::YearMonth), true).unwrap();

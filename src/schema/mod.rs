@@ -11,8 +11,8 @@ mod text;
 pub use arrow_map::{BIGQUERY_TYPE_METADATA_KEY, nullable_everywhere, to_arrow_field, to_arrow_schema};
 pub use compare::{ColumnDifference, check_declared};
 pub(crate) use descriptor::nested_members;
-pub use from_arrow::from_arrow_schema;
 pub use descriptor::{ROW_MESSAGE_NAME, describe_column, is_proto_identifier, row_descriptor};
+pub use from_arrow::from_arrow_schema;
 pub use json::{rest_type_name, to_json_field, to_json_schema};
 pub use text::{parse_inline_schema, parse_json_schema, parse_schema_arg};
 

@@ -7,5 +7,5 @@ mod settings;
 
 pub use create::{Ensured, columns_of, ensure_arrow_table, ensure_table};
 pub use overwrite::Overwrite;
-pub use settings::{CreateMode, DEFAULT_STAGING_EXPIRATION, TableSettings};
 pub(crate) use settings::KEYS;
+pub use settings::{CreateMode, DEFAULT_STAGING_EXPIRATION, TableSettings};

@@ -47,7 +47,11 @@ impl Overwrite {
             });
         }
         // Table ids are at most 1024 characters.
-        let mut staging_id: String = dest.table.chars().take(1024 - STAGING_INFIX.len() - run.len()).collect();
+        let mut staging_id: String = dest
+            .table
+            .chars()
+            .take(1024 - STAGING_INFIX.len() - run.len())
+            .collect();
         staging_id.push_str(STAGING_INFIX);
         staging_id.push_str(run);
         let staging = TableRef::new(&dest.project, &dest.dataset, &staging_id)?;
@@ -91,12 +95,11 @@ impl Overwrite {
         let expiration = after.and_then(|t| t.expiration_time);
         if expiration != self.destination_expiration {
             tracing::warn!(destination = %self.destination, ?expiration, "the copy changed the expiration; restoring it");
-            let value = self.destination_expiration.map(|e| serde_json::Value::from(e.to_string()));
-            rest.patch_table(
-                &self.destination,
-                &serde_json::json!({ "expirationTime": value }),
-            )
-            .await?;
+            let value = self
+                .destination_expiration
+                .map(|e| serde_json::Value::from(e.to_string()));
+            rest.patch_table(&self.destination, &serde_json::json!({ "expirationTime": value }))
+                .await?;
         }
         Ok(())
     }

@@ -196,9 +196,7 @@ impl TableSettings {
 
 /// Milliseconds since the epoch, `after` from now.
 pub(crate) fn millis_from_now(after: Duration) -> i64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     (now + after).as_millis() as i64
 }
 
@@ -253,6 +251,10 @@ mod tests {
         assert!(settings.set("clustering", "a,b,c,d,e").is_err());
         let resource = settings.table_resource(&"p.d.t".parse().unwrap(), TableSchema::default());
         assert_eq!(resource.clustering.map(|c| c.fields.len()), Some(2));
-        assert!(resource.expiration_time.is_some_and(|t| t > millis_from_now(Duration::ZERO)));
+        assert!(
+            resource
+                .expiration_time
+                .is_some_and(|t| t > millis_from_now(Duration::ZERO))
+        );
     }
 }

@@ -65,7 +65,10 @@ impl Fixture {
         let table: TableRef = "demo.tests.dest".parse().expect("table name");
         server.create_table(&table, schema::parse_schema_arg(schema_spec).expect("schema"));
         let ctx = SessionContext::new();
-        register_bigquery(&ctx, BigQueryOptions::default().with_endpoint(server.endpoint()));
+        let defaults = BigQueryOptions::default()
+            .with_endpoint(server.endpoint())
+            .with_rest_endpoint(server.rest_endpoint());
+        register_bigquery(&ctx, defaults);
         let options = if options.is_empty() {
             String::new()
         } else {

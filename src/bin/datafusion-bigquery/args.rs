@@ -47,6 +47,17 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "URL")]
     pub(crate) endpoint: Option<String>,
 
+    /// The v2 REST endpoint (table creation, catalogs, INSERT OVERWRITE); an `http://host:port`
+    /// endpoint is plaintext without credentials (emulators).
+    #[arg(long = "rest-endpoint", value_name = "URL")]
+    pub(crate) rest_endpoint: Option<String>,
+
+    /// Exposes a BigQuery project as the catalog NAME: its datasets are schemas and its
+    /// tables destinations, so `INSERT INTO NAME.dataset.table SELECT ...` needs no CREATE;
+    /// may be repeated.
+    #[arg(long = "catalog", value_name = "NAME=PROJECT")]
+    pub(crate) catalogs: Vec<String>,
+
     /// Default project for LOCATIONs written `dataset.table`.
     #[arg(long, value_name = "ID")]
     pub(crate) project: Option<String>,

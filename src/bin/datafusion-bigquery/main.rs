@@ -132,7 +132,7 @@ async fn run_sql(cli: &Cli, sources: &[args::SqlSource]) -> Result<(), Failure> 
     } else {
         None
     };
-    let defaults = run::table_defaults(cli, server.as_ref().map(|s| s.endpoint()))?;
+    let defaults = run::table_defaults(cli, server.as_ref().map(|s| (s.endpoint(), s.rest_endpoint())))?;
     let progress = LoadProgress::new();
     let reporting = run::Reporting::new(cli, progress.clone());
     let ctx = run::session(cli, defaults, progress).await?;

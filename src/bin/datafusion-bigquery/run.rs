@@ -14,7 +14,8 @@ use datafusion::sql::sqlparser::dialect::dialect_from_str;
 use datafusion_bigquery::datafusion::EnvObjectStoreRegistry;
 use datafusion_bigquery::load::CheckpointReport;
 use datafusion_bigquery::{
-    BigQueryOptions, BigQueryTable, BigQueryTableFactory, LoadProgress, ProgressSnapshot, register_bigquery_factory,
+    BigQueryOptions, BigQueryTable, BigQueryTableFactory, LoadProgress, ProgressSnapshot, register_bigquery_catalog,
+    register_bigquery_factory,
 };
 
 use crate::args::{Cli, Format, SqlSource};
@@ -25,8 +26,12 @@ use crate::report::{Failure, one_line};
 /// Longest SQL excerpt shown in error context.
 const SQL_EXCERPT_CHARS: usize = 120;
 
-/// The table defaults: the environment, then the flags, then the emulator's endpoint.
-pub(crate) fn table_defaults(cli: &Cli, emulator_endpoint: Option<String>) -> Result<BigQueryOptions, Failure> {
+/// The table defaults: the environment, then the flags, then the emulator's endpoints
+/// (Storage Write, REST).
+pub(crate) fn table_defaults(
+    cli: &Cli,
+    emulator_endpoints: Option<(String, String)>,
+) -> Result<BigQueryOptions, Failure> {
     let mut options = BigQueryOptions::from_env();
     for pair in &cli.options {
         let (key, value) = pair
@@ -39,6 +44,9 @@ pub(crate) fn table_defaults(cli: &Cli, emulator_endpoint: Option<String>) -> Re
     if let Some(endpoint) = &cli.endpoint {
         options = options.with_endpoint(endpoint);
     }
+    if let Some(endpoint) = &cli.rest_endpoint {
+        options = options.with_rest_endpoint(endpoint);
+    }
     if let Some(project) = &cli.project {
         options = options.with_project(project);
     }
@@ -46,8 +54,8 @@ pub(crate) fn table_defaults(cli: &Cli, emulator_endpoint: Option<String>) -> Re
         let streams = usize::try_from(streams).map_err(|_| Failure::new(format!("--streams {streams}: too large")))?;
         options = options.with_streams(streams);
     }
-    if let Some(endpoint) = emulator_endpoint {
-        options = options.with_endpoint(endpoint);
+    if let Some((endpoint, rest)) = emulator_endpoints {
+        options = options.with_endpoint(endpoint).with_rest_endpoint(rest);
     }
     Ok(options)
 }
@@ -59,7 +67,22 @@ pub(crate) async fn session(
     defaults: BigQueryOptions,
     progress: LoadProgress,
 ) -> Result<SessionContext, Failure> {
-    let factory = BigQueryTableFactory::new(defaults).with_progress(progress);
+    let ctx = base_session(cli, BigQueryTableFactory::new(defaults.clone()).with_progress(progress)).await?;
+    for spec in &cli.catalogs {
+        let (name, project) = spec
+            .split_once('=')
+            .filter(|(n, p)| !n.trim().is_empty() && !p.trim().is_empty())
+            .ok_or_else(|| Failure::new(format!("--catalog '{spec}': expected NAME=PROJECT")))?;
+        register_bigquery_catalog(&ctx, name.trim(), project.trim(), defaults.clone())
+            .await
+            .map_err(|e| Failure::new(format!("--catalog {spec}: {e}")))?;
+    }
+    Ok(ctx)
+}
+
+/// The session before catalogs: on a Ballista cluster, or local with object stores from
+/// the environment.
+async fn base_session(cli: &Cli, factory: BigQueryTableFactory) -> Result<SessionContext, Failure> {
     #[cfg(feature = "ballista")]
     if let Some(cluster) = &cli.ballista {
         return datafusion_bigquery::ballista::ballista_context_with(cluster, factory)
