@@ -65,9 +65,8 @@ async fn insert_lands_exactly_once(ctx: &SessionContext, server: &EmbeddedServer
     assert_eq!(audit(server, table, n), (0, 0, 0), "lost, duplicated, foreign");
 }
 
-/// Registers the Parquet source and the BigQuery destination on a Ballista session, the
-/// destination with `options` (`OPTIONS (...)`, or empty).
-async fn tables(ctx: &SessionContext, dir: &Path, table: &TableRef, options: &str) {
+/// Registers the Parquet files of `dir` as `src`.
+async fn source(ctx: &SessionContext, dir: &Path) {
     common::run(
         ctx,
         &format!(
@@ -77,6 +76,12 @@ async fn tables(ctx: &SessionContext, dir: &Path, table: &TableRef, options: &st
     )
     .await
     .expect("source");
+}
+
+/// Registers the Parquet source and the BigQuery destination on a Ballista session, the
+/// destination with `options` (`OPTIONS (...)`, or empty).
+async fn tables(ctx: &SessionContext, dir: &Path, table: &TableRef, options: &str) {
+    source(ctx, dir).await;
     common::run(
         ctx,
         &format!("CREATE EXTERNAL TABLE dest STORED AS BIGQUERY LOCATION '{table}' {options}"),
@@ -142,15 +147,7 @@ async fn a_table_created_on_a_cluster_is_overwritten_atomically() {
     let ctx = ballista_context_with(&Cluster::Standalone, BigQueryTableFactory::new(options))
         .await
         .expect("standalone cluster");
-    common::run(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE src STORED AS PARQUET LOCATION '{}/'",
-            dir.display()
-        ),
-    )
-    .await
-    .expect("source");
+    source(&ctx, &dir).await;
     common::run(
         &ctx,
         &format!(

@@ -104,6 +104,16 @@ impl Target {
         ids
     }
 
+    /// Checks that `dataset` holds `t` and nothing else (no staging table left behind).
+    fn assert_no_staging_table(&self, dataset: &str) {
+        assert_eq!(
+            self.table_ids(dataset),
+            vec!["t".to_string()],
+            "{}: no staging table",
+            self.name()
+        );
+    }
+
     /// The visible `id` column (INT64), sorted.
     fn ids(&self, table: &TableRef) -> Vec<i64> {
         let mut ids: Vec<i64> = match self {
@@ -436,12 +446,7 @@ async fn an_overwrite_replaces_the_rows_and_keeps_the_metadata() {
             "{}",
             target.name()
         );
-        assert_eq!(
-            target.table_ids(&dataset),
-            vec!["t".to_string()],
-            "{}: no staging table",
-            target.name()
-        );
+        target.assert_no_staging_table(&dataset);
     }
 }
 
@@ -468,12 +473,7 @@ async fn a_failing_overwrite_leaves_the_old_rows_and_no_staging_table() {
             "{}: old rows",
             target.name()
         );
-        assert_eq!(
-            target.table_ids(&dataset),
-            vec!["t".to_string()],
-            "{}: no staging table",
-            target.name()
-        );
+        target.assert_no_staging_table(&dataset);
         let err = run(&ctx, "REPLACE INTO dest VALUES (1, 'x', DATE '2026-01-01')")
             .await
             .expect_err("REPLACE INTO is refused");
@@ -506,7 +506,7 @@ async fn a_failing_copy_leaves_the_old_rows_and_no_staging_table() {
     .expect_err("the copy job fails");
     assert!(error_text(&err).contains("backendError"), "{}", error_text(&err));
     assert_eq!(target.ids(&dest), (0..20).collect::<Vec<i64>>(), "old rows");
-    assert_eq!(target.table_ids(&dataset), vec!["t".to_string()], "no staging table");
+    target.assert_no_staging_table(&dataset);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -139,7 +139,7 @@ pub struct ErrorProto {
 
 /// Integers travel as strings; accept numbers too.
 mod int_text {
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
 
     pub(super) fn serialize<S: Serializer>(value: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
         match value {
@@ -149,17 +149,7 @@ mod int_text {
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either {
-            Number(i64),
-            Text(String),
-        }
-        match Option::<Either>::deserialize(d)? {
-            None => Ok(None),
-            Some(Either::Number(n)) => Ok(Some(n)),
-            Some(Either::Text(t)) => t.trim().parse().map(Some).map_err(serde::de::Error::custom),
-        }
+        crate::schema::number_or_text(d)
     }
 }
 

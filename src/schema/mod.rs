@@ -14,6 +14,7 @@ pub(crate) use descriptor::nested_members;
 pub use descriptor::{ROW_MESSAGE_NAME, describe_column, is_proto_identifier, row_descriptor};
 pub use from_arrow::from_arrow_schema;
 pub use json::{rest_type_name, to_json_field, to_json_schema};
+pub(crate) use text::number_or_text;
 pub use text::{parse_inline_schema, parse_json_schema, parse_schema_arg};
 
 use crate::proto::table_field_schema::{Mode, Type};

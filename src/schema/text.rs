@@ -45,7 +45,7 @@ struct JsonElementType {
 }
 
 /// `bq` writes these numbers as strings (`"maxLength": "10"`); accept both.
-fn number_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+pub(crate) fn number_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum N {
