@@ -30,7 +30,7 @@ impl Overwriting {
             );
         }
         let rest = options.rest_client()?;
-        let Some(destination) = rest.get_table(table).await? else {
+        let Some(destination) = rest.get_table_json(table).await? else {
             return Err(Error::TableNotFound {
                 table: table.to_string(),
                 rpc: crate::rpc::Rpc::GetWriteStream,
@@ -38,7 +38,7 @@ impl Overwriting {
             }
             .into());
         };
-        let plan = Overwrite::plan(&destination, &new_run_id(), options.tables.staging_expiration)?;
+        let plan = Overwrite::plan(table, &destination, &new_run_id(), options.tables.staging_expiration)?;
         Ok(Self::from_plan(plan))
     }
 

@@ -184,12 +184,21 @@ impl RestClient {
 
     /// tables.get: the table's metadata, or `None` if it does not exist.
     pub async fn get_table(&self, table: &TableRef) -> Result<Option<Table>> {
+        match self.get_table_json(table).await? {
+            Some(answer) => parse(RestCall::TablesGet, table, answer).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// tables.get, the answer as the service wrote it (every field, also those the crate
+    /// does not model), or `None` if the table does not exist.
+    pub async fn get_table_json(&self, table: &TableRef) -> Result<Option<Value>> {
         let path = table_path(table);
         match self
             .json(RestCall::TablesGet, table, Method::GET, &path, &[], None)
             .await
         {
-            Ok(answer) => parse(RestCall::TablesGet, table, answer).map(Some),
+            Ok(answer) => Ok(Some(answer)),
             Err(e) if e.rest_status().is_some_and(RestStatus::is_not_found) => Ok(None),
             Err(e) => Err(e),
         }
@@ -199,19 +208,22 @@ impl RestClient {
     pub async fn insert_table(&self, table: &Table) -> Result<Option<Table>> {
         let reference = &table.table_reference;
         let name = TableRef::new(&reference.project_id, &reference.dataset_id, &reference.table_id)?;
-        let path = [
-            "projects",
-            &reference.project_id,
-            "datasets",
-            &reference.dataset_id,
-            "tables",
-        ];
         let body = serde_json::to_value(table).map_err(|e| Error::Internal(e.to_string()))?;
+        match self.insert_table_json(&name, &body).await? {
+            Some(answer) => parse(RestCall::TablesInsert, &name, answer).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// tables.insert of a resource given as JSON (its `tableReference` must name `table`);
+    /// `None` if a table of that name exists.
+    pub async fn insert_table_json(&self, table: &TableRef, body: &Value) -> Result<Option<Value>> {
+        let path = ["projects", &table.project, "datasets", &table.dataset, "tables"];
         match self
-            .json(RestCall::TablesInsert, &name, Method::POST, &path, &[], Some(&body))
+            .json(RestCall::TablesInsert, table, Method::POST, &path, &[], Some(body))
             .await
         {
-            Ok(answer) => parse(RestCall::TablesInsert, &name, answer).map(Some),
+            Ok(answer) => Ok(Some(answer)),
             Err(e) if e.rest_status().is_some_and(RestStatus::is_already_exists) => Ok(None),
             Err(e) => Err(e),
         }

@@ -10,11 +10,31 @@ use serde::{Deserialize, Serialize};
 
 use super::settings::millis_from_now;
 use crate::error::{Error, Result};
-use crate::rest::{CopyJob, RestClient, Table, TableReference, WriteDisposition};
+use crate::rest::{CopyJob, RestClient, TableReference, WriteDisposition};
 use crate::table_ref::TableRef;
 
 /// Infix of staging tables' names: `<table>_overwrite_<run>`.
 const STAGING_INFIX: &str = "_overwrite_";
+
+/// The fields of the destination's resource the staging table takes, as the service wrote
+/// them: a copy with WRITE_TRUNCATE takes the source's schema (policy tags, collations and
+/// rounding modes included) and constraints, so the staging table must carry the
+/// destination's; its encryption key too. Everything else (ids, etags, statistics, the
+/// expiration) is the destination's own.
+const STAGING_FIELDS: &[&str] = &[
+    "schema",
+    "description",
+    "friendlyName",
+    "labels",
+    "timePartitioning",
+    "rangePartitioning",
+    "clustering",
+    "requirePartitionFilter",
+    "encryptionConfiguration",
+    "tableConstraints",
+    "defaultCollation",
+    "defaultRoundingMode",
+];
 
 /// An overwrite planned for a destination; plain data that travels with a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,56 +45,72 @@ pub struct Overwrite {
     pub staging: TableRef,
     /// The copy job's id (client-chosen, so that a retried insert is safe).
     pub job_id: String,
-    /// The staging table's resource (the destination's, renamed, with an expiration).
-    pub staging_table: Table,
-    /// The destination's expiration before the overwrite, which the copy must not change.
-    pub destination_expiration: Option<i64>,
+    /// The staging table's resource: the destination's [`STAGING_FIELDS`], renamed, with an
+    /// expiration.
+    pub staging_table: serde_json::Value,
+    /// The destination's expiration before the overwrite (ms since the epoch, as the
+    /// service wrote it), which the copy must not change.
+    pub destination_expiration: Option<String>,
 }
 
 impl Overwrite {
-    /// Plans the overwrite of the table `destination` describes (as tables.get answered);
+    /// Plans the overwrite of `destination`, whose resource tables.get answered `resource`;
     /// `run` makes the names unique.
-    pub fn plan(destination: &Table, run: &str, staging_expiration: Duration) -> Result<Self> {
-        let reference = &destination.table_reference;
-        let dest = TableRef::new(&reference.project_id, &reference.dataset_id, &reference.table_id)?;
-        if destination.kind.as_deref().is_some_and(|k| k != "TABLE") {
+    pub fn plan(
+        destination: &TableRef,
+        resource: &serde_json::Value,
+        run: &str,
+        staging_expiration: Duration,
+    ) -> Result<Self> {
+        if let Some(kind) = resource.get("type").and_then(serde_json::Value::as_str)
+            && kind != "TABLE"
+        {
             return Err(Error::Schema {
-                table: dest.to_string(),
-                message: format!(
-                    "is a {}; only tables can be overwritten",
-                    destination.kind.as_deref().unwrap_or_default()
-                ),
+                table: destination.to_string(),
+                message: format!("is a {kind}; only tables can be overwritten"),
             });
         }
         // Table ids are at most 1024 characters.
-        let mut staging_id: String = dest
-            .table
-            .chars()
-            .take(1024 - STAGING_INFIX.len() - run.len())
-            .collect();
+        let keep = 1024usize.saturating_sub(STAGING_INFIX.len() + run.len());
+        let mut staging_id: String = destination.table.chars().take(keep).collect();
         staging_id.push_str(STAGING_INFIX);
         staging_id.push_str(run);
-        let staging = TableRef::new(&dest.project, &dest.dataset, &staging_id)?;
-        let staging_table = Table {
-            table_reference: TableReference::from(&staging),
-            expiration_time: Some(millis_from_now(staging_expiration)),
-            num_rows: None,
-            kind: None,
-            ..destination.clone()
-        };
+        let staging = TableRef::new(&destination.project, &destination.dataset, &staging_id)?;
+        let mut staging_table = serde_json::Map::new();
+        for field in STAGING_FIELDS {
+            if let Some(value) = resource.get(*field) {
+                staging_table.insert((*field).to_string(), value.clone());
+            }
+        }
+        staging_table.insert(
+            "tableReference".into(),
+            serde_json::to_value(TableReference::from(&staging)).map_err(|e| Error::Internal(e.to_string()))?,
+        );
+        staging_table.insert(
+            "expirationTime".into(),
+            serde_json::Value::from(millis_from_now(staging_expiration).to_string()),
+        );
         Ok(Self {
             job_id: format!("dfbq_overwrite_{run}"),
-            destination: dest,
+            destination: destination.clone(),
             staging,
-            staging_table,
-            destination_expiration: destination.expiration_time,
+            staging_table: serde_json::Value::Object(staging_table),
+            destination_expiration: resource.get("expirationTime").and_then(|e| {
+                e.as_str()
+                    .map(str::to_string)
+                    .or_else(|| e.as_i64().map(|n| n.to_string()))
+            }),
         })
     }
 
     /// Creates the staging table unless it exists (each process of a distributed plan
     /// calls this; the first creates it).
     pub async fn create_staging(&self, rest: &RestClient) -> Result<()> {
-        if rest.insert_table(&self.staging_table).await?.is_some() {
+        if rest
+            .insert_table_json(&self.staging, &self.staging_table)
+            .await?
+            .is_some()
+        {
             tracing::debug!(staging = %self.staging, destination = %self.destination, "created staging table");
         }
         Ok(())
@@ -93,11 +129,13 @@ impl Overwrite {
         // The copy replaces rows, and must leave the destination's own expiration alone.
         let after = rest.get_table(&self.destination).await?;
         let expiration = after.and_then(|t| t.expiration_time);
-        if expiration != self.destination_expiration {
+        let before = self
+            .destination_expiration
+            .as_deref()
+            .and_then(|e| e.parse::<i64>().ok());
+        if expiration != before {
             tracing::warn!(destination = %self.destination, ?expiration, "the copy changed the expiration; restoring it");
-            let value = self
-                .destination_expiration
-                .map(|e| serde_json::Value::from(e.to_string()));
+            let value = self.destination_expiration.clone().map(serde_json::Value::from);
             rest.patch_table(&self.destination, &serde_json::json!({ "expirationTime": value }))
                 .await?;
         }
@@ -120,33 +158,33 @@ impl Overwrite {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::parse_inline_schema;
 
     #[test]
-    fn the_staging_table_is_the_destination_renamed_with_an_expiration() {
-        let destination = Table {
-            table_reference: TableReference {
-                project_id: "p".into(),
-                dataset_id: "d".into(),
-                table_id: "sales".into(),
-            },
-            schema: Some(parse_inline_schema("id:INT64:REQUIRED").unwrap()),
-            description: Some("daily".into()),
-            labels: [("team".to_string(), "a".to_string())].into(),
-            num_rows: Some(10),
-            kind: Some("TABLE".into()),
-            ..Table::default()
-        };
-        let plan = Overwrite::plan(&destination, "0123abcd", Duration::from_secs(60)).unwrap();
+    fn the_staging_table_takes_the_destinations_schema_and_settings_as_written() {
+        let destination: TableRef = "p.d.sales".parse().unwrap();
+        let resource = serde_json::json!({
+            "kind": "bigquery#table", "id": "p:d.sales", "etag": "abc", "numRows": "10", "type": "TABLE",
+            "tableReference": {"projectId": "p", "datasetId": "d", "tableId": "sales"},
+            "schema": {"fields": [{"name": "id", "type": "INTEGER", "mode": "REQUIRED",
+                                   "policyTags": {"names": ["projects/p/locations/us/taxonomies/1/policyTags/2"]}}]},
+            "description": "daily", "labels": {"team": "a"}, "expirationTime": "1900000000000",
+            "encryptionConfiguration": {"kmsKeyName": "k"},
+            "tableConstraints": {"primaryKey": {"columns": ["id"]}},
+        });
+        let plan = Overwrite::plan(&destination, &resource, "0123abcd", Duration::from_secs(60)).unwrap();
         assert_eq!(plan.staging.to_string(), "p.d.sales_overwrite_0123abcd");
-        assert_eq!(plan.staging_table.schema, destination.schema);
-        assert_eq!(plan.staging_table.labels, destination.labels);
-        assert!(plan.staging_table.expiration_time.is_some());
-        assert_eq!(plan.staging_table.num_rows, None);
-        let view = Table {
-            kind: Some("VIEW".into()),
-            ..destination
-        };
-        assert!(Overwrite::plan(&view, "x", Duration::from_secs(1)).is_err());
+        let staging = &plan.staging_table;
+        assert_eq!(staging["schema"], resource["schema"], "policy tags and all");
+        for kept in ["description", "labels", "encryptionConfiguration", "tableConstraints"] {
+            assert_eq!(staging[kept], resource[kept], "{kept}");
+        }
+        for dropped in ["etag", "id", "numRows", "kind", "type"] {
+            assert!(staging.get(dropped).is_none(), "{dropped}");
+        }
+        assert_eq!(staging["tableReference"]["tableId"], "sales_overwrite_0123abcd");
+        assert_ne!(staging["expirationTime"], resource["expirationTime"]);
+        assert_eq!(plan.destination_expiration.as_deref(), Some("1900000000000"));
+        let view = serde_json::json!({"type": "VIEW"});
+        assert!(Overwrite::plan(&destination, &view, "x", Duration::from_secs(1)).is_err());
     }
 }
