@@ -25,7 +25,8 @@
 //! [`encode`] (types and rows, no I/O), [`load`] (atomic loads over N streams, and the
 //! stream writer and commit as separate halves), [`datafusion`] (the table, its two plan
 //! nodes, the factory, `SET bigquery.*`), `ballista` (codecs and cluster processes), and
-//! [`server`] (the embedded server, which plays the real service's behaviours on demand).
+//! `server` (feature `server`, on by default: the embedded server, which plays the real
+//! service's behaviours on demand).
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -44,6 +45,7 @@ pub mod rest;
 pub mod retry;
 pub mod rpc;
 pub mod schema;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod table_ref;
 pub mod tables;
@@ -57,5 +59,6 @@ pub use client::WriteClient;
 pub use error::{Error, Result};
 pub use load::{LoadProgress, LoadSummary, Loader, ProgressSnapshot, StreamHandle, StreamWriter, commit};
 pub use options::{ArrayNullElements, BigQueryOptions, MissingValues, WireEncoding};
+#[cfg(feature = "server")]
 pub use server::EmbeddedServer;
 pub use table_ref::TableRef;

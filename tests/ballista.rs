@@ -2,7 +2,7 @@
 //! cluster of one scheduler and two executor processes started from the built binary, one of
 //! them killed while it writes. Every load lands exactly once, in one commit, or not at all.
 
-#![cfg(feature = "ballista")]
+#![cfg(all(feature = "ballista", feature = "server"))]
 
 mod common;
 

@@ -6,6 +6,8 @@
 //! and a changed input under an explicit load id is refused. With an S3-compatible server
 //! (moto, started by scripts/test.sh), the same with sources and checkpoints on S3.
 
+#![cfg(feature = "server")]
+
 mod common;
 
 use std::path::{Path, PathBuf};

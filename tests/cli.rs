@@ -1,5 +1,7 @@
 //! End-to-end tests of the `datafusion-bigquery` binary against the embedded server.
 
+#![cfg(feature = "server")]
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

@@ -8,6 +8,8 @@
 //! test vectors and the embedded server. It cannot create BIGNUMERIC tables and has no
 //! GEOGRAPHY without DuckDB's spatial extension, so those are left out.
 
+#![cfg(feature = "server")]
+
 use std::sync::Arc;
 
 use arrow::array::{

@@ -5,6 +5,8 @@
 //! `scripts/test.sh` starts a bqemulator of its own for this suite (`BQEMULATOR_FAULTS_GRPC`,
 //! `BQEMULATOR_FAULTS_REST`), so that one it wore out serves no other test.
 
+#![cfg(feature = "server")]
+
 use std::time::{Duration, Instant};
 
 use datafusion::prelude::SessionContext;

@@ -16,6 +16,8 @@
 //! its table_schema, not enforced), and negative INTERVAL day and time parts (stored
 //! without their sign; the year-month part keeps it). INTERVAL is reported as STRING, so the client sends it as text.
 
+#![cfg(feature = "server")]
+
 use std::sync::Arc;
 
 use arrow::array::{

@@ -1,6 +1,8 @@
 //! The embedded server in discard mode: it validates requests as in keep mode but keeps only a
 //! digest of the rows, and that digest matches what the client sent.
 
+#![cfg(feature = "server")]
+
 use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch, StringArray};

@@ -2,6 +2,8 @@
 //! inserts. After each run either the table holds exactly the input rows, or the INSERT failed
 //! and the table is unchanged.
 
+#![cfg(feature = "server")]
+
 mod common;
 
 use std::collections::BTreeMap;

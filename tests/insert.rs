@@ -1,6 +1,8 @@
 //! INSERT INTO ... SELECT against the embedded server: atomicity, failure, cancellation,
 //! request splitting and bad input.
 
+#![cfg(feature = "server")]
+
 mod common;
 
 use std::time::Duration;

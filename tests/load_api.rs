@@ -2,6 +2,8 @@
 //! the embedded server in both wire encodings, and the two halves of a load (write, commit)
 //! work apart.
 
+#![cfg(feature = "server")]
+
 use std::sync::Arc;
 
 use arrow::array::{

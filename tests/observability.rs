@@ -1,6 +1,8 @@
 //! What a load reports while and after it runs: the sink's metrics in `EXPLAIN ANALYZE`, and
 //! the shared progress counters of a factory and of the library API.
 
+#![cfg(feature = "server")]
+
 mod common;
 
 use std::sync::Arc;

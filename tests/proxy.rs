@@ -2,6 +2,8 @@
 //! the HTTP/2 connection with AppendRows, so they are cut too. Every load must land exactly
 //! once.
 
+#![cfg(feature = "server")]
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -3,6 +3,8 @@
 //! responses and deadlines, quotas, tables not yet visible, the per-connection stream cap,
 //! typed errors and the client's identity. Every load lands exactly once or commits nothing.
 
+#![cfg(feature = "server")]
+
 mod common;
 
 use std::sync::Arc;

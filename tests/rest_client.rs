@@ -1,6 +1,8 @@
 //! The REST client against the embedded server's REST port and its faults: every wait has
 //! a deadline, transient failures are retried, final ones are not.
 
+#![cfg(feature = "server")]
+
 use std::time::{Duration, Instant};
 
 use datafusion_bigquery::rest::{CopyJob, RestClient, WriteDisposition};

@@ -1,6 +1,8 @@
 //! The embedded server's v2 REST API over real HTTP: tables, datasets, copy jobs, expiration
 //! and faults, and its store shared with the Storage Write side.
 
+#![cfg(feature = "server")]
+
 use std::sync::Arc;
 use std::time::Duration;
 

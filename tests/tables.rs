@@ -3,6 +3,8 @@
 //! atomically. `scripts/test.sh` starts bqemulator (`BQEMULATOR_GRPC`, `BQEMULATOR_REST`);
 //! with `CI` or `DFBQ_REQUIRE_CONFORMANCE` set its half cannot be skipped.
 
+#![cfg(feature = "server")]
+
 mod common;
 
 use std::sync::Arc;

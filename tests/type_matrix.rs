@@ -7,6 +7,8 @@
 //! embedded server, and must come back identical to the canonical values. Fixed seed and
 //! case count, so CI runs the same cases every time.
 
+#![cfg(feature = "server")]
+
 use std::sync::Arc;
 
 use arrow::array::{

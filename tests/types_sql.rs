@@ -3,6 +3,8 @@
 //! read back from the embedded server; bad nested input fails naming the path and commits
 //! nothing; NULL array elements fail or are dropped as the table's options say.
 
+#![cfg(feature = "server")]
+
 mod common;
 
 use arrow::util::pretty::pretty_format_batches;

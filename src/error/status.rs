@@ -206,6 +206,7 @@ impl std::error::Error for ServiceStatus {
 
 /// Packs typed details into the `google.rpc.Status` details of a status (the embedded
 /// server's side of the same convention).
+#[cfg(any(feature = "server", test))]
 pub(crate) fn pack_details(details: impl IntoIterator<Item = Detail>) -> Vec<prost_types::Any> {
     details
         .into_iter()
@@ -220,6 +221,7 @@ pub(crate) fn pack_details(details: impl IntoIterator<Item = Detail>) -> Vec<pro
 }
 
 /// One typed detail of a status.
+#[cfg(any(feature = "server", test))]
 #[derive(Debug, Clone)]
 pub(crate) enum Detail {
     Storage(StorageError),
@@ -230,6 +232,7 @@ pub(crate) enum Detail {
     Retry(RetryInfo),
 }
 
+#[cfg(any(feature = "server", test))]
 fn any(type_url: &str, message: &impl Message) -> prost_types::Any {
     prost_types::Any {
         type_url: type_url.into(),
@@ -239,6 +242,7 @@ fn any(type_url: &str, message: &impl Message) -> prost_types::Any {
 
 /// A tonic status carrying `details` the way gRPC servers send them
 /// (`grpc-status-details-bin`: a serialized `google.rpc.Status`).
+#[cfg(any(feature = "server", test))]
 pub(crate) fn status_with_details(code: Code, message: String, details: Vec<prost_types::Any>) -> tonic::Status {
     if details.is_empty() {
         return tonic::Status::new(code, message);

@@ -45,8 +45,8 @@ pub struct Overwrite {
     pub staging: TableRef,
     /// The copy job's id (client-chosen, so that a retried insert is safe).
     pub job_id: String,
-    /// The staging table's resource: the destination's [`STAGING_FIELDS`], renamed, with an
-    /// expiration.
+    /// The staging table's resource: the destination's schema, partitioning, clustering,
+    /// labels, constraints and encryption (an allow-list), renamed, with an expiration.
     pub staging_table: serde_json::Value,
     /// The destination's expiration before the overwrite (ms since the epoch, as the
     /// service wrote it), which the copy must not change.
