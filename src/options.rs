@@ -269,18 +269,41 @@ impl BigQueryOptions {
     }
 
     /// A REST client for these options: their endpoint, retry policy, deadline and quota
-    /// project. Refuses the real service's REST endpoint beside a plaintext (emulator)
-    /// Storage Write endpoint: a half-emulated setup would change real tables.
+    /// project. Refuses a plaintext (emulator) endpoint beside a real one, either way round:
+    /// a half-emulated setup would change real tables.
+    ///
+    /// ```
+    /// use datafusion_bigquery::BigQueryOptions;
+    /// let emulated = BigQueryOptions::default()
+    ///     .with_endpoint("http://127.0.0.1:9060")
+    ///     .with_rest_endpoint("http://127.0.0.1:9050");
+    /// assert!(emulated.rest_client().is_ok());
+    /// let half = BigQueryOptions::default().with_endpoint("http://127.0.0.1:9060");
+    /// assert!(half.rest_client().unwrap_err().to_string().contains("bigquery.rest_endpoint"));
+    /// let other_half = BigQueryOptions::default().with_rest_endpoint("http://127.0.0.1:9050");
+    /// assert!(other_half.rest_client().is_err());
+    /// ```
     pub fn rest_client(&self) -> Result<crate::rest::RestClient> {
         let rest = &self.tables.rest_endpoint;
-        if self.endpoint.starts_with("http://") && rest.starts_with("https://") {
+        let plaintext = |endpoint: &str| endpoint.starts_with("http://");
+        if plaintext(&self.endpoint) != plaintext(rest) {
+            let (emulated, real) = if plaintext(&self.endpoint) {
+                ("Storage Write", "REST")
+            } else {
+                ("REST", "Storage Write")
+            };
             return Err(Error::InvalidOption {
                 key: format!("{OPTION_PREFIX}rest_endpoint"),
                 value: rest.clone(),
                 reason: format!(
-                    "the Storage Write endpoint {} is an emulator; set bigquery.rest_endpoint (or \
-                     BIGQUERY_EMULATOR_HOST) to the emulator's REST endpoint",
-                    self.endpoint
+                    "the {emulated} endpoint is an emulator and the {real} endpoint ({}) is not; set \
+                     bigquery.endpoint and bigquery.rest_endpoint (or BIGQUERY_STORAGE_EMULATOR_HOST and \
+                     BIGQUERY_EMULATOR_HOST) to the same kind of service",
+                    if plaintext(&self.endpoint) {
+                        rest.as_str()
+                    } else {
+                        self.endpoint.as_str()
+                    }
                 ),
             });
         }
