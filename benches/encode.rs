@@ -24,19 +24,18 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Date32Type, Decimal128Type, Int32Type, Int64Type};
 use arrow::ipc::writer::StreamWriter;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use datafusion_bigquery::encode::RowEncoder;
-use datafusion_bigquery::{BigQueryOptions, TableRef, values};
+use datafusion_bigquery::encode::{EncodeOptions, RowEncoder};
+use datafusion_bigquery::values;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, Value};
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
 
 fn our_encoder(batches: &[RecordBatch]) -> RowEncoder {
-    let table: TableRef = "bench.tpch.lineitem".parse().expect("table name");
     RowEncoder::new(
-        &table,
+        "bench.tpch.lineitem",
         &common::lineitem_table(),
         &common::lineitem_arrow_schema(),
-        &BigQueryOptions::default(),
+        &EncodeOptions::default(),
     )
     .unwrap_or_else(|e| panic!("encoder for {}: {e}", batches.len()))
 }

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::encode::EncodeOptions;
+pub use crate::encode::{ArrayNullElements, MissingValues, WireEncoding};
 use crate::error::{Error, Result};
 use crate::retry::RetryConfig;
 use crate::tables::TableSettings;
@@ -38,92 +40,6 @@ pub const DEFAULT_MAX_INFLIGHT_REQUESTS: usize = 4;
 
 /// Default bound of the bytes each writer keeps in flight (sent, not yet acknowledged).
 pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 32 * 1024 * 1024;
-
-/// How NUMERIC, BIGNUMERIC, DATETIME and TIME values travel in proto rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WireEncoding {
-    /// Packed forms: NUMERIC/BIGNUMERIC as two's-complement bytes, DATETIME/TIME as packed int64.
-    #[default]
-    Packed,
-    /// Text forms: decimal strings, `YYYY-MM-DD HH:MM:SS.ffffff`, `HH:MM:SS.ffffff`.
-    Text,
-}
-
-impl std::str::FromStr for WireEncoding {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "packed" | "binary" => Ok(Self::Packed),
-            "text" | "string" => Ok(Self::Text),
-            _ => Err(Error::InvalidOption {
-                key: "bigquery.wire_encoding".into(),
-                value: s.into(),
-                reason: "expected 'packed' or 'text'".into(),
-            }),
-        }
-    }
-}
-
-/// What to do with a NULL element inside an array (BigQuery arrays cannot hold NULL).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ArrayNullElements {
-    /// Fail the load, naming the column and row.
-    #[default]
-    Error,
-    /// Leave the NULL elements out of the array.
-    Drop,
-}
-
-impl std::str::FromStr for ArrayNullElements {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "error" => Ok(Self::Error),
-            "drop" => Ok(Self::Drop),
-            _ => Err(Error::InvalidOption {
-                key: "bigquery.array_null_elements".into(),
-                value: s.into(),
-                reason: "expected 'error' or 'drop'".into(),
-            }),
-        }
-    }
-}
-
-/// What a NULL (absent) value means for a column that has a default value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MissingValues {
-    /// NULL is NULL (the service's default); a NULL in a REQUIRED column is an error.
-    #[default]
-    Null,
-    /// NULL or absent takes the column's `DEFAULT` (`default_missing_value_interpretation =
-    /// DEFAULT_VALUE`); a REQUIRED column with a default may then be left NULL.
-    Default,
-}
-
-impl MissingValues {
-    /// The interpretation to send with every request, if not the service's default.
-    pub(crate) fn interpretation(self) -> Option<crate::proto::append_rows_request::MissingValueInterpretation> {
-        match self {
-            MissingValues::Null => None,
-            MissingValues::Default => Some(crate::proto::append_rows_request::MissingValueInterpretation::DefaultValue),
-        }
-    }
-}
-
-impl std::str::FromStr for MissingValues {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "null" | "null_value" => Ok(Self::Null),
-            "default" | "default_value" => Ok(Self::Default),
-            _ => Err(Error::InvalidOption {
-                key: "bigquery.missing_values".into(),
-                value: s.into(),
-                reason: "expected 'null' or 'default'".into(),
-            }),
-        }
-    }
-}
 
 /// Options of a BigQuery destination.
 ///
@@ -393,6 +309,16 @@ impl BigQueryOptions {
     pub fn with_append_response_timeout(mut self, timeout: Duration) -> Self {
         self.append_response_timeout = timeout;
         self
+    }
+
+    /// What the encoder needs of these options.
+    pub fn encode_options(&self) -> EncodeOptions {
+        EncodeOptions {
+            wire_encoding: self.wire_encoding,
+            array_null_elements: self.array_null_elements,
+            missing_values: self.missing_values,
+            max_request_bytes: self.max_request_bytes,
+        }
     }
 
     /// How the client connects, from these options.

@@ -27,10 +27,10 @@ fn batches(schema: &arrow::datatypes::SchemaRef) -> Vec<RecordBatch> {
 /// The digest of the rows the client encodes for `batches`.
 fn expected_digest(loader: &Loader, batches: &[RecordBatch]) -> RowDigest {
     let encoder = RowEncoder::new(
-        loader.table(),
+        &loader.table().to_string(),
         loader.table_schema(),
         &loader.arrow_schema(),
-        loader.options(),
+        &loader.options().encode_options(),
     )
     .expect("encoder");
     let mut digest = RowDigest::default();
@@ -113,7 +113,8 @@ async fn discarding_server_still_refuses_what_keep_mode_refuses() {
     let wider_schema = schema::parse_inline_schema("id:INT64:REQUIRED,surplus:STRING").expect("schema");
     let arrow = Arc::new(schema::to_arrow_schema(&wider_schema));
     let options = BigQueryOptions::default().with_endpoint(server.endpoint());
-    let encoder = RowEncoder::new(&table, &wider_schema, &arrow, &options).expect("encoder");
+    let encoder =
+        RowEncoder::new(&table.to_string(), &wider_schema, &arrow, &options.encode_options()).expect("encoder");
     let mut writer = StreamWriter::new(client, table.clone(), Arc::new(encoder), options);
     let batch = RecordBatch::try_new(
         arrow,

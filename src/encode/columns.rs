@@ -11,7 +11,7 @@ use arrow::datatypes::i256;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 
 use super::normalize::display;
-use crate::options::{ArrayNullElements, WireEncoding};
+use super::{ArrayNullElements, WireEncoding};
 use crate::proto::TableFieldSchema;
 use crate::proto::table_field_schema::{Mode, Type};
 use crate::schema::{field_mode, field_type, is_picosecond_timestamp, nested_members};

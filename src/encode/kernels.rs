@@ -20,9 +20,9 @@ use arrow::datatypes::{
 };
 use prost::encoding::{WireType, encode_key, encoded_len_varint};
 
+use super::WireEncoding;
 use super::columns::{FieldWriter, ValueError, ValueErrorKind, WriteOptions};
 use super::normalize::display;
-use crate::options::WireEncoding;
 use crate::proto::TableFieldSchema;
 use crate::proto::table_field_schema::{Mode, Type};
 use crate::schema::{field_mode, field_type, is_picosecond_timestamp};
@@ -659,8 +659,8 @@ mod tests {
     };
 
     use super::*;
+    use crate::encode::ArrayNullElements;
     use crate::encode::normalize::Conversion;
-    use crate::options::ArrayNullElements;
     use crate::schema::field;
 
     const OPTIONS: WriteOptions = WriteOptions {

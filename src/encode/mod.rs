@@ -9,6 +9,9 @@
 mod columns;
 mod kernels;
 mod normalize;
+mod settings;
+
+pub use settings::{ArrayNullElements, EncodeOptions, MissingValues, WireEncoding};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
@@ -16,12 +19,10 @@ use bytes::Bytes;
 use prost::Message;
 
 use crate::error::{Error, Result};
-use crate::options::{BigQueryOptions, MissingValues};
 use crate::proto::descriptor::DescriptorProto;
 use crate::proto::table_field_schema::Mode;
 use crate::proto::{TableFieldSchema, TableSchema};
 use crate::schema::{field_mode, field_type, row_descriptor, type_name};
-use crate::table_ref::TableRef;
 use columns::{ValueError, ValueErrorKind, WriteOptions};
 use kernels::{ColumnKernel, Prewritten};
 use normalize::{Conversion, Mismatch};
@@ -66,15 +67,13 @@ impl EncodedRows {
 /// use std::sync::Arc;
 /// use arrow::array::{Int64Array, RecordBatch};
 /// use arrow::datatypes::{DataType, Field, Schema};
-/// use datafusion_bigquery::encode::RowEncoder;
+/// use datafusion_bigquery::encode::{EncodeOptions, RowEncoder};
 /// use datafusion_bigquery::schema::{field, table_schema};
 /// use datafusion_bigquery::proto::table_field_schema::{Mode, Type};
-/// use datafusion_bigquery::{BigQueryOptions, TableRef};
 ///
-/// let table: TableRef = "p.d.t".parse().unwrap();
 /// let schema = table_schema(vec![field("id", Type::Int64, Mode::Required)]);
 /// let input = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
-/// let encoder = RowEncoder::new(&table, &schema, &input, &BigQueryOptions::default()).unwrap();
+/// let encoder = RowEncoder::new("p.d.t", &schema, &input, &EncodeOptions::default()).unwrap();
 /// let batch = RecordBatch::try_new(input, vec![Arc::new(Int64Array::from(vec![1, 150]))]).unwrap();
 /// let requests = encoder.encode(&batch, 0).unwrap();
 /// assert_eq!(requests[0].rows[1].as_ref(), &[0x08, 0x96, 0x01]); // field 1, varint 150
@@ -89,8 +88,9 @@ pub struct RowEncoder {
 }
 
 impl RowEncoder {
-    /// Plans the encoding of batches with schema `input` into rows of `schema`.
-    pub fn new(table: &TableRef, schema: &TableSchema, input: &Schema, options: &BigQueryOptions) -> Result<Self> {
+    /// Plans the encoding of batches with schema `input` into rows of `schema`; `table`
+    /// names the table in errors.
+    pub fn new(table: &str, schema: &TableSchema, input: &Schema, options: &EncodeOptions) -> Result<Self> {
         let relaxed = defaults_apply(schema, options.missing_values);
         let schema = &relaxed;
         let table_name = table.to_string();

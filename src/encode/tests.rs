@@ -7,17 +7,14 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 
 use super::*;
-use crate::options::WireEncoding;
+use crate::encode::WireEncoding;
+use crate::options::BigQueryOptions;
 use crate::proto::table_field_schema::Type;
 use crate::schema::field;
 use arrow::array::{Array, ArrayRef};
 
-fn table() -> TableRef {
-    "p.d.t".parse().unwrap()
-}
-
 fn encoder(schema: &TableSchema, input: &Schema, options: &BigQueryOptions) -> Result<RowEncoder> {
-    RowEncoder::new(&table(), schema, input, options)
+    RowEncoder::new("p.d.t", schema, input, &options.encode_options())
 }
 
 #[test]

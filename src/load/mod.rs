@@ -256,7 +256,12 @@ impl Loader {
     /// [`StreamWriter::finish`] gives the finalized stream's handle for [`Loader::commit`].
     pub fn stream_writer(&self, input_schema: &Schema) -> Result<StreamWriter> {
         self.options.validate()?;
-        let encoder = Arc::new(RowEncoder::new(&self.table, &self.schema, input_schema, &self.options)?);
+        let encoder = Arc::new(RowEncoder::new(
+            &self.table.to_string(),
+            &self.schema,
+            input_schema,
+            &self.options.encode_options(),
+        )?);
         let writer = StreamWriter::new(self.client.clone(), self.table.clone(), encoder, self.options.clone());
         Ok(match &self.progress {
             Some(progress) => writer.with_progress(progress.clone()),
@@ -273,7 +278,12 @@ impl Loader {
         E: Display,
     {
         self.options.validate()?;
-        let encoder = Arc::new(RowEncoder::new(&self.table, &self.schema, input_schema, &self.options)?);
+        let encoder = Arc::new(RowEncoder::new(
+            &self.table.to_string(),
+            &self.schema,
+            input_schema,
+            &self.options.encode_options(),
+        )?);
         let writers = self.options.streams.unwrap_or(DEFAULT_STREAMS).max(1);
         let mut tasks = JoinSet::new();
         let mut queues = Vec::with_capacity(writers);

@@ -6,7 +6,7 @@
 //! generated field name and carries its real name in the `column_name` field option.
 
 use super::{field_mode, field_type, type_name};
-use crate::options::WireEncoding;
+use crate::encode::WireEncoding;
 use crate::proto::descriptor::field_descriptor_proto::{Label, Type as ProtoType};
 use crate::proto::descriptor::{DescriptorProto, FieldDescriptorProto, FieldOptions};
 use crate::proto::table_field_schema::{Mode, Type};
