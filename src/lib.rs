@@ -21,10 +21,12 @@
 //!
 //! Layers, each usable without the ones above it: [`proto`] (the wire API), [`rpc`],
 //! [`error`] and [`retry`] (what failed, and the one retry policy), [`client`] (channel pool,
-//! credentials, deadlines, AppendRows with its watchdog), [`schema`], [`values`] and
-//! [`encode`] (types and rows, no I/O), [`load`] (atomic loads over N streams, and the
-//! stream writer and commit as separate halves), [`datafusion`] (the table, its two plan
-//! nodes, the factory, `SET bigquery.*`), `ballista` (codecs and cluster processes), and
+//! credentials, deadlines, AppendRows with its watchdog) and [`rest`] (the v2 REST API:
+//! tables and copy jobs), [`schema`], [`values`] and [`encode`] (types and rows, no I/O),
+//! [`load`] (atomic loads over N streams, and the stream writer and commit as separate
+//! halves), [`checkpoint`] (loads that resume, on [`object_storage`]) and [`tables`]
+//! (creating destinations, overwrites), [`datafusion`] (the table, its two plan nodes, the
+//! factory, the catalog, `SET bigquery.*`), `ballista` (codecs and cluster processes), and
 //! `server` (feature `server`, on by default: the embedded server, which plays the real
 //! service's behaviours on demand).
 

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use datafusion::execution::memory_pool::MemoryConsumer;
 use futures::Stream;
 
 use super::folder::CheckpointStore;
@@ -118,13 +117,12 @@ impl Loader {
             async move {
                 let new_writer = || {
                     let writer = loader.stream_writer(schema)?;
-                    Ok(match loader.memory_pool() {
-                        Some(pool) => writer.with_reservation(
-                            MemoryConsumer::new(format!("BigQueryLoader[{}, partition {partition}]", loader.table()))
-                                .register(pool),
-                        ),
-                        None => writer,
-                    })
+                    Ok(
+                        match loader.budget(format!("BigQueryLoader[{}, partition {partition}]", loader.table())) {
+                            Some(budget) => writer.with_budget(budget),
+                            None => writer,
+                        },
+                    )
                 };
                 worker.write(|| Ok(open(partition)), new_writer).await
             }

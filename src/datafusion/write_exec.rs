@@ -10,7 +10,6 @@ use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
@@ -27,9 +26,11 @@ use datafusion::physical_plan::repartition::RepartitionExec;
 
 use super::checkpointed::{Checkpointed, Started};
 use super::fingerprint::identify;
+use super::memory::MemoryPoolBudgets;
 use super::overwriting::Overwriting;
 use crate::checkpoint::{Worker, write_stream};
 use crate::error::Error;
+use crate::load::BudgetPool;
 use crate::load::{LoadProgress, Loader, ProgressSnapshot, StreamHandle, StreamWriter};
 use crate::options::MAX_DEFAULT_STREAMS;
 
@@ -275,13 +276,13 @@ impl ExecutionPlan for BigQueryWriteExec {
             .map_or_else(LoadProgress::new, LoadProgress::child);
         let new_writer = {
             let (loader, progress, schema) = (self.loader.clone(), progress.clone(), input.schema());
-            let (pool, table) = (context.memory_pool().clone(), table.clone());
+            let (pool, table) = (MemoryPoolBudgets(context.memory_pool().clone()), table.clone());
             move || -> crate::Result<StreamWriter> {
-                let consumer = MemoryConsumer::new(format!("BigQueryWriteExec[{table}, partition {partition}]"));
+                let budget = pool.budget(format!("BigQueryWriteExec[{table}, partition {partition}]"));
                 Ok(loader
                     .stream_writer(&schema)?
                     .with_progress(progress.clone())
-                    .with_reservation(consumer.register(&pool)))
+                    .with_budget(budget))
             }
         };
         let checkpointed = match &self.checkpoint {

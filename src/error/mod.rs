@@ -1,6 +1,7 @@
 //! The crate's error type: every failure carries the table, stream, column or row it concerns,
 //! and a failed call keeps the service's status, typed details included.
 
+mod rest_status;
 pub(crate) mod status;
 
 use std::time::Duration;
@@ -8,8 +9,8 @@ use std::time::Duration;
 use tonic::Code;
 
 pub use crate::proto::storage_error::StorageErrorCode;
-pub use crate::rest::RestStatus;
 pub use crate::rpc::{RestCall, Rpc};
+pub use rest_status::RestStatus;
 pub use status::{RATE_LIMIT_EXCEEDED, RESOURCE_QUOTA_EXCEEDED, ServiceStatus};
 
 /// Result alias used throughout the crate.

@@ -4,6 +4,7 @@
 //! batches into a finalized [`StreamHandle`]; [`commit`] makes a list of handles visible in
 //! one BatchCommitWriteStreams. [`Loader`] runs both in one process with N writer tasks.
 
+mod budget;
 mod commit;
 mod progress;
 mod resync;
@@ -15,11 +16,11 @@ use std::time::{Instant, SystemTime};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool};
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+pub use budget::{BudgetPool, InFlightBudget, SharedBudgetPool};
 pub use commit::commit;
 pub(crate) use commit::to_system_time as timestamp_to_system_time;
 pub use progress::{CheckpointReport, LoadProgress, ProgressSnapshot};
@@ -93,7 +94,7 @@ pub struct Loader {
     table: TableRef,
     schema: TableSchema,
     options: BigQueryOptions,
-    memory_pool: Option<Arc<dyn MemoryPool>>,
+    budgets: Option<SharedBudgetPool>,
     progress: Option<LoadProgress>,
 }
 
@@ -125,15 +126,15 @@ impl Loader {
             table,
             schema,
             options,
-            memory_pool: None,
+            budgets: None,
             progress: None,
         }
     }
 
-    /// Accounts the bytes in flight of every writer to a DataFusion memory pool (the sink
-    /// passes the query's pool).
-    pub fn with_memory_pool(mut self, pool: Arc<dyn MemoryPool>) -> Self {
-        self.memory_pool = Some(pool);
+    /// Accounts the bytes in flight of every writer to `pool` (for a DataFusion memory pool,
+    /// `MemoryPoolBudgets`).
+    pub fn with_budgets(mut self, pool: SharedBudgetPool) -> Self {
+        self.budgets = Some(pool);
         self
     }
 
@@ -161,9 +162,9 @@ impl Loader {
         self
     }
 
-    /// The memory pool given with [`Loader::with_memory_pool`], if any.
-    pub(crate) fn memory_pool(&self) -> Option<&Arc<dyn MemoryPool>> {
-        self.memory_pool.as_ref()
+    /// A budget for a writer named `name`, from the pool given with [`Loader::with_budgets`].
+    pub(crate) fn budget(&self, name: String) -> Option<Box<dyn InFlightBudget>> {
+        self.budgets.as_ref().map(|pool| pool.budget(name))
     }
 
     /// The progress counters given with [`Loader::with_progress`], if any.
@@ -298,9 +299,8 @@ impl Loader {
             if let Some(progress) = &self.progress {
                 writer = writer.with_progress(progress.clone());
             }
-            if let Some(pool) = &self.memory_pool {
-                let consumer = MemoryConsumer::new(format!("BigQueryLoader[{}, stream {index}]", self.table));
-                writer = writer.with_reservation(consumer.register(pool));
+            if let Some(budget) = self.budget(format!("BigQueryLoader[{}, stream {index}]", self.table)) {
+                writer = writer.with_budget(budget);
             }
             tasks.spawn(async move {
                 while let Some((batch, first_row)) = batches.recv().await {

@@ -5,12 +5,12 @@
 //! with its original offset: ALREADY_EXISTS then means those rows are in (not a duplicate),
 //! OUT_OF_RANGE means a gap and fails the writer. Finalize's row count must equal the rows sent.
 
+use super::budget::InFlightBudget;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
-use datafusion::execution::memory_pool::MemoryReservation;
 use serde::{Deserialize, Serialize};
 use tonic::Code;
 
@@ -82,7 +82,7 @@ pub struct StreamWriter {
     options: BigQueryOptions,
     open: Option<OpenStream>,
     /// Accounts the bytes in flight to a DataFusion memory pool, when there is one.
-    reservation: Option<MemoryReservation>,
+    budget: Option<Box<dyn InFlightBudget>>,
     /// Counts streams, acknowledged rows and bytes, and retries as they happen.
     progress: LoadProgress,
     backoff: Backoff,
@@ -139,7 +139,7 @@ impl StreamWriter {
             encoder,
             options,
             open: None,
-            reservation: None,
+            budget: None,
             progress: LoadProgress::default(),
             backoff,
             rows: 0,
@@ -191,10 +191,10 @@ impl StreamWriter {
         self.acknowledged_bytes
     }
 
-    /// Accounts the bytes this writer keeps in flight to `reservation`; when the pool refuses
+    /// Accounts the bytes this writer keeps in flight to `budget`; when its pool refuses
     /// more, the writer waits for acknowledgements before sending.
-    pub fn with_reservation(mut self, reservation: MemoryReservation) -> Self {
-        self.reservation = Some(reservation);
+    pub fn with_budget(mut self, budget: Box<dyn InFlightBudget>) -> Self {
+        self.budget = Some(budget);
         self
     }
 
@@ -204,18 +204,18 @@ impl StreamWriter {
         self
     }
 
-    /// Reserves `bytes` in the memory pool, waiting for acknowledgements while it refuses.
+    /// Takes `bytes` from the budget, waiting for acknowledgements while its pool refuses.
     async fn reserve(&mut self, bytes: usize) -> Result<()> {
         loop {
-            let Some(reservation) = &self.reservation else {
+            let Some(budget) = &self.budget else {
                 return Ok(());
             };
-            if reservation.try_grow(bytes).is_ok() {
+            if budget.try_take(bytes) {
                 return Ok(());
             }
             if self.open.as_ref().is_none_or(|o| o.in_flight.is_empty()) {
                 // Nothing to wait for: one request must be allowed to make progress.
-                reservation.grow(bytes);
+                budget.take(bytes);
                 return Ok(());
             }
             self.acknowledge_oldest().await?;
@@ -223,8 +223,8 @@ impl StreamWriter {
     }
 
     fn release(&self, bytes: usize) {
-        if let Some(reservation) = &self.reservation {
-            let _ = reservation.try_shrink(bytes);
+        if let Some(budget) = &self.budget {
+            budget.give_back(bytes);
         }
     }
 

@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::model::{Job, Table};
-use super::status::RestStatus;
 use crate::client::{Credentials, USER_AGENT, quota_project_from_environment};
+use crate::error::RestStatus;
 use crate::error::{Error, Result};
 use crate::retry::{RetryConfig, with_retries};
 use crate::rpc::RestCall;

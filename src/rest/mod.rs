@@ -4,10 +4,9 @@
 
 mod client;
 mod model;
-mod status;
 
+pub use crate::error::RestStatus;
 pub use client::{
     CopyJob, DEFAULT_CALL_TIMEOUT, DEFAULT_JOB_TIMEOUT, DEFAULT_REST_ENDPOINT, RestClient, WriteDisposition,
 };
 pub use model::{Clustering, ErrorProto, Job, JobReference, JobStatus, Table, TableReference, TimePartitioning};
-pub use status::RestStatus;
