@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{ClientConfig, WriteClient};
 use crate::datafusion::checkpointed::{CheckpointPlan, Checkpointed};
+use crate::datafusion::insert_mode::InsertMode;
 use crate::datafusion::overwriting::Overwriting;
 use crate::datafusion::{BigQueryCommitExec, BigQueryTable, BigQueryWriteExec};
 use crate::load::Loader;
@@ -53,28 +54,21 @@ enum Node {
     Commit,
 }
 
-/// What a node carries beside its loader.
-#[derive(Default)]
-struct Extras {
-    checkpoint: Option<Arc<Checkpointed>>,
-    overwrite: Option<Arc<Overwriting>>,
-}
-
-fn encode(node: Node, loader: &Loader, extras: Extras, buf: &mut Vec<u8>) -> Result<()> {
+fn encode(node: Node, loader: &Loader, mode: &InsertMode, buf: &mut Vec<u8>) -> Result<()> {
     let encoded = Encoded {
         node,
         table: loader.table().clone(),
         schema: loader.table_schema().encode_to_vec(),
         options: loader.options().to_table_options(),
-        checkpoint: extras.checkpoint.map(|c| c.checkpoint_plan().clone()),
-        overwrite: extras.overwrite.map(|o| o.overwrite_plan().clone()),
+        checkpoint: mode.checkpoint.as_ref().map(|c| c.checkpoint_plan().clone()),
+        overwrite: mode.overwrite.as_ref().map(|o| o.overwrite_plan().clone()),
     };
     buf.extend_from_slice(MAGIC);
     serde_json::to_writer(buf, &encoded).map_err(|e| DataFusionError::Internal(format!("encoding {e}")))
 }
 
 /// A decoded node: which, its loader, and its checkpointed load.
-type Decoded = (Node, Loader, Extras);
+type Decoded = (Node, Loader, InsertMode);
 
 /// Ours, or `None` for Ballista's.
 fn decode(buf: &[u8]) -> Result<Option<Decoded>> {
@@ -91,7 +85,7 @@ fn decode(buf: &[u8]) -> Result<Option<Decoded>> {
     Ok(Some((
         encoded.node,
         Loader::new(client, encoded.table, schema, options),
-        Extras {
+        InsertMode {
             checkpoint: encoded.checkpoint.map(|plan| Arc::new(Checkpointed::from_plan(plan))),
             overwrite: encoded.overwrite.map(|plan| Arc::new(Overwriting::from_plan(plan))),
         },
@@ -158,7 +152,7 @@ impl LogicalExtensionCodec for BigQueryLogicalCodec {
         buf: &mut Vec<u8>,
     ) -> Result<()> {
         match node.downcast_ref::<BigQueryTable>() {
-            Some(table) => encode(Node::Table, table.loader(), Extras::default(), buf),
+            Some(table) => encode(Node::Table, table.loader(), &InsertMode::default(), buf),
             None => self.inner.try_encode_table_provider(table_ref, node, buf),
         }
     }
@@ -203,7 +197,7 @@ impl PhysicalExtensionCodec for BigQueryPhysicalCodec {
         ctx: &TaskContext,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let Some((node, loader, extras)) = decode(buf)? else {
+        let Some((node, loader, mode)) = decode(buf)? else {
             return self.inner.try_decode(buf, inputs, ctx, proto_converter);
         };
         let [input] = inputs else {
@@ -214,15 +208,9 @@ impl PhysicalExtensionCodec for BigQueryPhysicalCodec {
         };
         match node {
             Node::Write => Ok(Arc::new(
-                BigQueryWriteExec::distributed(input.clone(), loader)
-                    .with_checkpoint(extras.checkpoint)
-                    .with_overwrite(extras.overwrite),
+                BigQueryWriteExec::distributed(input.clone(), loader).with_mode(mode),
             )),
-            Node::Commit => Ok(Arc::new(
-                BigQueryCommitExec::new(input.clone(), loader)
-                    .with_checkpoint(extras.checkpoint)
-                    .with_overwrite(extras.overwrite),
-            )),
+            Node::Commit => Ok(Arc::new(BigQueryCommitExec::new(input.clone(), loader).with_mode(mode))),
             Node::Table => Err(DataFusionError::Internal("a table is not a plan node".into())),
         }
     }
@@ -234,18 +222,10 @@ impl PhysicalExtensionCodec for BigQueryPhysicalCodec {
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
         if let Some(write) = node.downcast_ref::<BigQueryWriteExec>() {
-            let extras = Extras {
-                checkpoint: write.checkpoint().cloned(),
-                overwrite: write.overwrite().cloned(),
-            };
-            return encode(Node::Write, write.loader(), extras, buf);
+            return encode(Node::Write, write.loader(), write.mode(), buf);
         }
         if let Some(commit) = node.downcast_ref::<BigQueryCommitExec>() {
-            let extras = Extras {
-                checkpoint: commit.checkpoint().cloned(),
-                overwrite: commit.overwrite().cloned(),
-            };
-            return encode(Node::Commit, commit.loader(), extras, buf);
+            return encode(Node::Commit, commit.loader(), commit.mode(), buf);
         }
         self.inner.try_encode(node, buf, proto_converter)
     }

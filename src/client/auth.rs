@@ -116,17 +116,7 @@ fn sources_tried(error: &gcp_auth::Error, key_file_set: bool) -> String {
 /// An error and its causes on one line, each cause once (gcp_auth's messages often
 /// include their source already).
 fn describe(error: &gcp_auth::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let message = cause.to_string();
-        if !text.contains(&message) {
-            text.push_str(": ");
-            text.push_str(&message);
-        }
-        source = cause.source();
-    }
-    text
+    super::error_chain(error)
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 use super::checkpointed::{Checkpointed, Started};
-use super::overwriting::Overwriting;
+use super::insert_mode::InsertMode;
 use super::write_exec::{handles_from_batch, only_child};
 use crate::load::{CheckpointReport, Loader, StreamHandle};
 
@@ -35,11 +35,9 @@ use crate::load::{CheckpointReport, Loader, StreamHandle};
 pub struct BigQueryCommitExec {
     input: Arc<dyn ExecutionPlan>,
     loader: Loader,
-    /// The checkpointed load this INSERT is, when `bigquery.checkpoint` is set.
-    checkpoint: Option<Arc<Checkpointed>>,
-    /// The overwrite this INSERT is: after the commit (to its staging table), the
-    /// destination's rows are replaced and the staging table deleted.
-    overwrite: Option<Arc<Overwriting>>,
+    /// Checkpointed, an overwrite (after the commit to its staging table, the destination's
+    /// rows are replaced and the staging table deleted), or neither.
+    mode: InsertMode,
     metrics: ExecutionPlanMetricsSet,
     properties: Arc<PlanProperties>,
 }
@@ -56,35 +54,22 @@ impl BigQueryCommitExec {
         Self {
             input,
             loader,
-            checkpoint: None,
-            overwrite: None,
+            mode: InsertMode::default(),
             metrics: ExecutionPlanMetricsSet::new(),
             properties: Arc::new(properties),
         }
     }
 
-    /// The same commit, recording it in the checkpointed load `checkpoint`.
-    pub(crate) fn with_checkpoint(mut self, checkpoint: Option<Arc<Checkpointed>>) -> Self {
-        self.checkpoint = checkpoint;
+    /// The same commit, for an INSERT of `mode` (checkpointed, overwriting).
+    pub(crate) fn with_mode(mut self, mode: InsertMode) -> Self {
+        self.mode = mode;
         self
     }
 
-    /// The checkpointed load, if any (for the Ballista codec).
+    /// The INSERT's mode (for the Ballista codec).
     #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
-    pub(crate) fn checkpoint(&self) -> Option<&Arc<Checkpointed>> {
-        self.checkpoint.as_ref()
-    }
-
-    /// The same commit, then the replacement of `overwrite`'s destination.
-    pub(crate) fn with_overwrite(mut self, overwrite: Option<Arc<Overwriting>>) -> Self {
-        self.overwrite = overwrite;
-        self
-    }
-
-    /// The overwrite, if any (for the Ballista codec).
-    #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
-    pub(crate) fn overwrite(&self) -> Option<&Arc<Overwriting>> {
-        self.overwrite.as_ref()
+    pub(crate) fn mode(&self) -> &InsertMode {
+        &self.mode
     }
 
     /// The loader that commits.
@@ -146,9 +131,7 @@ impl ExecutionPlan for BigQueryCommitExec {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let input = only_child(children, self.name())?;
         Ok(Arc::new(
-            Self::new(input, self.loader.clone())
-                .with_checkpoint(self.checkpoint.clone())
-                .with_overwrite(self.overwrite.clone()),
+            Self::new(input, self.loader.clone()).with_mode(self.mode.clone()),
         ))
     }
 
@@ -165,8 +148,7 @@ impl ExecutionPlan for BigQueryCommitExec {
         }
         let input = self.input.execute(0, context)?;
         let loader = self.loader.clone();
-        let checkpoint = self.checkpoint.clone();
-        let overwrite = self.overwrite.clone();
+        let InsertMode { checkpoint, overwrite } = self.mode.clone();
         let commit_time = MetricBuilder::new(&self.metrics)
             .with_type(MetricType::Summary)
             .subset_time("commit_time", 0);

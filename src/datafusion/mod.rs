@@ -8,6 +8,7 @@ pub(crate) mod checkpointed;
 mod commit_exec;
 mod factory;
 mod fingerprint;
+pub(crate) mod insert_mode;
 mod memory;
 mod object_stores;
 pub(crate) mod overwriting;

@@ -13,6 +13,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 
 use super::checkpointed::Checkpointed;
+use super::insert_mode::InsertMode;
 use super::overwriting::Overwriting;
 use super::{BigQueryCommitExec, BigQuerySessionOptions, BigQueryWriteExec};
 use crate::load::{LoadProgress, Loader};
@@ -100,6 +101,7 @@ impl BigQueryTable {
             loader = overwrite.staging_loader(&loader);
         }
         let checkpoint = Checkpointed::plan(&loader, &input)?.map(Arc::new);
+        let mode = InsertMode { checkpoint, overwrite };
         let write = Arc::new(
             if self.distributed {
                 if let Some(n) = loader.options().streams {
@@ -113,15 +115,10 @@ impl BigQueryTable {
             } else {
                 BigQueryWriteExec::new(input, loader.clone())?
             }
-            .with_checkpoint(checkpoint.clone())
-            .with_overwrite(overwrite.clone()),
+            .with_mode(mode.clone()),
         );
         let handles = Arc::new(CoalescePartitionsExec::new(write));
-        Ok(Arc::new(
-            BigQueryCommitExec::new(handles, loader)
-                .with_checkpoint(checkpoint)
-                .with_overwrite(overwrite),
-        ))
+        Ok(Arc::new(BigQueryCommitExec::new(handles, loader).with_mode(mode)))
     }
 }
 

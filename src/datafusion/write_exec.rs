@@ -26,8 +26,8 @@ use datafusion::physical_plan::repartition::RepartitionExec;
 
 use super::checkpointed::{Checkpointed, Started};
 use super::fingerprint::identify;
+use super::insert_mode::InsertMode;
 use super::memory::MemoryPoolBudgets;
-use super::overwriting::Overwriting;
 use crate::checkpoint::{Worker, write_stream};
 use crate::error::Error;
 use crate::load::BudgetPool;
@@ -53,10 +53,8 @@ pub struct BigQueryWriteExec {
     /// Whether the input may be spread over `bigquery.streams` workers in this process.
     spread: bool,
     loader: Loader,
-    /// The checkpointed load this INSERT is, when `bigquery.checkpoint` is set.
-    checkpoint: Option<Arc<Checkpointed>>,
-    /// The overwrite this INSERT is: the workers write to its staging table.
-    overwrite: Option<Arc<Overwriting>>,
+    /// Checkpointed, an overwrite (the workers then write its staging table), or neither.
+    mode: InsertMode,
     /// What the workers read, found once: its fingerprint, and why its partitions do not
     /// replay (empty if they do).
     source_identity: Arc<std::sync::OnceLock<(Arc<str>, Vec<String>)>>,
@@ -71,7 +69,7 @@ impl BigQueryWriteExec {
     /// `bigquery.streams` says (the input is then spread over them round robin); without the
     /// option, at most [`MAX_DEFAULT_STREAMS`].
     pub fn new(input: Arc<dyn ExecutionPlan>, loader: Loader) -> Result<Self> {
-        Self::build(input, loader, true, None)
+        Self::build(input, loader, true, InsertMode::default())
     }
 
     /// Workers for a plan that runs across processes (Ballista), where each partition is a
@@ -83,39 +81,21 @@ impl BigQueryWriteExec {
         Self::with_source(input.clone(), input, false, loader, partitions)
     }
 
-    /// The same workers, recording checkpoints of the load `checkpoint`.
-    pub(crate) fn with_checkpoint(mut self, checkpoint: Option<Arc<Checkpointed>>) -> Self {
-        self.checkpoint = checkpoint;
+    /// The same workers, for an INSERT of `mode` (checkpointed, overwriting).
+    pub(crate) fn with_mode(mut self, mode: InsertMode) -> Self {
+        self.mode = mode;
         self
     }
 
-    /// The checkpointed load, if any (for the Ballista codec).
+    /// The INSERT's mode (for the Ballista codec).
     #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
-    pub(crate) fn checkpoint(&self) -> Option<&Arc<Checkpointed>> {
-        self.checkpoint.as_ref()
+    pub(crate) fn mode(&self) -> &InsertMode {
+        &self.mode
     }
 
-    /// The same workers, creating the staging table of `overwrite` before they write (the
-    /// loader writes that table).
-    pub(crate) fn with_overwrite(mut self, overwrite: Option<Arc<Overwriting>>) -> Self {
-        self.overwrite = overwrite;
-        self
-    }
-
-    /// The overwrite, if any (for the Ballista codec).
-    #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
-    pub(crate) fn overwrite(&self) -> Option<&Arc<Overwriting>> {
-        self.overwrite.as_ref()
-    }
-
-    fn build(
-        input: Arc<dyn ExecutionPlan>,
-        loader: Loader,
-        spread: bool,
-        checkpoint: Option<Arc<Checkpointed>>,
-    ) -> Result<Self> {
+    fn build(input: Arc<dyn ExecutionPlan>, loader: Loader, spread: bool, mode: InsertMode) -> Result<Self> {
         if !spread {
-            return Ok(Self::distributed(input, loader).with_checkpoint(checkpoint));
+            return Ok(Self::distributed(input, loader).with_mode(mode));
         }
         let partitions = input.output_partitioning().partition_count();
         let workers = match loader.options().streams {
@@ -130,7 +110,7 @@ impl BigQueryWriteExec {
                 Partitioning::RoundRobinBatch(workers),
             )?)
         };
-        Ok(Self::with_source(input, source, true, loader, workers).with_checkpoint(checkpoint))
+        Ok(Self::with_source(input, source, true, loader, workers).with_mode(mode))
     }
 
     fn with_source(
@@ -155,8 +135,7 @@ impl BigQueryWriteExec {
             source,
             spread,
             loader,
-            checkpoint: None,
-            overwrite: None,
+            mode: InsertMode::default(),
             source_identity: Default::default(),
             metrics,
             latency_max: Arc::new(std::sync::Mutex::new(latency_max)),
@@ -252,10 +231,12 @@ impl ExecutionPlan for BigQueryWriteExec {
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let input = only_child(children, self.name())?;
-        Ok(Arc::new(
-            Self::build(input, self.loader.clone(), self.spread, self.checkpoint.clone())?
-                .with_overwrite(self.overwrite.clone()),
-        ))
+        Ok(Arc::new(Self::build(
+            input,
+            self.loader.clone(),
+            self.spread,
+            self.mode.clone(),
+        )?))
     }
 
     #[allow(deprecated)]
@@ -264,7 +245,7 @@ impl ExecutionPlan for BigQueryWriteExec {
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let context = match &self.checkpoint {
+        let context = match &self.mode.checkpoint {
             Some(_) => replayable_context(&context),
             None => context,
         };
@@ -285,7 +266,7 @@ impl ExecutionPlan for BigQueryWriteExec {
                     .with_budget(budget))
             }
         };
-        let checkpointed = match &self.checkpoint {
+        let checkpointed = match &self.mode.checkpoint {
             Some(checkpoint) => {
                 let (fingerprint, reasons) = match self.source_identity.get() {
                     Some(found) => found.clone(),
@@ -309,7 +290,7 @@ impl ExecutionPlan for BigQueryWriteExec {
         let loader = self.loader.clone();
         let metrics = self.metrics.clone();
         let latency_max = self.latency_max.clone();
-        let overwrite = self.overwrite.clone();
+        let overwrite = self.mode.overwrite.clone();
         let work = async move {
             if let Some(overwrite) = &overwrite {
                 overwrite.stage(loader.options()).await?;

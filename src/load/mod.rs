@@ -252,17 +252,19 @@ impl Loader {
         Ok(time)
     }
 
+    /// The encoder of rows laid out as `input_schema`, after checking the options.
+    fn encoder(&self, input_schema: &Schema) -> Result<Arc<RowEncoder>> {
+        self.options.validate()?;
+        let options = self.options.encode_options();
+        let encoder = RowEncoder::new(&self.table.to_string(), &self.schema, input_schema, &options)?;
+        Ok(Arc::new(encoder))
+    }
+
     /// A writer for one worker: it encodes batches laid out as `input_schema` into its own
     /// PENDING stream (created on its first row) and reports to this loader's progress.
     /// [`StreamWriter::finish`] gives the finalized stream's handle for [`Loader::commit`].
     pub fn stream_writer(&self, input_schema: &Schema) -> Result<StreamWriter> {
-        self.options.validate()?;
-        let encoder = Arc::new(RowEncoder::new(
-            &self.table.to_string(),
-            &self.schema,
-            input_schema,
-            &self.options.encode_options(),
-        )?);
+        let encoder = self.encoder(input_schema)?;
         let writer = StreamWriter::new(self.client.clone(), self.table.clone(), encoder, self.options.clone());
         Ok(match &self.progress {
             Some(progress) => writer.with_progress(progress.clone()),
@@ -278,13 +280,7 @@ impl Loader {
         S: Stream<Item = std::result::Result<RecordBatch, E>> + Send + Unpin,
         E: Display,
     {
-        self.options.validate()?;
-        let encoder = Arc::new(RowEncoder::new(
-            &self.table.to_string(),
-            &self.schema,
-            input_schema,
-            &self.options.encode_options(),
-        )?);
+        let encoder = self.encoder(input_schema)?;
         let writers = self.options.streams.unwrap_or(DEFAULT_STREAMS).max(1);
         let mut tasks = JoinSet::new();
         let mut queues = Vec::with_capacity(writers);
