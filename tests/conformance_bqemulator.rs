@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 
 mod common;
 
+use common::Lcg;
 use common::bqemulator::{self, PROJECT, emulator, query};
 
 const SCHEMA: &str = "id:INT64:REQUIRED,f:FLOAT64,b:BOOL,s:STRING,by:BYTES,d:DATE,ts:TIMESTAMP,n:NUMERIC,\
@@ -48,25 +49,6 @@ fn create_table(rest: &str, name: &str) -> TableRef {
 fn count(rest: &str, table: &TableRef) -> u64 {
     let rows = query(rest, &format!("SELECT COUNT(*) FROM {}.t", table.dataset));
     rows[0][0].as_str().and_then(|s| s.parse().ok()).expect("count")
-}
-
-/// A deterministic pseudo-random sequence.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 11
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % ((hi - lo) as u64 + 1)) as i64
-    }
 }
 
 /// `rows` generated rows in batches of `per_batch`, with NULLs, empties and extremes.
@@ -112,7 +94,7 @@ fn generate(schema: &SchemaRef, rows: usize, per_batch: usize) -> Vec<RecordBatc
                 0 => s.append_null(),
                 1 => s.append_value(""),
                 2 => s.append_value("quote \" backslash \\ newline \n tab \t"),
-                _ => s.append_value(format!("row {i} ünïcödé 世界 {}", rng.next())),
+                _ => s.append_value(format!("row {i} ünïcödé 世界 {}", rng.wide())),
             }
             if i % 9 == 0 {
                 by.append_null()
@@ -138,7 +120,7 @@ fn generate(schema: &SchemaRef, rows: usize, per_batch: usize) -> Vec<RecordBatc
                 2 => n.append_value(-values::NUMERIC_MAX_UNSCALED),
                 5 => n.append_null(),
                 6 => n.append_value(1),
-                _ => n.append_value(i128::from(rng.next() as i64) * i128::from(rng.below(1 << 40) as i64) - 7),
+                _ => n.append_value(i128::from(rng.wide() as i64) * i128::from(rng.below(1 << 40) as i64) - 7),
             }
             match extreme {
                 1 => dt.append_value(values::MICROS_MIN),
@@ -157,7 +139,7 @@ fn generate(schema: &SchemaRef, rows: usize, per_batch: usize) -> Vec<RecordBatc
                 arr.append_null();
             } else {
                 for _ in 0..rng.below(4) {
-                    arr.values().append_value(rng.next() as i64 - (1 << 52));
+                    arr.values().append_value(rng.wide() as i64 - (1 << 52));
                 }
                 arr.append(true);
             }

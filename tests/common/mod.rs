@@ -28,6 +28,17 @@ impl Lcg {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+
+    /// A 62-bit draw (two draws), for values that must reach across wide ranges.
+    pub fn wide(&mut self) -> u64 {
+        (self.next() << 31) ^ self.next()
+    }
+
+    /// A draw in `lo..=hi`, over the whole of a wide range.
+    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        let span = hi.abs_diff(lo).saturating_add(1);
+        lo.wrapping_add((self.wide() % span) as i64)
+    }
 }
 
 /// A test server that is not running: with `DFBQ_REQUIRE_CONFORMANCE` or `CI` set that fails
