@@ -104,26 +104,10 @@ pub fn decimal_text(unscaled: impl ToString, scale: i8) -> String {
 /// Parses decimal text (`-12.5`, `3`, `.25`, `1e3` not accepted) into an unscaled i128 at
 /// `scale`; `None` if malformed or if digits past `scale` are non-zero.
 pub fn parse_decimal_i128(text: &str, scale: i8) -> Option<i128> {
-    let (negative, int, frac) = split_decimal(text)?;
-    let scale = usize::try_from(scale).ok()?;
-    if frac.len() > scale && frac[scale..].bytes().any(|b| b != b'0') {
-        return None;
-    }
-    let frac = &frac[..frac.len().min(scale)];
-    let mut value: i128 = 0;
-    // Accumulate with the final sign so that the most negative value does not overflow.
-    let sign = if negative { -1 } else { 1 };
-    for b in int
-        .bytes()
-        .chain(frac.bytes())
-        .chain(std::iter::repeat_n(b'0', scale - frac.len()))
-    {
-        value = value.checked_mul(10)?.checked_add(sign * i128::from(b - b'0'))?;
-    }
-    Some(value)
+    parse_decimal_i256(text, scale)?.to_i128()
 }
 
-/// Like [`parse_decimal_i128`] for i256.
+/// Like [`parse_decimal_i128`] for i256 (the one parser: the i128 form narrows its result).
 pub fn parse_decimal_i256(text: &str, scale: i8) -> Option<i256> {
     let (negative, int, frac) = split_decimal(text)?;
     let scale = usize::try_from(scale).ok()?;
