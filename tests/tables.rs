@@ -476,6 +476,33 @@ async fn a_failing_overwrite_leaves_the_old_rows_and_no_staging_table() {
             target.name()
         );
         target.assert_no_staging_table(&dataset);
+        // An overwrite needs an existing table; one deleted since it was registered is named.
+        let gone = table(&dataset, "gone");
+        run(
+            &ctx,
+            &format!(
+                "CREATE EXTERNAL TABLE gone (id BIGINT NOT NULL) STORED AS BIGQUERY LOCATION '{gone}' \
+                 OPTIONS ('bigquery.create' 'if_needed')"
+            ),
+        )
+        .await
+        .expect("create");
+        let deleted = ureq::delete(&format!(
+            "{}/bigquery/v2/projects/{PROJECT}/datasets/{dataset}/tables/gone",
+            target.rest()
+        ))
+        .call();
+        assert!(deleted.is_ok(), "delete: {deleted:?}");
+        let err = run(&ctx, "INSERT OVERWRITE gone VALUES (1)")
+            .await
+            .expect_err("no table to overwrite");
+        assert!(
+            error_text(&err).contains(&format!("table {gone} not found")),
+            "{}: {}",
+            target.name(),
+            error_text(&err)
+        );
+        target.assert_no_staging_table(&dataset);
         let err = run(&ctx, "REPLACE INTO dest VALUES (1, 'x', DATE '2026-01-01')")
             .await
             .expect_err("REPLACE INTO is refused");

@@ -6,9 +6,10 @@ use datafusion::error::{DataFusionError, Result};
 use tokio::sync::OnceCell;
 
 use crate::checkpoint::new_run_id;
-use crate::error::Error;
+use crate::error::{Error, RestStatus};
 use crate::load::Loader;
 use crate::options::BigQueryOptions;
+use crate::rpc::RestCall;
 use crate::tables::Overwrite;
 
 /// An overwrite as the plan nodes see it.
@@ -31,10 +32,17 @@ impl Overwriting {
         }
         let rest = options.rest_client()?;
         let Some(destination) = rest.get_table_json(table).await? else {
-            return Err(Error::TableNotFound {
-                table: table.to_string(),
-                rpc: crate::rpc::Rpc::GetWriteStream,
-                status: tonic::Status::not_found("tables.get found no such table").into(),
+            return Err(Error::Rest {
+                call: RestCall::TablesGet,
+                entity: table.to_string(),
+                status: RestStatus {
+                    http: 404,
+                    code: tonic::Code::NotFound,
+                    reason: Some("notFound".into()),
+                    message: format!(
+                        "table {table} not found: INSERT OVERWRITE replaces the rows of an existing table"
+                    ),
+                },
             }
             .into());
         };
