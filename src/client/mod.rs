@@ -154,13 +154,7 @@ impl WriteClient {
             endpoint: endpoint.into(),
             reason: reason.into(),
         };
-        let uri: http::Uri = endpoint.parse().map_err(|_| invalid("not a URL"))?;
-        let secure = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => return Err(invalid("expected http://host:port or https://host")),
-        };
-        let host = uri.host().ok_or_else(|| invalid("no host"))?.to_string();
+        let EndpointKind { secure, host } = endpoint_kind(endpoint)?;
         let mut builder = Endpoint::from_shared(endpoint.to_string())
             .map_err(|_| invalid("not a valid URI"))?
             .user_agent(USER_AGENT)
@@ -459,6 +453,32 @@ fn keepalive_interval(host: &str) -> Duration {
     } else {
         OTHER_KEEPALIVE
     }
+}
+
+/// What an endpoint URL says about its transport.
+pub(crate) struct EndpointKind {
+    /// `https://`: TLS with verified roots and Google credentials. `http://`: plaintext,
+    /// never carrying a token, whatever the host (emulators).
+    pub(crate) secure: bool,
+    /// The host, for TLS's server name and keepalive rules.
+    pub(crate) host: String,
+}
+
+/// Checks an endpoint (`https://host` or `http://host:port`) for every client, gRPC and REST,
+/// so that the rule on which endpoints carry credentials has one home.
+pub(crate) fn endpoint_kind(endpoint: &str) -> Result<EndpointKind> {
+    let invalid = |reason: &str| Error::InvalidEndpoint {
+        endpoint: endpoint.into(),
+        reason: reason.into(),
+    };
+    let uri: http::Uri = endpoint.parse().map_err(|_| invalid("not a URL"))?;
+    let secure = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(invalid("expected http://host:port or https://host")),
+    };
+    let host = uri.host().ok_or_else(|| invalid("no host"))?.to_string();
+    Ok(EndpointKind { secure, host })
 }
 
 /// An error and its sources on one line.

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::model::{Job, Table};
-use crate::client::{Credentials, USER_AGENT, quota_project_from_environment};
+use crate::client::{Credentials, USER_AGENT, endpoint_kind, quota_project_from_environment};
 use crate::error::RestStatus;
 use crate::error::{Error, Result};
 use crate::retry::{RetryConfig, with_retries};
@@ -108,15 +108,8 @@ impl RestClient {
             reason: reason.to_string(),
         };
         let endpoint = endpoint.trim_end_matches('/');
+        let secure = endpoint_kind(endpoint)?.secure;
         let mut base = url::Url::parse(endpoint).map_err(|_| invalid("not a URL"))?;
-        let secure = match base.scheme() {
-            "https" => true,
-            "http" => false,
-            _ => return Err(invalid("expected http://host:port or https://host")),
-        };
-        if base.host_str().is_none() {
-            return Err(invalid("no host"));
-        }
         base.path_segments_mut()
             .map_err(|()| invalid("not a base URL"))?
             .pop_if_empty()
