@@ -16,9 +16,8 @@ use crate::options::BigQueryOptions;
 use crate::proto::TableSchema;
 use crate::retry::with_retries;
 use crate::rpc::Rpc;
-use crate::schema::check_declared;
 use crate::table_ref::TableRef;
-use crate::tables::{CreateMode, columns_of, ensure_table};
+use crate::tables::{CreateMode, check_columns, columns_of, ensure_table};
 
 /// The `STORED AS` name the factory is registered under.
 pub const FACTORY_NAME: &str = "BIGQUERY";
@@ -170,13 +169,7 @@ impl TableProviderFactory for BigQueryTableFactory {
                     .map_err(DataFusionError::from)?;
                 // Declared columns must match the table's, as they must when it is created.
                 if let Some(declared) = declared {
-                    check_declared(&declared, &schema).map_err(|d| {
-                        DataFusionError::from(crate::Error::ColumnMismatch {
-                            table: table.to_string(),
-                            column: d.column,
-                            message: d.message,
-                        })
-                    })?;
+                    check_columns(&table, &declared, &schema).map_err(DataFusionError::from)?;
                 }
                 schema
             }

@@ -90,10 +90,16 @@ pub async fn ensure_arrow_table(
 
 fn check_existing(table: &TableRef, declared: &TableSchema, existing: Table) -> Result<TableSchema> {
     let schema = existing.schema.unwrap_or_default();
-    check_declared(declared, &schema).map_err(|difference| Error::ColumnMismatch {
+    check_columns(table, declared, &schema)?;
+    Ok(schema)
+}
+
+/// Checks columns declared for `table` against its schema; [`Error::ColumnMismatch`] names
+/// the first column that differs.
+pub fn check_columns(table: &TableRef, declared: &TableSchema, schema: &TableSchema) -> Result<()> {
+    check_declared(declared, schema).map_err(|difference| Error::ColumnMismatch {
         table: table.to_string(),
         column: difference.column,
         message: difference.message,
-    })?;
-    Ok(schema)
+    })
 }

@@ -5,7 +5,7 @@ mod create;
 mod overwrite;
 mod settings;
 
-pub use create::{Ensured, columns_of, ensure_arrow_table, ensure_table};
+pub use create::{Ensured, check_columns, columns_of, ensure_arrow_table, ensure_table};
 pub use overwrite::Overwrite;
 pub(crate) use settings::KEYS;
 pub use settings::{CreateMode, DEFAULT_STAGING_EXPIRATION, TableSettings};
