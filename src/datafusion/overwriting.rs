@@ -9,6 +9,7 @@ use crate::checkpoint::new_run_id;
 use crate::error::{Error, RestStatus};
 use crate::load::Loader;
 use crate::options::BigQueryOptions;
+use crate::rest::RestClient;
 use crate::rpc::RestCall;
 use crate::tables::Overwrite;
 
@@ -16,6 +17,8 @@ use crate::tables::Overwrite;
 #[derive(Debug)]
 pub(crate) struct Overwriting {
     plan: Overwrite,
+    /// This process's REST client, made from the loader's options once.
+    rest: OnceCell<RestClient>,
     staged: OnceCell<()>,
 }
 
@@ -47,7 +50,11 @@ impl Overwriting {
             .into());
         };
         let plan = Overwrite::plan(table, &destination, &new_run_id(), options.tables.staging_expiration)?;
-        Ok(Self::from_plan(plan))
+        Ok(Self {
+            plan,
+            rest: OnceCell::new_with(Some(rest)),
+            staged: OnceCell::new(),
+        })
     }
 
     /// The overwrite described by `plan` (decoded in another process).
@@ -55,8 +62,14 @@ impl Overwriting {
     pub(crate) fn from_plan(plan: Overwrite) -> Self {
         Self {
             plan,
+            rest: OnceCell::new(),
             staged: OnceCell::new(),
         }
+    }
+
+    /// The REST client of this process, made from `options` the first time.
+    async fn rest(&self, options: &BigQueryOptions) -> crate::Result<&RestClient> {
+        self.rest.get_or_try_init(|| async { options.rest_client() }).await
     }
 
     /// The plan-time facts (for the Ballista codec).
@@ -73,10 +86,7 @@ impl Overwriting {
     /// Creates the staging table, once per process.
     pub(crate) async fn stage(&self, options: &BigQueryOptions) -> crate::Result<()> {
         self.staged
-            .get_or_try_init(|| async {
-                let rest = options.rest_client()?;
-                self.plan.create_staging(&rest).await
-            })
+            .get_or_try_init(|| async { self.plan.create_staging(self.rest(options).await?).await })
             .await
             .map(|_| ())
     }
@@ -84,17 +94,17 @@ impl Overwriting {
     /// After the workers and the staging commit: on success, replaces the destination's
     /// rows; either way, deletes the staging table. Returns `outcome` (or the copy's error).
     pub(crate) async fn finish(&self, options: &BigQueryOptions, outcome: Result<u64>) -> Result<u64> {
-        let rest = options.rest_client().map_err(DataFusionError::from)?;
+        let rest = self.rest(options).await.map_err(DataFusionError::from)?;
         let replaced = match outcome {
             Ok(rows) => self
                 .plan
-                .replace(&rest)
+                .replace(rest)
                 .await
                 .map(|()| rows)
                 .map_err(DataFusionError::from),
             Err(e) => Err(e),
         };
-        self.plan.drop_staging(&rest).await;
+        self.plan.drop_staging(rest).await;
         replaced
     }
 }
