@@ -157,23 +157,11 @@ impl BigQueryOptions {
         {
             options.project = Some(project);
         }
-        if let Ok(host) = std::env::var("BIGQUERY_STORAGE_EMULATOR_HOST")
-            && !host.is_empty()
-        {
-            options.endpoint = if host.contains("://") {
-                host
-            } else {
-                format!("http://{host}")
-            };
+        if let Some(endpoint) = emulator_endpoint("BIGQUERY_STORAGE_EMULATOR_HOST") {
+            options.endpoint = endpoint;
         }
-        if let Ok(host) = std::env::var("BIGQUERY_EMULATOR_HOST")
-            && !host.is_empty()
-        {
-            options.tables.rest_endpoint = if host.contains("://") {
-                host
-            } else {
-                format!("http://{host}")
-            };
+        if let Some(endpoint) = emulator_endpoint("BIGQUERY_EMULATOR_HOST") {
+            options.tables.rest_endpoint = endpoint;
         }
         options
     }
@@ -500,6 +488,16 @@ impl BigQueryOptions {
         }
         Ok(())
     }
+}
+
+/// The endpoint an emulator variable names: `host:port` is plaintext `http://host:port`.
+fn emulator_endpoint(variable: &str) -> Option<String> {
+    let host = std::env::var(variable).ok().filter(|h| !h.is_empty())?;
+    Some(if host.contains("://") {
+        host
+    } else {
+        format!("http://{host}")
+    })
 }
 
 /// Milliseconds as a duration.
