@@ -86,6 +86,14 @@ impl BigQueryTable {
         self.plan_write(input, Some(overwrite))
     }
 
+    async fn plan_insert(&self, input: Arc<dyn ExecutionPlan>, overwrite: bool) -> Result<Arc<dyn ExecutionPlan>> {
+        if overwrite {
+            self.overwrite_plan(input).await
+        } else {
+            self.write_plan(input)
+        }
+    }
+
     fn plan_write(
         &self,
         input: Arc<dyn ExecutionPlan>,
@@ -175,16 +183,6 @@ impl TableProvider for BigQueryTable {
                 table.plan_insert(input, overwrite).await
             }
             None => self.plan_insert(input, overwrite).await,
-        }
-    }
-}
-
-impl BigQueryTable {
-    async fn plan_insert(&self, input: Arc<dyn ExecutionPlan>, overwrite: bool) -> Result<Arc<dyn ExecutionPlan>> {
-        if overwrite {
-            self.overwrite_plan(input).await
-        } else {
-            self.write_plan(input)
         }
     }
 }
