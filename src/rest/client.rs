@@ -371,8 +371,18 @@ impl RestClient {
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        with_retries(&self.retry, call, || {
-            self.attempt(call, &entity, method.clone(), url.clone(), body)
+        with_retries(&self.retry, call, || async {
+            // The deadline covers the whole attempt, finding credentials included (reqwest's
+            // own timeout covers only the request).
+            let attempt = self.attempt(call, &entity, method.clone(), url.clone(), body);
+            match tokio::time::timeout(self.call_timeout, attempt).await {
+                Ok(done) => done,
+                Err(_) => Err(Error::Rest {
+                    call,
+                    entity: entity.clone(),
+                    status: RestStatus::transport(format!("no answer in {:.1} s", self.call_timeout.as_secs_f64())),
+                }),
+            }
         })
         .await
     }
