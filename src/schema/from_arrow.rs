@@ -53,17 +53,9 @@ fn from_arrow_field(arrow: &Field, parent: &str) -> Result<TableFieldSchema, Str
         format!("{parent}.{}", arrow.name())
     };
     let data_type = unwrap_dictionary(arrow.data_type());
-    let element = match data_type {
-        DataType::List(item)
-        | DataType::LargeList(item)
-        | DataType::FixedSizeList(item, _)
-        | DataType::ListView(item)
-        | DataType::LargeListView(item) => Some(item.as_ref()),
-        _ => None,
-    };
-    if let Some(item) = element {
+    if let Some(item) = list_item(data_type) {
         let item_type = unwrap_dictionary(item.data_type());
-        if is_list(item_type) {
+        if list_item(item_type).is_some() {
             return Err(format!(
                 "column {path}: Arrow {} is a list of lists; BigQuery arrays cannot hold arrays \
                  (wrap the inner list in a struct)",
@@ -176,15 +168,16 @@ fn unwrap_dictionary(data_type: &DataType) -> &DataType {
     }
 }
 
-fn is_list(data_type: &DataType) -> bool {
-    matches!(
-        data_type,
-        DataType::List(_)
-            | DataType::LargeList(_)
-            | DataType::FixedSizeList(..)
-            | DataType::ListView(_)
-            | DataType::LargeListView(_)
-    )
+/// The item field of any of Arrow's list types.
+fn list_item(data_type: &DataType) -> Option<&Field> {
+    match data_type {
+        DataType::List(item)
+        | DataType::LargeList(item)
+        | DataType::FixedSizeList(item, _)
+        | DataType::ListView(item)
+        | DataType::LargeListView(item) => Some(item.as_ref()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
