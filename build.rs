@@ -16,5 +16,7 @@ fn main() -> io::Result<()> {
         .build_client(true)
         .build_server(true)
         .bytes(".google.cloud.bigquery.storage.v1.ProtoRows.serialized_rows")
+        .bytes(".google.cloud.bigquery.storage.v1.ArrowSchema.serialized_schema")
+        .bytes(".google.cloud.bigquery.storage.v1.ArrowRecordBatch.serialized_record_batch")
         .compile_fds(descriptors)
 }

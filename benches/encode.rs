@@ -40,13 +40,13 @@ fn our_encoder(batches: &[RecordBatch]) -> RowEncoder {
     .unwrap_or_else(|e| panic!("encoder for {}: {e}", batches.len()))
 }
 
-/// Encodes every batch; returns the rows and their total size.
+/// Encodes every batch; returns the rows and their total size as they travel (framed).
 fn encode_ours(encoder: &RowEncoder, batches: &[RecordBatch]) -> (usize, usize) {
     let (mut rows, mut bytes) = (0, 0);
     for batch in batches {
         for request in encoder.encode(batch, 0).expect("encode") {
             rows += request.len();
-            bytes += request.rows.iter().map(|r| r.len()).sum::<usize>();
+            bytes += request.bytes();
             black_box(&request);
         }
     }
@@ -120,7 +120,7 @@ fn bench_encode(c: &mut Criterion) {
             .encode(batch, 0)
             .expect("encode")
             .into_iter()
-            .flat_map(|r| r.rows)
+            .flat_map(|r| r.proto_rows())
             .collect();
         let mut theirs = Vec::new();
         encode_reflect(&descriptor, batch, &mut theirs);

@@ -60,7 +60,7 @@ pub use crate::datafusion::{
 pub use client::WriteClient;
 pub use error::{Error, Result};
 pub use load::{LoadProgress, LoadSummary, Loader, ProgressSnapshot, StreamHandle, StreamWriter, commit};
-pub use options::{ArrayNullElements, BigQueryOptions, MissingValues, WireEncoding};
+pub use options::{ArrayNullElements, BigQueryOptions, MissingValues, RowFormat, WireEncoding};
 #[cfg(feature = "server")]
 pub use server::EmbeddedServer;
 pub use table_ref::TableRef;

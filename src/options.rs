@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::encode::EncodeOptions;
-pub use crate::encode::{ArrayNullElements, MissingValues, WireEncoding};
+pub use crate::encode::{ArrayNullElements, MissingValues, RowFormat, WireEncoding};
 use crate::error::{Error, Result};
 use crate::retry::RetryConfig;
 use crate::tables::TableSettings;
@@ -81,7 +81,10 @@ pub struct BigQueryOptions {
     /// Bytes in flight per stream (`bigquery.max_inflight_bytes`); at least one request is
     /// always allowed.
     pub max_inflight_bytes: usize,
-    /// Wire form of NUMERIC, BIGNUMERIC, DATETIME and TIME (`bigquery.wire_encoding`).
+    /// Proto or Arrow rows (`bigquery.row_format`); default [`RowFormat::Proto`].
+    pub row_format: RowFormat,
+    /// Wire form of NUMERIC, BIGNUMERIC, DATETIME and TIME in proto rows
+    /// (`bigquery.wire_encoding`).
     pub wire_encoding: WireEncoding,
     /// Retry policy of every RPC and of AppendRows reconnects (`bigquery.retry_*`).
     pub retry: RetryConfig,
@@ -125,6 +128,7 @@ impl Default for BigQueryOptions {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             max_inflight_requests: DEFAULT_MAX_INFLIGHT_REQUESTS,
             max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
+            row_format: RowFormat::Proto,
             wire_encoding: WireEncoding::Packed,
             retry: RetryConfig::default(),
             array_null_elements: ArrayNullElements::Error,
@@ -263,7 +267,13 @@ impl BigQueryOptions {
         self
     }
 
-    /// Sets the wire encoding.
+    /// Sets the format rows travel in: proto, Arrow, or Arrow with a fallback to proto.
+    pub fn with_row_format(mut self, format: RowFormat) -> Self {
+        self.row_format = format;
+        self
+    }
+
+    /// Sets the wire form of NUMERIC, BIGNUMERIC, DATETIME and TIME in proto rows.
     pub fn with_wire_encoding(mut self, encoding: WireEncoding) -> Self {
         self.wire_encoding = encoding;
         self
@@ -302,6 +312,7 @@ impl BigQueryOptions {
     /// What the encoder needs of these options.
     pub fn encode_options(&self) -> EncodeOptions {
         EncodeOptions {
+            row_format: self.row_format,
             wire_encoding: self.wire_encoding,
             array_null_elements: self.array_null_elements,
             missing_values: self.missing_values,
@@ -392,13 +403,14 @@ impl BigQueryOptions {
             "checkpoint_interval_ms" => self.checkpoint_interval = millis(positive()?),
             "lease_ttl_ms" => self.lease_ttl = millis(positive()?),
             "missing_values" => self.missing_values = value.parse()?,
+            "row_format" => self.row_format = value.parse()?,
             "wire_encoding" => self.wire_encoding = value.parse()?,
             "array_null_elements" => self.array_null_elements = value.parse()?,
             other if self.tables.set(other, value)? => {}
             _ => {
                 return Err(invalid(&format!(
                     "unknown option; known: endpoint, project, streams, connections, max_request_bytes, \
-                     max_inflight_requests, max_inflight_bytes, wire_encoding, array_null_elements, \
+                     max_inflight_requests, max_inflight_bytes, row_format, wire_encoding, array_null_elements, \
                      missing_values, rpc_timeout_ms, append_response_timeout_ms, trace_id, quota_project, \
                      checkpoint, load_id, checkpoint_interval_ms, lease_ttl_ms, \
                      retry_max_attempts, retry_initial_backoff_ms, retry_max_backoff_ms, retry_timeout_ms, \
@@ -442,6 +454,7 @@ impl BigQueryOptions {
             ("max_request_bytes", self.max_request_bytes.to_string()),
             ("max_inflight_requests", self.max_inflight_requests.to_string()),
             ("max_inflight_bytes", self.max_inflight_bytes.to_string()),
+            ("row_format", self.row_format.as_str().to_string()),
             ("wire_encoding", encoding.to_string()),
             ("array_null_elements", nulls.to_string()),
             ("missing_values", missing.to_string()),

@@ -36,7 +36,7 @@ fn expected_digest(loader: &Loader, batches: &[RecordBatch]) -> RowDigest {
     let mut digest = RowDigest::default();
     for batch in batches {
         for request in encoder.encode(batch, 0).expect("encode") {
-            digest.add_all(request.rows.iter().map(|r| r.as_ref()));
+            digest.add_all(request.proto_rows().iter().map(|r| r.as_ref()));
         }
     }
     digest

@@ -7,7 +7,6 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
@@ -15,11 +14,11 @@ use tonic::transport::Channel;
 use tracing::Instrument;
 
 use super::WriteClient;
+use super::request::{AppendCodec, AppendRequest};
+use crate::encode::{EncodedRows, WriterSchema};
 use crate::error::{Error, Result};
-use crate::proto::append_rows_request::{MissingValueInterpretation, ProtoData, Rows};
-use crate::proto::big_query_write_client::BigQueryWriteClient;
-use crate::proto::descriptor::DescriptorProto;
-use crate::proto::{AppendRowsRequest, AppendRowsResponse, ProtoRows, ProtoSchema};
+use crate::proto::AppendRowsResponse;
+use crate::proto::append_rows_request::MissingValueInterpretation;
 use crate::rpc::Rpc;
 
 /// Requests buffered between the caller and the HTTP/2 stream.
@@ -34,7 +33,7 @@ enum Event {
 
 /// An open call.
 struct Open {
-    sender: mpsc::Sender<AppendRowsRequest>,
+    sender: mpsc::Sender<AppendRequest>,
     events: mpsc::UnboundedReceiver<Event>,
     reader: JoinHandle<()>,
     /// When each unanswered request was handed to the connection, oldest first.
@@ -63,7 +62,7 @@ pub(crate) struct RequestTemplate {
 /// schema and the trace id; every request names the stream (some servers require it).
 pub struct AppendConnection {
     client: WriteClient,
-    grpc: BigQueryWriteClient<Channel>,
+    channel: Channel,
     stream: String,
     response_timeout: Duration,
     template: RequestTemplate,
@@ -73,15 +72,10 @@ pub struct AppendConnection {
 }
 
 impl AppendConnection {
-    pub(crate) fn new(
-        client: WriteClient,
-        grpc: BigQueryWriteClient<Channel>,
-        stream: String,
-        response_timeout: Duration,
-    ) -> Self {
+    pub(crate) fn new(client: WriteClient, channel: Channel, stream: String, response_timeout: Duration) -> Self {
         Self {
             client,
-            grpc,
+            channel,
             stream,
             response_timeout,
             template: RequestTemplate::default(),
@@ -183,27 +177,22 @@ impl AppendConnection {
     pub async fn send(
         &mut self,
         offset: Option<i64>,
-        descriptor: &DescriptorProto,
-        rows: Vec<Bytes>,
+        schema: &WriterSchema,
+        rows: &EncodedRows,
         always_schema: bool,
     ) -> Result<()> {
         let first = self.open.is_none();
-        let request = AppendRowsRequest {
+        let request = AppendRequest {
             write_stream: self.stream.clone(),
             offset,
-            rows: Some(Rows::ProtoRows(ProtoData {
-                writer_schema: (first || always_schema).then(|| ProtoSchema {
-                    proto_descriptor: Some(descriptor.clone()),
-                }),
-                rows: Some(ProtoRows { serialized_rows: rows }),
-            })),
+            writer_schema: (first || always_schema).then(|| schema.clone()),
+            rows: rows.payload().clone(),
             trace_id: if first {
                 self.template.trace_id.clone()
             } else {
                 String::new()
             },
-            default_missing_value_interpretation: self.template.missing_values.map_or(0, |m| m as i32),
-            ..Default::default()
+            missing_values: self.template.missing_values.map_or(0, |m| m as i32),
         };
         tracing::trace!(stream = %self.stream, offset = offset.unwrap_or(-1), "AppendRows request");
         if first {
@@ -229,7 +218,7 @@ impl AppendConnection {
     }
 
     /// Opens a call whose first request is `request`.
-    async fn open_with(&mut self, request: AppendRowsRequest) -> Result<()> {
+    async fn open_with(&mut self, request: AppendRequest) -> Result<()> {
         let (sender, receiver) = mpsc::channel(SEND_BUFFER);
         sender
             .try_send(request)
@@ -245,11 +234,13 @@ impl AppendConnection {
             Err(_) => return Err(self.unresponsive()),
         };
         let (events_tx, events) = mpsc::unbounded_channel();
-        let mut grpc = self.grpc.clone();
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone())
+            .max_decoding_message_size(super::MAX_RESPONSE_BYTES)
+            .max_encoding_message_size(usize::MAX);
         let span = tracing::debug_span!("AppendRows", stream = %self.stream);
         let reader = tokio::spawn(
             async move {
-                let ended = match grpc.append_rows(call).await {
+                let ended = match append_rows(&mut grpc, call).await {
                     Err(status) => Some(status),
                     Ok(response) => {
                         let mut responses = response.into_inner();
@@ -306,4 +297,21 @@ impl AppendConnection {
     pub fn close(&mut self) {
         self.open = None;
     }
+}
+
+/// Starts an AppendRows call whose requests come from `call`, with [`AppendCodec`].
+async fn append_rows(
+    grpc: &mut tonic::client::Grpc<Channel>,
+    call: tonic::Request<ReceiverStream<AppendRequest>>,
+) -> std::result::Result<tonic::Response<tonic::codec::Streaming<AppendRowsResponse>>, tonic::Status> {
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unknown(format!("Service was not ready: {e}")))?;
+    let path = http::uri::PathAndQuery::from_static("/google.cloud.bigquery.storage.v1.BigQueryWrite/AppendRows");
+    let mut call = call;
+    call.extensions_mut().insert(tonic::GrpcMethod::new(
+        "google.cloud.bigquery.storage.v1.BigQueryWrite",
+        "AppendRows",
+    ));
+    grpc.streaming(call, path, AppendCodec).await
 }

@@ -4,6 +4,7 @@
 mod append;
 mod auth;
 mod identity;
+mod request;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -105,7 +106,7 @@ impl ClientConfig {
 #[derive(Clone)]
 pub struct WriteClient {
     endpoint: String,
-    channels: Arc<[BigQueryWriteClient<Channel>]>,
+    channels: Arc<[Channel]>,
     /// Round robin of unary calls over the pool.
     next_channel: Arc<AtomicUsize>,
     /// Round robin of AppendRows connections, apart, so that they spread evenly.
@@ -200,14 +201,7 @@ impl WriteClient {
         };
         let mut channels = vec![first];
         channels.extend((1..config.connections.max(1)).map(|_| builder.connect_lazy()));
-        let channels: Arc<[_]> = channels
-            .into_iter()
-            .map(|channel| {
-                BigQueryWriteClient::new(channel)
-                    .max_decoding_message_size(MAX_RESPONSE_BYTES)
-                    .max_encoding_message_size(usize::MAX)
-            })
-            .collect();
+        let channels: Arc<[_]> = channels.into();
         Ok(Self {
             endpoint: endpoint.to_string(),
             channels,
@@ -247,7 +241,9 @@ impl WriteClient {
     /// The next channel of the pool, round robin.
     fn channel(&self) -> BigQueryWriteClient<Channel> {
         let index = self.next_channel.fetch_add(1, Ordering::Relaxed) % self.channels.len();
-        self.channels[index].clone()
+        BigQueryWriteClient::new(self.channels[index].clone())
+            .max_decoding_message_size(MAX_RESPONSE_BYTES)
+            .max_encoding_message_size(usize::MAX)
     }
 
     /// Wraps a message with the routing header, the quota project and, for the real service,

@@ -1,19 +1,28 @@
-//! Arrow record batches -> proto2 rows (`ProtoRows`), split into requests under a byte limit.
+//! Arrow record batches -> the rows of AppendRows requests, as proto2 messages (`proto_rows`)
+//! or Arrow IPC record batches (`arrow_rows`), split into requests under a byte limit.
 //!
 //! The encoder is planned once per load from the table schema and the input schema, then
 //! applied to every batch. Input columns are matched to table columns by name (exact, then
-//! case-insensitive, as BigQuery does), converted exactly to the column's canonical Arrow type
-//! (`normalize`), and written straight into one buffer per batch (`columns`); each row is a
-//! slice of it. Every failure names the table, the column path, the row and the value.
+//! case-insensitive, as BigQuery does) and converted exactly to the column's canonical Arrow
+//! type where needed (`normalize`); every value is checked against BigQuery's rules column
+//! by column (`kernels`, `columns`). Proto rows are then written straight into one buffer
+//! per batch, each already framed as it travels (`framed`); Arrow rows are the canonical
+//! columns as one IPC message (`arrow_rows`). Every failure names the table, the column
+//! path, the row and the value.
 
+mod arrow_rows;
 mod columns;
+mod framed;
 mod kernels;
 mod normalize;
+mod rows;
 mod settings;
 
-pub use settings::{ArrayNullElements, EncodeOptions, MissingValues, WireEncoding};
+pub(crate) use rows::Payload;
+pub use rows::{EncodedRows, WriterSchema};
+pub use settings::{ArrayNullElements, EncodeOptions, MissingValues, RowFormat, WireEncoding};
 
-use arrow::array::RecordBatch;
+use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::Schema;
 use bytes::Bytes;
 use prost::Message;
@@ -21,10 +30,11 @@ use prost::Message;
 use crate::error::{Error, Result};
 use crate::proto::descriptor::DescriptorProto;
 use crate::proto::table_field_schema::Mode;
-use crate::proto::{TableFieldSchema, TableSchema};
+use crate::proto::{ProtoSchema, TableFieldSchema, TableSchema};
 use crate::schema::{field_mode, field_type, row_descriptor, type_name};
+use arrow_rows::ArrowRows;
 use columns::{ValueError, ValueErrorKind, WriteOptions};
-use kernels::{ColumnKernel, Prewritten};
+use kernels::{ColumnKernel, Prewritten, RowFailure};
 use normalize::{Conversion, Mismatch};
 
 /// Bytes reserved in every request for the stream name, offset, and framing.
@@ -40,25 +50,11 @@ struct ColumnPlan {
     input: Option<(usize, Conversion)>,
 }
 
-/// Rows of one AppendRows request.
-#[derive(Debug, Clone, Default)]
-pub struct EncodedRows {
-    /// One serialized proto2 message per row.
-    pub rows: Vec<Bytes>,
-    /// Size of the rows as they travel in `ProtoRows`, framing included.
-    pub bytes: usize,
-}
-
-impl EncodedRows {
-    /// Number of rows.
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    /// True if there are no rows.
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
+/// The wire format and what it needs.
+#[derive(Debug, Clone)]
+enum Wire {
+    Proto,
+    Arrow(ArrowRows),
 }
 
 /// Encodes batches of one input schema for one table.
@@ -76,7 +72,7 @@ impl EncodedRows {
 /// let encoder = RowEncoder::new("p.d.t", &schema, &input, &EncodeOptions::default()).unwrap();
 /// let batch = RecordBatch::try_new(input, vec![Arc::new(Int64Array::from(vec![1, 150]))]).unwrap();
 /// let requests = encoder.encode(&batch, 0).unwrap();
-/// assert_eq!(requests[0].rows[1].as_ref(), &[0x08, 0x96, 0x01]); // field 1, varint 150
+/// assert_eq!(requests[0].proto_rows()[1].as_ref(), &[0x08, 0x96, 0x01]); // field 1, varint 150
 /// ```
 #[derive(Debug, Clone)]
 pub struct RowEncoder {
@@ -84,6 +80,8 @@ pub struct RowEncoder {
     columns: Vec<ColumnPlan>,
     write: WriteOptions,
     descriptor: DescriptorProto,
+    writer_schema: WriterSchema,
+    wire: Wire,
     row_budget: usize,
 }
 
@@ -146,14 +144,33 @@ impl RowEncoder {
                 input,
             });
         }
-        let descriptor_len = descriptor.encoded_len();
+        let (wire, writer_schema) = match options.row_format {
+            RowFormat::Proto => {
+                let encoded = ProtoSchema {
+                    proto_descriptor: Some(descriptor.clone()),
+                }
+                .encode_to_vec();
+                (Wire::Proto, WriterSchema::Proto(Bytes::from(encoded)))
+            }
+            RowFormat::Arrow | RowFormat::Auto => {
+                let present: Vec<&TableFieldSchema> = columns
+                    .iter()
+                    .filter(|c| c.input.is_some())
+                    .map(|c| &c.column)
+                    .collect();
+                let arrow = ArrowRows::new(&present, options.array_null_elements).map_err(&schema_error)?;
+                let schema = WriterSchema::Arrow(arrow.writer_schema());
+                (Wire::Arrow(arrow), schema)
+            }
+        };
+        let schema_len = writer_schema.encoded().len();
         let row_budget = options
             .max_request_bytes
-            .checked_sub(descriptor_len + REQUEST_OVERHEAD)
+            .checked_sub(schema_len + REQUEST_OVERHEAD)
             .filter(|b| *b > 0)
             .ok_or_else(|| {
                 schema_error(format!(
-                    "max_request_bytes {} is too small for the row descriptor ({descriptor_len} bytes)",
+                    "max_request_bytes {} is too small for the writer schema ({schema_len} bytes)",
                     options.max_request_bytes
                 ))
             })?;
@@ -161,27 +178,82 @@ impl RowEncoder {
             table: table_name,
             columns,
             write: WriteOptions {
-                encoding: options.wire_encoding,
+                // Arrow rows are checked by the proto writer's rules, in the packed form.
+                encoding: match options.row_format {
+                    RowFormat::Proto => options.wire_encoding,
+                    RowFormat::Arrow | RowFormat::Auto => WireEncoding::Packed,
+                },
                 null_elements: options.array_null_elements,
             },
             descriptor,
+            writer_schema,
+            wire,
             row_budget,
         })
     }
 
-    /// The proto2 descriptor of the rows, sent as `writer_schema`.
+    /// The proto2 descriptor of the rows (sent as `writer_schema` of proto rows).
     pub fn descriptor(&self) -> &DescriptorProto {
         &self.descriptor
+    }
+
+    /// The writer schema sent on each connection's first request, encoded.
+    pub fn writer_schema(&self) -> &WriterSchema {
+        &self.writer_schema
+    }
+
+    /// The format of the rows this encoder writes: proto or Arrow.
+    pub fn row_format(&self) -> RowFormat {
+        match self.wire {
+            Wire::Proto => RowFormat::Proto,
+            Wire::Arrow(_) => RowFormat::Arrow,
+        }
     }
 
     /// Encodes a batch whose first row is row `first_row` of the whole input (used in errors),
     /// split into groups that each fit one request.
     ///
-    /// Column at a time (the `kernels` module): every column adds its fields' sizes to each row's
-    /// length, the batch's buffer is allocated once at its exact size, then every column
-    /// writes its field into each row's slot. When several values are invalid, the error
-    /// names the first row, and in it the first column.
+    /// Column at a time (the `kernels` module): every column adds its fields' sizes to each
+    /// row's length, checking its values; for proto rows, the batch's buffer is then
+    /// allocated once at its exact size, and every column writes its field into each row's
+    /// slot. When several values are invalid, the error names the first row, and in it the
+    /// first column.
     pub fn encode(&self, batch: &RecordBatch, first_row: u64) -> Result<Vec<EncodedRows>> {
+        match &self.wire {
+            Wire::Proto => self.encode_proto(batch, first_row),
+            Wire::Arrow(arrow) => {
+                let columns = self.canonical_columns(batch, first_row)?;
+                self.measure(&columns, batch.num_rows(), first_row)?;
+                arrow.encode(&self.table, batch.num_rows(), columns, first_row, self.row_budget)
+            }
+        }
+    }
+
+    /// Rows `start..start + len` of `rows` (made by this encoder) as rows of their own.
+    pub fn slice(&self, rows: &EncodedRows, start: usize, len: usize) -> Result<EncodedRows> {
+        let out_of_range = || Error::Internal(format!("rows {start}+{len} of a request of {} rows", rows.len()));
+        if start.checked_add(len).is_none_or(|end| end > rows.len()) {
+            return Err(out_of_range());
+        }
+        match rows.payload() {
+            Payload::Proto(bytes) => {
+                let from = framed::offset_of(bytes, start).ok_or_else(out_of_range)?;
+                let to = framed::offset_of(bytes, start + len).ok_or_else(out_of_range)?;
+                Ok(EncodedRows::new(len, Payload::Proto(bytes.slice(from..to))))
+            }
+            Payload::Arrow(message) => match &self.wire {
+                Wire::Arrow(arrow) => Ok(EncodedRows::new(
+                    len,
+                    Payload::Arrow(arrow.message(&message.batch.slice(start, len))?),
+                )),
+                Wire::Proto => Err(Error::Internal("Arrow rows given to a proto encoder".into())),
+            },
+        }
+    }
+
+    /// The proto path: checked, measured and written column at a time, from the input's
+    /// own types where a kernel reads them.
+    fn encode_proto(&self, batch: &RecordBatch, first_row: u64) -> Result<Vec<EncodedRows>> {
         let num_rows = batch.num_rows();
         let mut columns: Vec<Box<dyn ColumnKernel + '_>> = Vec::with_capacity(self.columns.len());
         let mut failures = Vec::new();
@@ -194,66 +266,128 @@ impl RowEncoder {
                 columns.push(kernel);
                 continue;
             }
-            let canonical = conversion.apply(input).map_err(|r| Error::InvalidValue {
-                table: self.table.clone(),
-                column: format!("{}{}", plan.column.name, r.path),
-                row: first_row + r.index as u64,
-                value: r.value,
-                reason: r.reason,
-            })?;
+            let canonical = self.convert(plan, conversion, input, first_row)?;
             match Prewritten::new(&plan.column, plan.tag, &canonical, self.write).map_err(Error::Internal)? {
                 Ok(prewritten) => columns.push(Box::new(prewritten)),
                 Err(failure) => failures.push(failure),
             }
         }
-        let mut lens = vec![0usize; num_rows];
-        for column in &columns {
-            if let Err(failure) = column.measure(&mut lens) {
-                failures.push(failure);
-            }
-        }
-        if let Some(first) = failures.into_iter().min_by_key(|f| f.row) {
-            return Err(self.value_error(first.error, first_row + first.row as u64));
-        }
+        let lens = self.lengths(&columns, failures, num_rows, first_row)?;
 
-        let mut pos = Vec::with_capacity(num_rows);
-        let mut total = 0usize;
-        for len in &lens {
-            pos.push(total);
-            total += len;
-        }
+        // Each row framed in place: its key and length, then its fields.
+        let total: usize = lens.iter().map(|len| framed::framed_len(*len)).sum();
         let mut buf = vec![0u8; total];
+        let mut pos = Vec::with_capacity(num_rows);
+        let mut at = 0;
+        for len in &lens {
+            let start = framed::put_header(&mut buf, at, *len);
+            pos.push(start);
+            at = start + len;
+        }
         for column in &columns {
             column.write(&mut buf, &mut pos);
         }
         let all = Bytes::from(buf);
 
-        let mut groups = vec![EncodedRows::default()];
-        let mut start = 0;
+        let mut groups = Vec::new();
+        let (mut group_start, mut group_rows, mut at) = (0usize, 0usize, 0usize);
         for (row, len) in lens.into_iter().enumerate() {
-            let framed = 1 + prost::length_delimiter_len(len) + len;
+            let framed = framed::framed_len(len);
             if framed > self.row_budget {
-                return Err(Error::RowTooLarge {
-                    table: self.table.clone(),
-                    row: first_row + row as u64,
-                    bytes: framed,
-                    limit: self.row_budget,
-                });
+                return Err(self.too_large(first_row + row as u64, framed));
             }
-            let group = groups.last_mut().filter(|g| g.bytes + framed <= self.row_budget);
-            let group = match group {
-                Some(g) => g,
-                None => {
-                    groups.push(EncodedRows::default());
-                    groups.last_mut().ok_or_else(|| Error::Internal("no group".into()))?
-                }
-            };
-            group.rows.push(all.slice(start..start + len));
-            group.bytes += framed;
-            start += len;
+            if at + framed - group_start > self.row_budget {
+                groups.push(EncodedRows::new(group_rows, Payload::Proto(all.slice(group_start..at))));
+                (group_start, group_rows) = (at, 0);
+            }
+            group_rows += 1;
+            at += framed;
         }
-        groups.retain(|g| !g.is_empty());
+        if group_rows > 0 {
+            groups.push(EncodedRows::new(group_rows, Payload::Proto(all.slice(group_start..at))));
+        }
         Ok(groups)
+    }
+
+    /// Every input column of `batch` in its canonical type, by table column (`None` where
+    /// the input lacks the column).
+    fn canonical_columns(&self, batch: &RecordBatch, first_row: u64) -> Result<Vec<Option<ArrayRef>>> {
+        self.columns
+            .iter()
+            .map(|plan| {
+                plan.input
+                    .as_ref()
+                    .map(|(index, conversion)| self.convert(plan, conversion, batch.column(*index), first_row))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    /// Checks canonical columns against BigQuery's rules (as the proto path does) without
+    /// writing them.
+    fn measure(&self, columns: &[Option<ArrayRef>], num_rows: usize, first_row: u64) -> Result<()> {
+        let mut kernels: Vec<Box<dyn ColumnKernel + '_>> = Vec::with_capacity(columns.len());
+        let mut failures = Vec::new();
+        for (plan, array) in self.columns.iter().zip(columns) {
+            let Some(array) = array else {
+                continue;
+            };
+            if let Some(kernel) = kernels::plan(&plan.column, plan.tag, array, self.write) {
+                kernels.push(kernel);
+                continue;
+            }
+            match Prewritten::new(&plan.column, plan.tag, array, self.write).map_err(Error::Internal)? {
+                Ok(prewritten) => kernels.push(Box::new(prewritten)),
+                Err(failure) => failures.push(failure),
+            }
+        }
+        self.lengths(&kernels, failures, num_rows, first_row).map(|_| ())
+    }
+
+    /// Each row's encoded length; the first failure (by row, then column) as an error.
+    fn lengths(
+        &self,
+        columns: &[Box<dyn ColumnKernel + '_>],
+        mut failures: Vec<RowFailure>,
+        num_rows: usize,
+        first_row: u64,
+    ) -> Result<Vec<usize>> {
+        let mut lens = vec![0usize; num_rows];
+        for column in columns {
+            if let Err(failure) = column.measure(&mut lens) {
+                failures.push(failure);
+            }
+        }
+        match failures.into_iter().min_by_key(|f| f.row) {
+            Some(first) => Err(self.value_error(first.error, first_row + first.row as u64)),
+            None => Ok(lens),
+        }
+    }
+
+    /// `input` converted to the canonical type of `plan`'s column.
+    fn convert(
+        &self,
+        plan: &ColumnPlan,
+        conversion: &Conversion,
+        input: &ArrayRef,
+        first_row: u64,
+    ) -> Result<ArrayRef> {
+        conversion.apply(input).map_err(|r| Error::InvalidValue {
+            table: self.table.clone(),
+            column: format!("{}{}", plan.column.name, r.path),
+            row: first_row + r.index as u64,
+            value: r.value,
+            reason: r.reason,
+        })
+    }
+
+    fn too_large(&self, row: u64, bytes: usize) -> Error {
+        Error::RowTooLarge {
+            table: self.table.clone(),
+            row,
+            bytes,
+            limit: self.row_budget,
+        }
     }
 
     fn value_error(&self, err: ValueError, row: u64) -> Error {

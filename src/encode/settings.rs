@@ -28,6 +28,45 @@ impl std::str::FromStr for WireEncoding {
     }
 }
 
+/// The format rows travel in (`bigquery.row_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RowFormat {
+    /// proto2 messages (`proto_rows`), one per row.
+    #[default]
+    Proto,
+    /// Arrow IPC record batches (`arrow_rows`).
+    Arrow,
+    /// Arrow, and proto rows when the service refuses Arrow before accepting any row.
+    Auto,
+}
+
+impl RowFormat {
+    /// The option's value as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowFormat::Proto => "proto",
+            RowFormat::Arrow => "arrow",
+            RowFormat::Auto => "auto",
+        }
+    }
+}
+
+impl std::str::FromStr for RowFormat {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "proto" => Ok(Self::Proto),
+            "arrow" => Ok(Self::Arrow),
+            "auto" => Ok(Self::Auto),
+            _ => Err(Error::InvalidOption {
+                key: "bigquery.row_format".into(),
+                value: s.into(),
+                reason: "expected 'proto', 'arrow' or 'auto'".into(),
+            }),
+        }
+    }
+}
+
 /// What to do with a NULL element inside an array (BigQuery arrays cannot hold NULL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ArrayNullElements {
@@ -93,6 +132,9 @@ impl std::str::FromStr for MissingValues {
 /// `BigQueryOptions::encode_options`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EncodeOptions {
+    /// Proto or Arrow rows ([`RowFormat::Auto`] encodes Arrow; the loader keeps a proto
+    /// encoder to fall back to).
+    pub row_format: RowFormat,
     /// Wire form of NUMERIC, BIGNUMERIC, DATETIME and TIME.
     pub wire_encoding: WireEncoding,
     /// NULL elements inside arrays.
@@ -106,6 +148,7 @@ pub struct EncodeOptions {
 impl Default for EncodeOptions {
     fn default() -> Self {
         Self {
+            row_format: RowFormat::default(),
             wire_encoding: WireEncoding::default(),
             array_null_elements: ArrayNullElements::default(),
             missing_values: MissingValues::default(),

@@ -51,8 +51,12 @@ fn writes_scalars_in_wire_format() {
     first.extend([0xff; 9]);
     first.push(0x01); // -1 as a 10-byte varint
     first.extend([0x12, 2, b'a', b'b', 0x1a, 4, 0x00, 0x2f, 0x68, 0x59]);
-    assert_eq!(rows[0].rows[0].as_ref(), first.as_slice());
-    assert_eq!(rows[0].rows[1].as_ref(), &[0x08, 0x02], "NULLs are absent fields");
+    assert_eq!(rows[0].proto_rows()[0].as_ref(), first.as_slice());
+    assert_eq!(
+        rows[0].proto_rows()[1].as_ref(),
+        &[0x08, 0x02],
+        "NULLs are absent fields"
+    );
 
     let text = encoder(
         &schema,
@@ -61,7 +65,7 @@ fn writes_scalars_in_wire_format() {
     )
     .unwrap();
     let rows = text.encode(&batch, 0).unwrap();
-    assert!(rows[0].rows[0].ends_with(b"1.500000000"));
+    assert!(rows[0].proto_rows()[0].ends_with(b"1.500000000"));
 }
 
 #[test]
@@ -163,8 +167,8 @@ fn repeated_columns_write_each_element_and_reject_null_elements() {
     let e = encoder(&schema, &input, &BigQueryOptions::default()).unwrap();
     let batch = RecordBatch::try_new(input.clone(), vec![Arc::new(list)]).unwrap();
     let rows = e.encode(&batch, 0).unwrap();
-    assert_eq!(rows[0].rows[0].as_ref(), &[0x08, 1, 0x08, 2]);
-    assert!(rows[0].rows[1].is_empty() && rows[0].rows[2].is_empty());
+    assert_eq!(rows[0].proto_rows()[0].as_ref(), &[0x08, 1, 0x08, 2]);
+    assert!(rows[0].proto_rows()[1].is_empty() && rows[0].proto_rows()[2].is_empty());
     let with_null = ListArray::from_iter_primitive::<Int64Type, _, _>(vec![Some(vec![Some(1), None])]);
     let batch = RecordBatch::try_new(input, vec![Arc::new(with_null)]).unwrap();
     let err = e.encode(&batch, 7).unwrap_err().to_string();
@@ -192,8 +196,8 @@ fn splits_requests_at_the_byte_limit() {
     assert!(groups.len() > 20, "{}", groups.len());
     assert_eq!(groups.iter().map(EncodedRows::len).sum::<usize>(), 1000);
     for g in &groups {
-        assert!(g.bytes <= e.row_budget, "{} > {}", g.bytes, e.row_budget);
-        assert_eq!(g.bytes, g.rows.iter().map(|r| 2 + r.len()).sum::<usize>());
+        assert!(g.bytes() <= e.row_budget, "{} > {}", g.bytes(), e.row_budget);
+        assert_eq!(g.bytes(), g.proto_rows().iter().map(|r| 2 + r.len()).sum::<usize>());
     }
     let huge = "y".repeat(10_000);
     let batch = RecordBatch::try_new(input, vec![Arc::new(StringArray::from(vec![huge.as_str()]))]).unwrap();
@@ -249,8 +253,8 @@ fn structs_are_nested_messages() {
     assert_eq!(err, "table p.d.t, column s.inner.y, row 2: NULL in a REQUIRED column");
     let rows = encode_one(&schema, &batch.slice(0, 2), &BigQueryOptions::default()).unwrap();
     // s { x: 1, inner { y: true } }
-    assert_eq!(rows[0].rows[0].as_ref(), &[0x0a, 6, 0x08, 1, 0x12, 2, 0x08, 1]);
-    assert!(rows[0].rows[1].is_empty(), "a NULL struct is an absent field");
+    assert_eq!(rows[0].proto_rows()[0].as_ref(), &[0x0a, 6, 0x08, 1, 0x12, 2, 0x08, 1]);
+    assert!(rows[0].proto_rows()[1].is_empty(), "a NULL struct is an absent field");
 }
 
 #[test]
@@ -359,7 +363,7 @@ fn array_null_elements_fail_or_are_dropped() {
     );
     let drop = BigQueryOptions::default().with_array_null_elements(crate::options::ArrayNullElements::Drop);
     let rows = encode_one(&schema, &batch, &drop).unwrap();
-    assert_eq!(rows[0].rows[1].as_ref(), &[0x0a, 4, 0x08, 1, 0x08, 3]);
+    assert_eq!(rows[0].proto_rows()[1].as_ref(), &[0x0a, 4, 0x08, 1, 0x08, 3]);
 }
 
 #[test]
@@ -419,7 +423,7 @@ fn ranges_intervals_maps_and_dictionaries() {
     let mut first = vec![0x0a, 4, 0x08, 1, 0x10, 2, 0x12, 15];
     first.extend(b"1-2 3 4:5:6.789");
     first.extend([0x1a, 5, 0x0a, 1, b'k', 0x10, 7, 0x22, 1, b'a']);
-    assert_eq!(rows[0].rows[0].as_ref(), first.as_slice());
+    assert_eq!(rows[0].proto_rows()[0].as_ref(), first.as_slice());
     let unordered = StructArray::try_new(
         range.fields().clone(),
         vec![range.column(1).clone(), range.column(0).clone()],
@@ -483,7 +487,7 @@ fn column_names_that_are_not_identifiers_are_written_by_number() {
     let batch = batch_of(vec![("unit price €", Arc::new(Int64Array::from(vec![5])) as ArrayRef)]);
     let e = encoder(&schema, &batch.schema(), &BigQueryOptions::default()).unwrap();
     assert_eq!(e.descriptor().field[0].name(), "_col1");
-    assert_eq!(e.encode(&batch, 0).unwrap()[0].rows[0].as_ref(), &[0x08, 5]);
+    assert_eq!(e.encode(&batch, 0).unwrap()[0].proto_rows()[0].as_ref(), &[0x08, 5]);
 }
 
 #[test]
@@ -511,7 +515,7 @@ fn picosecond_timestamps_travel_as_text_from_any_unit() {
             .unwrap();
         let mut expected = vec![0x0a, text.len() as u8];
         expected.extend(text.as_bytes());
-        assert_eq!(rows[0].rows[0].as_ref(), expected.as_slice(), "{text}");
+        assert_eq!(rows[0].proto_rows()[0].as_ref(), expected.as_slice(), "{text}");
     }
 }
 
@@ -579,6 +583,10 @@ fn a_slice_of_a_struct_that_needs_converting_encodes_like_its_rows() {
     let all = encode_one(&schema, &whole, &BigQueryOptions::default()).unwrap();
     for start in 1..4 {
         let tail = encode_one(&schema, &whole.slice(start, 5 - start), &BigQueryOptions::default()).unwrap();
-        assert_eq!(&all[0].rows[start..], tail[0].rows.as_slice(), "from row {start}");
+        assert_eq!(
+            &all[0].proto_rows()[start..],
+            tail[0].proto_rows().as_slice(),
+            "from row {start}"
+        );
     }
 }

@@ -6,6 +6,7 @@
 
 mod budget;
 mod commit;
+mod format;
 mod progress;
 mod resync;
 mod writer;
@@ -27,7 +28,6 @@ pub use progress::{CheckpointReport, LoadProgress, ProgressSnapshot};
 pub use writer::{StreamHandle, StreamWriter};
 
 use crate::client::WriteClient;
-use crate::encode::RowEncoder;
 use crate::error::{Error, Result};
 use crate::options::BigQueryOptions;
 use crate::proto::TableSchema;
@@ -35,6 +35,7 @@ use crate::retry::with_retries;
 use crate::rpc::Rpc;
 use crate::schema::to_arrow_schema;
 use crate::table_ref::TableRef;
+use format::{Encoders, FormatChoice};
 
 /// Streams used when neither the options nor DataFusion say how many.
 pub const DEFAULT_STREAMS: usize = 4;
@@ -96,6 +97,8 @@ pub struct Loader {
     options: BigQueryOptions,
     budgets: Option<SharedBudgetPool>,
     progress: Option<LoadProgress>,
+    /// With `bigquery.row_format = auto`: whether the service refused Arrow rows.
+    format: FormatChoice,
 }
 
 impl std::fmt::Debug for Loader {
@@ -128,6 +131,7 @@ impl Loader {
             options,
             budgets: None,
             progress: None,
+            format: FormatChoice::default(),
         }
     }
 
@@ -252,24 +256,41 @@ impl Loader {
         Ok(time)
     }
 
-    /// The encoder of rows laid out as `input_schema`, after checking the options.
-    fn encoder(&self, input_schema: &Schema) -> Result<Arc<RowEncoder>> {
+    /// The encoders of rows laid out as `input_schema`, after checking the options.
+    fn encoders(&self, input_schema: &Schema) -> Result<Encoders> {
         self.options.validate()?;
         let options = self.options.encode_options();
-        let encoder = RowEncoder::new(&self.table.to_string(), &self.schema, input_schema, &options)?;
-        Ok(Arc::new(encoder))
+        Encoders::plan(
+            &self.table.to_string(),
+            &self.schema,
+            input_schema,
+            &options,
+            &self.format,
+        )
+    }
+
+    /// A writer with `encoders`, reporting to this loader's progress.
+    fn writer(&self, encoders: &Encoders) -> StreamWriter {
+        let mut writer = StreamWriter::new(
+            self.client.clone(),
+            self.table.clone(),
+            encoders.first.clone(),
+            self.options.clone(),
+        );
+        if let Some(proto) = &encoders.fallback {
+            writer = writer.with_fallback(proto.clone(), self.format.clone());
+        }
+        match &self.progress {
+            Some(progress) => writer.with_progress(progress.clone()),
+            None => writer,
+        }
     }
 
     /// A writer for one worker: it encodes batches laid out as `input_schema` into its own
     /// PENDING stream (created on its first row) and reports to this loader's progress.
     /// [`StreamWriter::finish`] gives the finalized stream's handle for [`Loader::commit`].
     pub fn stream_writer(&self, input_schema: &Schema) -> Result<StreamWriter> {
-        let encoder = self.encoder(input_schema)?;
-        let writer = StreamWriter::new(self.client.clone(), self.table.clone(), encoder, self.options.clone());
-        Ok(match &self.progress {
-            Some(progress) => writer.with_progress(progress.clone()),
-            None => writer,
-        })
+        Ok(self.writer(&self.encoders(input_schema)?))
     }
 
     /// The first half of [`Loader::load`]: writes the input over up to N PENDING streams and
@@ -280,21 +301,13 @@ impl Loader {
         S: Stream<Item = std::result::Result<RecordBatch, E>> + Send + Unpin,
         E: Display,
     {
-        let encoder = self.encoder(input_schema)?;
+        let encoders = self.encoders(input_schema)?;
         let writers = self.options.streams.unwrap_or(DEFAULT_STREAMS).max(1);
         let mut tasks = JoinSet::new();
         let mut queues = Vec::with_capacity(writers);
         for index in 0..writers {
             let (queue, mut batches) = mpsc::channel::<(RecordBatch, u64)>(WRITER_QUEUE);
-            let mut writer = StreamWriter::new(
-                self.client.clone(),
-                self.table.clone(),
-                encoder.clone(),
-                self.options.clone(),
-            );
-            if let Some(progress) = &self.progress {
-                writer = writer.with_progress(progress.clone());
-            }
+            let mut writer = self.writer(&encoders);
             if let Some(budget) = self.budget(format!("BigQueryLoader[{}, stream {index}]", self.table)) {
                 writer = writer.with_budget(budget);
             }

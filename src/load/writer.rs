@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tonic::Code;
 
 use super::LoadProgress;
+use super::format::FormatChoice;
 use super::resync::{EndSearch, Probe, Step};
 use crate::client::RequestTemplate;
 use crate::client::{AppendConnection, WriteClient, trace_id};
@@ -98,6 +99,19 @@ pub struct StreamWriter {
     resync: Option<Resync>,
     /// A resumed stream found finalized, with its row count: the input is only counted.
     sealed: Option<u64>,
+    /// Arrow rows with `bigquery.row_format = auto`, until the stream has taken rows.
+    fallback: Option<Fallback>,
+    /// Changes when the writer starts over in another format; a batch being appended stops.
+    generation: u64,
+}
+
+/// What a writer needs to fall back from Arrow to proto rows if the service refuses Arrow
+/// before taking any row: the proto encoder, the load's shared choice, and every batch
+/// written so far (none acknowledged yet), with the index of its first row.
+struct Fallback {
+    proto: Arc<RowEncoder>,
+    choice: FormatChoice,
+    batches: Vec<(RecordBatch, u64)>,
 }
 
 /// A resumed stream whose end is being looked for, and the replayed rows from its checkpoint.
@@ -111,20 +125,16 @@ struct Resync {
 
 impl Resync {
     /// The one row at `offset`, with its input row.
-    fn row_at(&self, offset: u64) -> Option<(EncodedRows, u64)> {
-        let (start, rows, input_row) = self
+    fn row_at(&self, encoder: &RowEncoder, offset: u64) -> Result<Option<(EncodedRows, u64)>> {
+        let Some((start, rows, input_row)) = self
             .replayed
             .iter()
-            .find(|(start, rows, _)| (*start..*start + rows.len() as u64).contains(&offset))?;
-        let bytes = rows.rows.get(usize::try_from(offset - start).ok()?)?.clone();
-        let framed = 1 + prost::length_delimiter_len(bytes.len()) + bytes.len();
-        Some((
-            EncodedRows {
-                rows: vec![bytes],
-                bytes: framed,
-            },
-            input_row + (offset - start),
-        ))
+            .find(|(start, rows, _)| (*start..*start + rows.len() as u64).contains(&offset))
+        else {
+            return Ok(None);
+        };
+        let index = usize::try_from(offset - start).map_err(|_| Error::Internal("offset overflow".into()))?;
+        Ok(Some((encoder.slice(rows, index, 1)?, input_row + (offset - start))))
     }
 }
 
@@ -150,7 +160,22 @@ impl StreamWriter {
             acknowledged_bytes: 0,
             resync: None,
             sealed: None,
+            fallback: None,
+            generation: 0,
         }
+    }
+
+    /// With `bigquery.row_format = auto` (this writer's encoder writes Arrow rows): if the
+    /// service refuses them before the stream has taken any row, the writer sends its rows
+    /// again as proto rows encoded by `proto`, and tells `choice`, so that the load's next
+    /// writers start with proto rows.
+    pub(crate) fn with_fallback(mut self, proto: Arc<RowEncoder>, choice: FormatChoice) -> Self {
+        self.fallback = Some(Fallback {
+            proto,
+            choice,
+            batches: Vec::new(),
+        });
+        self
     }
 
     /// The same writer continuing an open PENDING `stream` that holds at least
@@ -168,6 +193,8 @@ impl StreamWriter {
         });
         self.rows = acknowledged_rows;
         self.acknowledged = acknowledged_rows;
+        // The stream already holds rows: its format is settled.
+        self.fallback = None;
         self.resync = Some(Resync {
             search: EndSearch::new(acknowledged_rows),
             replayed: VecDeque::new(),
@@ -238,8 +265,16 @@ impl StreamWriter {
             }
             return Ok(());
         }
+        if let Some(fallback) = &mut self.fallback {
+            fallback.batches.push((batch.clone(), first_row));
+        }
+        let generation = self.generation;
         let mut next_input_row = first_row;
         for rows in self.encoder.encode(batch, first_row)? {
+            if self.generation != generation {
+                // The writer started over in another format, this batch included.
+                break;
+            }
             let first_input_row = next_input_row;
             next_input_row += rows.len() as u64;
             if let Some(resync) = &mut self.resync {
@@ -271,7 +306,7 @@ impl StreamWriter {
                 Step::Probe(offset) => offset,
             };
             let (row, input_row) = resync
-                .row_at(offset)
+                .row_at(&self.encoder, offset)?
                 .ok_or_else(|| Error::Internal(format!("no replayed row at offset {offset}")))?;
             let said = self.probe(offset, row, input_row).await?;
             if said == Probe::Finalized {
@@ -340,12 +375,8 @@ impl StreamWriter {
             }
             let (rows, first_input_row) = if start < end {
                 let skip = usize::try_from(end - start).map_err(|_| Error::Internal("offset overflow".into()))?;
-                let tail = rows.rows[skip..].to_vec();
-                let bytes = tail
-                    .iter()
-                    .map(|b| 1 + prost::length_delimiter_len(b.len()) + b.len())
-                    .sum();
-                (EncodedRows { rows: tail, bytes }, first_input_row + (end - start))
+                let tail = self.encoder.slice(&rows, skip, rows.len() - skip)?;
+                (tail, first_input_row + (end - start))
             } else {
                 (rows, first_input_row)
             };
@@ -359,12 +390,12 @@ impl StreamWriter {
     async fn probe(&mut self, offset: u64, row: EncodedRows, input_row: u64) -> Result<Probe> {
         let at = i64::try_from(offset).map_err(|_| Error::Internal("offset overflow".into()))?;
         loop {
-            let descriptor = self.encoder.descriptor().clone();
+            let encoder = self.encoder.clone();
             let open = self.open_stream()?;
             let sent_at = Instant::now();
             let received = match open
                 .connection
-                .send(Some(at), &descriptor, row.rows.clone(), true)
+                .send(Some(at), encoder.writer_schema(), &row, true)
                 .await
             {
                 Ok(()) => open.connection.next_response().await,
@@ -374,8 +405,8 @@ impl StreamWriter {
             let failure = match received.map(|response| probe_outcome(&name, at, input_row, response)) {
                 Ok(Ok(Probe::Written)) => {
                     self.requests += 1;
-                    self.acknowledged_bytes += row.bytes as u64;
-                    self.progress.acknowledged(1, row.bytes as u64, sent_at.elapsed());
+                    self.acknowledged_bytes += row.bytes() as u64;
+                    self.progress.acknowledged(1, row.bytes() as u64, sent_at.elapsed());
                     self.backoff.reset();
                     return Ok(Probe::Written);
                 }
@@ -428,10 +459,10 @@ impl StreamWriter {
                 in_flight_bytes: 0,
             });
         }
-        self.reserve(rows.bytes).await?;
+        self.reserve(rows.bytes()).await?;
         let offset = i64::try_from(self.rows).map_err(|_| Error::Internal("row count overflow".into()))?;
         self.rows += rows.len() as u64;
-        self.bytes += rows.bytes as u64;
+        self.bytes += rows.bytes() as u64;
         self.requests += 1;
         let pending = Pending {
             offset,
@@ -440,20 +471,21 @@ impl StreamWriter {
             sent_at: Instant::now(),
         };
         let encoder = self.encoder.clone();
+        let generation = self.generation;
         // Take the answers that arrived meanwhile: they free memory, and a call the server
         // closed (idle for 600 s, or aged) is noticed before anything is sent into it.
         self.acknowledge_ready().await?;
+        if self.generation != generation {
+            // Started over in another format, these rows included.
+            self.release(pending.rows.bytes());
+            return Ok(());
+        }
         let open = self.open_stream()?;
         let sent = open
             .connection
-            .send(
-                Some(pending.offset),
-                encoder.descriptor(),
-                pending.rows.rows.clone(),
-                false,
-            )
+            .send(Some(pending.offset), encoder.writer_schema(), &pending.rows, false)
             .await;
-        open.in_flight_bytes += pending.rows.bytes;
+        open.in_flight_bytes += pending.rows.bytes();
         open.in_flight.push_back(pending);
         if let Err(e) = sent {
             self.recover(e).await?;
@@ -523,7 +555,7 @@ impl StreamWriter {
                 &open.name,
                 oldest.offset,
                 oldest.first_input_row,
-                oldest.rows.bytes,
+                oldest.rows.bytes(),
                 response,
             ),
             (Ok(_), None) => {
@@ -539,8 +571,10 @@ impl StreamWriter {
                 let Some(done) = open.in_flight.pop_front() else {
                     return Ok(true);
                 };
-                let bytes = done.rows.bytes;
+                let bytes = done.rows.bytes();
                 open.in_flight_bytes -= bytes;
+                // The service took rows in this format: no falling back any more.
+                self.fallback = None;
                 self.acknowledged = u64::try_from(done.offset).unwrap_or(0) + done.rows.len() as u64;
                 self.acknowledged_bytes += bytes as u64;
                 self.progress
@@ -555,6 +589,10 @@ impl StreamWriter {
                 self.reconnect_and_resend().await?;
                 Ok(false)
             }
+            Outcome::Failed(e) if self.fallback.is_some() && self.acknowledged == 0 && is_format_refusal(&e) => {
+                self.fall_back(e).await?;
+                Ok(false)
+            }
             Outcome::Failed(e) => {
                 self.recover(e).await?;
                 Ok(false)
@@ -562,8 +600,55 @@ impl StreamWriter {
         }
     }
 
+    /// The service refused Arrow rows before taking any: the writer sends everything again,
+    /// from offset 0, as proto rows, and the load's next writers start with proto rows.
+    async fn fall_back(&mut self, refusal: Error) -> Result<()> {
+        let Some(fallback) = self.fallback.take() else {
+            return Err(refusal);
+        };
+        if fallback.choice.fall_back() {
+            tracing::warn!(
+                table = %self.table,
+                error = %refusal,
+                "the service refused Arrow rows; sending proto rows (bigquery.row_format = auto)"
+            );
+        }
+        self.encoder = fallback.proto;
+        self.generation += 1;
+        let mut requests = VecDeque::new();
+        let mut offset = 0u64;
+        for (batch, first_row) in &fallback.batches {
+            let mut input_row = *first_row;
+            for rows in self.encoder.encode(batch, *first_row)? {
+                let len = rows.len() as u64;
+                requests.push_back(Pending {
+                    offset: i64::try_from(offset).map_err(|_| Error::Internal("row count overflow".into()))?,
+                    first_input_row: input_row,
+                    rows,
+                    sent_at: Instant::now(),
+                });
+                offset += len;
+                input_row += len;
+            }
+        }
+        let bytes: usize = requests.iter().map(|p| p.rows.bytes()).sum();
+        let open = self.open_stream()?;
+        let old_bytes = std::mem::replace(&mut open.in_flight_bytes, bytes);
+        open.in_flight = requests;
+        let count = open.in_flight.len() as u64;
+        self.release(old_bytes);
+        if let Some(budget) = &self.budget {
+            budget.take(bytes);
+        }
+        self.rows = offset;
+        self.bytes = bytes as u64;
+        self.requests = count;
+        self.reconnect_and_resend().await
+    }
+
     /// Splits the oldest request in two (same rows, same offsets in total).
     fn split_oldest(&mut self, cause: Error) -> Result<()> {
+        let encoder = self.encoder.clone();
         let open = self.open_stream()?;
         let Some(oldest) = open.in_flight.pop_front() else {
             return Err(cause);
@@ -572,7 +657,11 @@ impl StreamWriter {
             return Err(cause);
         }
         let half = oldest.rows.len() / 2;
-        let (first, second) = split_rows(oldest.rows, half);
+        let first = encoder.slice(&oldest.rows, 0, half)?;
+        let second = encoder.slice(&oldest.rows, half, oldest.rows.len() - half)?;
+        // Arrow halves are messages of their own, so their sizes need not add up.
+        let (before, after) = (oldest.rows.bytes(), first.bytes() + second.bytes());
+        open.in_flight_bytes = open.in_flight_bytes - before + after;
         let tail = Pending {
             offset: oldest.offset + half as i64,
             first_input_row: oldest.first_input_row + half as u64,
@@ -587,6 +676,10 @@ impl StreamWriter {
         };
         open.in_flight.push_front(tail);
         open.in_flight.push_front(head);
+        if let Some(budget) = &self.budget {
+            budget.give_back(before);
+            budget.take(after);
+        }
         Ok(())
     }
 
@@ -625,7 +718,7 @@ impl StreamWriter {
 
     /// Opens a new connection and resends every unacknowledged request with its offset.
     async fn reconnect_and_resend(&mut self) -> Result<()> {
-        let descriptor = self.encoder.descriptor().clone();
+        let encoder = self.encoder.clone();
         let name = self.open_stream()?.name.clone();
         let fresh = self.new_connection(&name);
         let open = self.open_stream()?;
@@ -633,7 +726,7 @@ impl StreamWriter {
         open.connection = fresh;
         for pending in &open.in_flight {
             open.connection
-                .send(Some(pending.offset), &descriptor, pending.rows.rows.clone(), true)
+                .send(Some(pending.offset), encoder.writer_schema(), &pending.rows, true)
                 .await?;
         }
         Ok(())
@@ -700,20 +793,17 @@ impl StreamWriter {
     }
 }
 
-/// Splits rows at `at`, dividing the byte count accordingly.
-fn split_rows(rows: EncodedRows, at: usize) -> (EncodedRows, EncodedRows) {
-    let mut first = rows.rows;
-    let second = first.split_off(at);
-    let framed = |r: &Vec<bytes::Bytes>| {
-        r.iter()
-            .map(|b| 1 + prost::length_delimiter_len(b.len()) + b.len())
-            .sum()
-    };
-    let (a, b) = (framed(&first), framed(&second));
-    (
-        EncodedRows { rows: first, bytes: a },
-        EncodedRows { rows: second, bytes: b },
-    )
+/// True if `error` is the service refusing the request's format (Arrow rows): a plain
+/// INVALID_ARGUMENT or UNIMPLEMENTED with no row errors and no `StorageError`.
+fn is_format_refusal(error: &Error) -> bool {
+    match error {
+        Error::Append { status, row_errors, .. } => {
+            row_errors.is_empty()
+                && status.storage_error_code().is_none()
+                && matches!(status.code(), Code::InvalidArgument | Code::Unimplemented)
+        }
+        _ => false,
+    }
 }
 
 /// What one response to a resume probe says about the stream's end.
