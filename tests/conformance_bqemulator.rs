@@ -20,7 +20,9 @@ use arrow::datatypes::SchemaRef;
 use base64::Engine;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
-use datafusion_bigquery::{BigQueryOptions, Loader, TableRef, WireEncoding, register_bigquery, schema, values};
+use datafusion_bigquery::{
+    BigQueryOptions, Loader, RowFormat, TableRef, WireEncoding, register_bigquery, schema, values,
+};
 use serde_json::{Value, json};
 
 mod common;
@@ -267,14 +269,27 @@ fn session(grpc: &str) -> SessionContext {
     ctx
 }
 
+/// The table options of each row format the suite checks: proto rows in their text forms
+/// (what bqemulator decodes), and Arrow rows.
+const FORMATS: [(&str, &str); 2] = [
+    ("proto", "'bigquery.wire_encoding' 'text'"),
+    ("arrow", "'bigquery.row_format' 'arrow'"),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insert_select_over_three_streams_lands_every_row_exactly() {
     let Some((grpc, rest)) = emulator() else { return };
-    let table = create_table(&rest, "insert");
-    let ctx = session(&grpc);
+    for (format, options) in FORMATS {
+        insert_select_lands_every_row_exactly(&grpc, &rest, format, options).await;
+    }
+}
+
+async fn insert_select_lands_every_row_exactly(grpc: &str, rest: &str, format: &str, options: &str) {
+    let table = create_table(rest, &format!("insert_{format}"));
+    let ctx = session(grpc);
     ctx.sql(&format!(
         "CREATE EXTERNAL TABLE dest STORED AS BIGQUERY LOCATION '{table}' \
-         OPTIONS ('bigquery.streams' '3', 'bigquery.wire_encoding' 'text')"
+         OPTIONS ('bigquery.streams' '3', {options})"
     ))
     .await
     .expect("create external table");
@@ -302,8 +317,8 @@ async fn insert_select_over_three_streams_lands_every_row_exactly() {
 
     let names = ["id", "f", "b", "s", "by", "d", "ts", "n", "dt", "tm", "arr", "tags"];
     let select = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
-    let rows = query(&rest, &format!("SELECT {select} FROM {}.t ORDER BY id", table.dataset));
-    assert_eq!(rows.len(), 12_000, "every row is visible once");
+    let rows = query(rest, &format!("SELECT {select} FROM {}.t ORDER BY id", table.dataset));
+    assert_eq!(rows.len(), 12_000, "{format}: every row is visible once");
     let mut checked = 0;
     for batch in &batches {
         for row in 0..batch.num_rows() {
@@ -311,7 +326,7 @@ async fn insert_select_over_three_streams_lands_every_row_exactly() {
             for (column, name) in names.iter().enumerate() {
                 let expected = expected_cell(batch, column, row);
                 let actual = normalize(name, &rows[id][column]);
-                assert_eq!(actual, expected, "row id {id}, column {name}");
+                assert_eq!(actual, expected, "{format}: row id {id}, column {name}");
             }
             checked += 1;
         }
@@ -322,11 +337,18 @@ async fn insert_select_over_three_streams_lands_every_row_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finalized_streams_stay_invisible_until_the_one_commit() {
     let Some((grpc, rest)) = emulator() else { return };
-    let table = create_table(&rest, "halves");
+    for format in [RowFormat::Proto, RowFormat::Arrow] {
+        invisible_until_the_one_commit(&grpc, &rest, format).await;
+    }
+}
+
+async fn invisible_until_the_one_commit(grpc: &str, rest: &str, format: RowFormat) {
+    let table = create_table(rest, &format!("halves_{}", format.as_str()));
     let options = BigQueryOptions::default()
         .with_endpoint(grpc)
         .with_streams(3)
-        .with_wire_encoding(WireEncoding::Text);
+        .with_wire_encoding(WireEncoding::Text)
+        .with_row_format(format);
     let loader = Loader::connect(table.clone(), options).await.expect("connect");
     let batches = generate(&loader.arrow_schema(), 9_000, 3_000);
     let input = futures::stream::iter(batches.into_iter().map(Ok::<_, std::io::Error>));
@@ -336,24 +358,30 @@ async fn finalized_streams_stay_invisible_until_the_one_commit() {
         .expect("write");
     assert_eq!(handles.len(), 3, "three streams");
     assert_eq!(
-        count(&rest, &table),
+        count(rest, &table),
         0,
-        "finalized rows are invisible before the commit"
+        "{format:?}: finalized rows are invisible before the commit"
     );
     loader.commit(&handles).await.expect("commit");
-    assert_eq!(count(&rest, &table), 9_000);
+    assert_eq!(count(rest, &table), 9_000);
     let again = loader.commit(&handles).await;
     assert!(again.is_err(), "a stream cannot be committed twice");
-    assert_eq!(count(&rest, &table), 9_000);
+    assert_eq!(count(rest, &table), 9_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_commits_nothing() {
     let Some((grpc, rest)) = emulator() else { return };
-    let table = create_table(&rest, "bad");
-    let ctx = session(&grpc);
+    for (format, options) in FORMATS {
+        bad_input_in_format_commits_nothing(&grpc, &rest, format, options).await;
+    }
+}
+
+async fn bad_input_in_format_commits_nothing(grpc: &str, rest: &str, format: &str, options: &str) {
+    let table = create_table(rest, &format!("bad_{format}"));
+    let ctx = session(grpc);
     ctx.sql(&format!(
-        "CREATE EXTERNAL TABLE dest STORED AS BIGQUERY LOCATION '{table}' OPTIONS ('bigquery.wire_encoding' 'text', 'bigquery.streams' '2')"
+        "CREATE EXTERNAL TABLE dest STORED AS BIGQUERY LOCATION '{table}' OPTIONS ({options}, 'bigquery.streams' '2')"
     ))
     .await
     .expect("create external table");
@@ -367,9 +395,9 @@ async fn bad_input_commits_nothing() {
     // The input is repartitioned by the planner, so the row index is the order of arrival.
     assert!(
         err.to_string().contains("column id, row ") && err.to_string().contains("NULL in a REQUIRED column"),
-        "{err}"
+        "{format}: {err}"
     );
-    assert_eq!(count(&rest, &table), 0);
+    assert_eq!(count(rest, &table), 0);
 
     let missing = ctx
         .sql(&format!(

@@ -27,7 +27,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Int8Type, Schema};
 use datafusion::prelude::SessionContext;
-use datafusion_bigquery::{BigQueryOptions, Loader, WireEncoding, register_bigquery, values};
+use datafusion_bigquery::{BigQueryOptions, Loader, RowFormat, WireEncoding, register_bigquery, values};
 use serde_json::{Value, json};
 
 mod common;
@@ -48,10 +48,16 @@ fn text_options(grpc: &str) -> BigQueryOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_interval_and_arrays_of_every_scalar_from_any_arrow_layout() {
     let Some((grpc, rest)) = emulator() else { return };
+    for format in [RowFormat::Proto, RowFormat::Arrow] {
+        every_scalar_from_any_arrow_layout(&grpc, &rest, format).await;
+    }
+}
+
+async fn every_scalar_from_any_arrow_layout(grpc: &str, rest: &str, format: RowFormat) {
     let table = common::bqemulator::create_table(
-        &rest,
+        rest,
         "types",
-        "matrix",
+        &format!("matrix_{}", format.as_str()),
         json!([
             {"name": "id", "type": "INT64", "mode": "REQUIRED"},
             {"name": "j", "type": "JSON"},
@@ -68,7 +74,7 @@ async fn json_interval_and_arrays_of_every_scalar_from_any_arrow_layout() {
             {"name": "ss", "type": "STRING", "mode": "REPEATED"}
         ]),
     );
-    let loader = Loader::connect(table.clone(), text_options(&grpc))
+    let loader = Loader::connect(table.clone(), text_options(grpc).with_row_format(format))
         .await
         .expect("connect");
 
@@ -172,6 +178,13 @@ async fn json_interval_and_arrays_of_every_scalar_from_any_arrow_layout() {
         ("js", Arc::new(js.finish())),
         ("ss", Arc::new(ss)),
     ];
+    // bqemulator reports INTERVAL columns as STRING, and pyarrow cannot cast the text it is
+    // then sent in Arrow rows to its interval type: Arrow rows leave the column out (NULL).
+    let interval_sent = format == RowFormat::Proto;
+    let columns: Vec<(&str, ArrayRef)> = columns
+        .into_iter()
+        .filter(|(name, _)| interval_sent || *name != "iv")
+        .collect();
     let schema = Arc::new(Schema::new(
         columns
             .iter()
@@ -186,7 +199,7 @@ async fn json_interval_and_arrays_of_every_scalar_from_any_arrow_layout() {
     assert_eq!(summary.rows, 3);
 
     let rows = query(
-        &rest,
+        rest,
         &format!(
             "SELECT id, j, iv, bs, fs, ys, ds, tss, ns, dts, tms, js, ss FROM {}.t ORDER BY id",
             table.dataset
@@ -243,12 +256,15 @@ async fn json_interval_and_arrays_of_every_scalar_from_any_arrow_layout() {
     let names = [
         "id", "j", "iv", "bs", "fs", "ys", "ds", "tss", "ns", "dts", "tms", "js", "ss",
     ];
-    for (row, expected) in rows.iter().zip(expected) {
+    for (row, mut expected) in rows.iter().zip(expected) {
+        if !interval_sent {
+            expected[2] = Value::Null;
+        }
         for (column, (actual, expected)) in row.iter().zip(expected).enumerate() {
             assert_eq!(
                 normalize(actual),
                 normalize(&expected),
-                "row {}, column {}",
+                "{format:?}: row {}, column {}",
                 row[0],
                 names[column]
             );

@@ -28,9 +28,17 @@ fn insert_rows(n: u64) -> String {
 }
 
 async fn fixture(streams: usize, max_request_bytes: usize) -> Fixture {
+    fixture_in("proto", streams, max_request_bytes).await
+}
+
+/// A fixture whose INSERTs send rows in `format` (`bigquery.row_format`).
+async fn fixture_in(format: &str, streams: usize, max_request_bytes: usize) -> Fixture {
     Fixture::new(
         SCHEMA,
-        &format!("'bigquery.streams' '{streams}', 'bigquery.max_request_bytes' '{max_request_bytes}', {RETRY_OPTIONS}"),
+        &format!(
+            "'bigquery.row_format' '{format}', 'bigquery.streams' '{streams}', \
+             'bigquery.max_request_bytes' '{max_request_bytes}', {RETRY_OPTIONS}"
+        ),
     )
     .await
 }
@@ -93,13 +101,46 @@ async fn draining_servers_throttling_and_transient_errors_are_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrow_rows_land_exactly_once_through_every_fault_kind() {
+    let faults = [
+        AppendFault::Cut,
+        AppendFault::CutAfter,
+        AppendFault::Drain,
+        AppendFault::Throttle,
+        AppendFault::Fail(Code::Unavailable),
+        AppendFault::Fail(Code::Aborted),
+    ];
+    for fault in faults {
+        let f = fixture_in("arrow", 3, 16 * 1024).await;
+        f.server.inject_append_fault(2, fault);
+        f.server.inject_append_fault(7, fault);
+        assert_exactly_once(&f, 20_000).await;
+        let stats = f.server.stats();
+        assert_eq!(stats.faults_injected, 2, "{fault:?}");
+        assert_eq!(
+            stats.arrow_requests, stats.append_requests,
+            "{fault:?}: Arrow rows only"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_refused_for_its_size_is_split() {
+    for format in ["proto", "arrow"] {
+        refused_for_its_size_and_split(format).await;
+    }
+}
+
+async fn refused_for_its_size_and_split(format: &str) {
     // A server that keeps the old 10 MiB limit, a client configured for 16 MB requests: each
     // refused request over 10 MB is split in two and sent again.
     let f = Fixture::with_server(
         EmbeddedServer::builder().max_request_bytes(10 * 1024 * 1024),
         SCHEMA,
-        &format!("'bigquery.streams' '1', 'bigquery.max_request_bytes' '16000000', {RETRY_OPTIONS}"),
+        &format!(
+            "'bigquery.row_format' '{format}', 'bigquery.streams' '1', 'bigquery.max_request_bytes' '16000000', \
+             {RETRY_OPTIONS}"
+        ),
     )
     .await;
     const ROWS: u64 = 24_000;
@@ -118,7 +159,7 @@ async fn a_request_refused_for_its_size_is_split() {
     );
     assert!(
         stats.append_requests > ROWS / 8192 + 1,
-        "refused requests were split: {stats:?}"
+        "{format}: refused requests were split: {stats:?}"
     );
 }
 
@@ -219,7 +260,8 @@ async fn randomized_fault_suite() {
     for run in 0..RUNS {
         let n = 3_000 + rng.below(20_000);
         let streams = 1 + rng.below(4) as usize;
-        let f = fixture(streams, 8 * 1024 + rng.below(24 * 1024) as usize).await;
+        let format = if run % 2 == 0 { "proto" } else { "arrow" };
+        let f = fixture_in(format, streams, 8 * 1024 + rng.below(24 * 1024) as usize).await;
         let requests = (n * 25 / (8 * 1024)).max(2);
         let mut fatal = false;
         for _ in 0..1 + rng.below(4) {

@@ -21,7 +21,7 @@ use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, IntervalMonthDayNano, Schema, TimeUnit, i256};
 use datafusion_bigquery::proto::table_field_schema::{FieldElementType, Mode, Type};
 use datafusion_bigquery::proto::{TableFieldSchema, TableSchema};
-use datafusion_bigquery::{BigQueryOptions, EmbeddedServer, Loader, TableRef, WireEncoding, schema, values};
+use datafusion_bigquery::{BigQueryOptions, EmbeddedServer, Loader, RowFormat, TableRef, WireEncoding, schema, values};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -476,7 +476,7 @@ fn random_schemas_and_values_round_trip_exactly() {
     let case = table().prop_flat_map(|table| {
         let rows = vec(table.fields.iter().map(value).collect::<Vec<_>>(), 0..8);
         let order = Just((0..table.fields.len()).collect::<Vec<_>>()).prop_shuffle();
-        (Just(table), rows, vec(any::<u8>(), 1..8), order, any::<bool>())
+        (Just(table), rows, vec(any::<u8>(), 1..8), order, 0..3u8)
     });
     let config = Config {
         cases: CASES,
@@ -486,7 +486,7 @@ fn random_schemas_and_values_round_trip_exactly() {
     };
     let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &SEED));
     let number = std::sync::atomic::AtomicUsize::new(0);
-    let result = runner.run(&case, |(table, rows, picks, order, text)| {
+    let result = runner.run(&case, |(table, rows, picks, order, form)| {
         let n = number.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Every fourth case repeats its rows to a few hundred and sends them as many small
         // batches over three streams with tiny requests: requests split, writers fan out,
@@ -510,11 +510,18 @@ fn random_schemas_and_values_round_trip_exactly() {
             .collect();
         let expected = RecordBatch::try_new(arrow.clone(), columns).expect("expected batch");
         let input = input_batch(&expected, &table, &picks, &order);
-        let encoding = if text { WireEncoding::Text } else { WireEncoding::Packed };
+        // Proto rows in the packed or the text form, or Arrow rows.
+        let (encoding, format) = match form {
+            0 => (WireEncoding::Packed, RowFormat::Proto),
+            1 => (WireEncoding::Text, RowFormat::Proto),
+            _ => (WireEncoding::Packed, RowFormat::Arrow),
+        };
         let mut options = BigQueryOptions::default()
             .with_endpoint(server.endpoint())
             .with_streams(if fan_out { 3 } else { 1 })
-            .with_wire_encoding(encoding);
+            .with_wire_encoding(encoding)
+            .with_row_format(format);
+        let arrow_before = server.stats().arrow_requests;
         if fan_out {
             options = options.with_max_request_bytes(32 * 1024);
         }
@@ -529,6 +536,9 @@ fn random_schemas_and_values_round_trip_exactly() {
         });
         let summary = loaded.map_err(|e| TestCaseError::fail(format!("{e}\ninput: {:?}", input.schema())))?;
         prop_assert_eq!(summary.rows, expected.num_rows() as u64);
+        if format == RowFormat::Arrow && summary.rows > 0 {
+            prop_assert!(server.stats().arrow_requests > arrow_before, "Arrow rows were sent");
+        }
         if fan_out {
             prop_assert_eq!(summary.streams, 3);
             prop_assert!(summary.requests > 3, "requests split: {}", summary.requests);
@@ -553,7 +563,7 @@ fn random_schemas_and_values_round_trip_exactly() {
                     .field_with_name(&table.fields[i].name)
                     .expect("field")
                     .data_type(),
-                encoding
+                (encoding, format)
             );
         }
         Ok(())

@@ -74,6 +74,8 @@ pub(crate) struct Behaviour {
     pub(crate) stream_quota_every: Option<u64>,
     /// CreateWriteStream answers NOT_FOUND for a table this long after it was created.
     pub(crate) table_visibility_delay: Option<Duration>,
+    /// Refuse Arrow rows, as a service without the format does.
+    pub(crate) refuse_arrow_rows: bool,
 }
 
 impl Default for Behaviour {
@@ -86,6 +88,7 @@ impl Default for Behaviour {
             throttle_every: None,
             stream_quota_every: None,
             table_visibility_delay: None,
+            refuse_arrow_rows: false,
         }
     }
 }
@@ -129,6 +132,12 @@ pub(crate) fn stream_creation_quota(table: &str) -> Rejection {
         )]
         .into(),
     })])
+}
+
+/// Arrow rows refused by a service that does not take them (a plain INVALID_ARGUMENT, with no
+/// row errors and no `StorageError`).
+pub(crate) fn arrow_rows_refused() -> Rejection {
+    Rejection::new(Code::InvalidArgument, "arrow_rows are not supported; send proto_rows")
 }
 
 /// An allocation quota (how many connections may exist), with the typed details of Google's

@@ -16,7 +16,7 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
 
-use super::defaults::{self, Interpretation};
+use super::defaults::{DefaultRule, Interpretation};
 use crate::proto::descriptor::DescriptorProto;
 use crate::proto::table_field_schema::{Mode, Type};
 use crate::proto::{TableFieldSchema, TableSchema};
@@ -242,21 +242,16 @@ fn apply_default(column: &Column, array: ArrayRef, missing: &Interpretation) -> 
     let Some(expression) = &column.default else {
         return Ok(array);
     };
-    let array = if missing.takes_default(&column.path) {
-        let value = defaults::evaluate(expression, &column.element_type).map_err(DecodeError::Schema)?;
-        defaults::fill(&array, &value).map_err(DecodeError::Schema)?
-    } else {
-        array
+    let rule = DefaultRule {
+        column: column.path.clone(),
+        expression: expression.clone(),
+        arrow_type: column.element_type.clone(),
+        required: column.required_after_defaults,
     };
-    if column.required_after_defaults
-        && let Some(index) = (0..array.len()).find(|i| array.is_null(*i))
-    {
-        return Err(DecodeError::Row {
-            index,
-            message: format!("REQUIRED field {} is missing", column.path),
-        });
-    }
-    Ok(array)
+    rule.apply(array, missing).map_err(|(index, message)| match index {
+        Some(index) => DecodeError::Row { index, message },
+        None => DecodeError::Schema(message),
+    })
 }
 
 /// Checks that a writer field can carry the column's values.

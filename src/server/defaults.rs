@@ -83,6 +83,35 @@ pub(crate) fn evaluate(expression: &str, ty: &DataType) -> Result<ScalarValue, S
     }
 }
 
+/// The default of one top-level column, and whether it is REQUIRED once defaults are applied
+/// (such a column may be absent from the writer schema and the rows).
+#[derive(Debug, Clone)]
+pub(crate) struct DefaultRule {
+    pub(crate) column: String,
+    pub(crate) expression: String,
+    pub(crate) arrow_type: DataType,
+    pub(crate) required: bool,
+}
+
+impl DefaultRule {
+    /// Fills the NULLs of `array` with the default when the request asks for it, then checks
+    /// a REQUIRED column; a failure names the first row left NULL.
+    pub(crate) fn apply(&self, array: ArrayRef, missing: &Interpretation) -> Result<ArrayRef, (Option<usize>, String)> {
+        let array = if missing.takes_default(&self.column) {
+            let value = evaluate(&self.expression, &self.arrow_type).map_err(|e| (None, e))?;
+            fill(&array, &value).map_err(|e| (None, e))?
+        } else {
+            array
+        };
+        if self.required
+            && let Some(index) = (0..array.len()).find(|i| array.is_null(*i))
+        {
+            return Err((Some(index), format!("REQUIRED field {} is missing", self.column)));
+        }
+        Ok(array)
+    }
+}
+
 /// Replaces the NULLs of `array` with `default`.
 pub(crate) fn fill(array: &ArrayRef, default: &ScalarValue) -> Result<ArrayRef, String> {
     if array.null_count() == 0 {

@@ -13,6 +13,7 @@ pub use crate::rpc::{RestCall, Rpc};
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) append_requests: AtomicU64,
+    pub(crate) arrow_requests: AtomicU64,
     pub(crate) largest_append_bytes: AtomicU64,
     pub(crate) rows_appended: AtomicU64,
     pub(crate) row_bytes_appended: AtomicU64,
@@ -30,6 +31,8 @@ pub(crate) struct Counters {
 pub struct ServerStats {
     /// AppendRows requests received (accepted or not).
     pub append_requests: u64,
+    /// AppendRows requests that carried Arrow rows (accepted or not).
+    pub arrow_requests: u64,
     /// Size of the largest AppendRows request, in bytes.
     pub largest_append_bytes: u64,
     /// Rows accepted by AppendRows.
@@ -69,6 +72,7 @@ impl Counters {
     pub(crate) fn snapshot(&self, faults: &Faults) -> ServerStats {
         ServerStats {
             append_requests: self.append_requests.load(Ordering::SeqCst),
+            arrow_requests: self.arrow_requests.load(Ordering::SeqCst),
             largest_append_bytes: self.largest_append_bytes.load(Ordering::SeqCst),
             rows_appended: self.rows_appended.load(Ordering::SeqCst),
             row_bytes_appended: self.row_bytes_appended.load(Ordering::SeqCst),

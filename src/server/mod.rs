@@ -6,6 +6,7 @@
 //! A second port serves a subset of the BigQuery v2 REST API over the same tables: tables
 //! (get, insert, patch, delete, list), datasets.list, and copy jobs (jobs.insert, jobs.get).
 
+mod arrow_rows;
 mod behaviour;
 mod catalog;
 mod copy;
@@ -137,6 +138,13 @@ impl ServerBuilder {
     /// Refuses every `n`-th CreateWriteStream call with the stream-creation quota.
     pub fn stream_quota_every(mut self, n: u64) -> Self {
         self.behaviour.stream_quota_every = Some(n);
+        self
+    }
+
+    /// Refuses every request carrying Arrow rows with INVALID_ARGUMENT (no row errors, no
+    /// `StorageError`), as a service that does not take the format would.
+    pub fn refuse_arrow_rows(mut self) -> Self {
+        self.behaviour.refuse_arrow_rows = true;
         self
     }
 

@@ -10,8 +10,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
+use super::arrow_rows::ArrowDecoder;
 use super::behaviour::{
-    Behaviour, CloseMode, allocation_quota, every, idle_close_status, stream_creation_quota, throughput_quota,
+    Behaviour, CloseMode, allocation_quota, arrow_rows_refused, every, idle_close_status, stream_creation_quota,
+    throughput_quota,
 };
 use super::decode::{DecodeError, RowDecoder};
 use super::defaults::Interpretation;
@@ -69,7 +71,29 @@ fn check_routing<T>(request: &Request<T>, key: &str) -> Result<(), Status> {
 #[derive(Default)]
 struct Connection {
     stream: String,
-    decoder: Option<(descriptor::DescriptorProto, Arc<RowDecoder>)>,
+    decoder: Option<Decoder>,
+}
+
+/// The decoder bound to a connection by the writer schema it was sent.
+enum Decoder {
+    Proto(descriptor::DescriptorProto, Arc<RowDecoder>),
+    Arrow(bytes::Bytes, Arc<ArrowDecoder>),
+}
+
+/// The rejection of a writer schema or of rows that do not fit the table.
+fn decode_rejection(stream: &str, error: DecodeError) -> Rejection {
+    match error {
+        DecodeError::ExtraField(field) => Rejection::storage(
+            Code::InvalidArgument,
+            StorageErrorCode::SchemaMismatchExtraFields,
+            stream,
+            format!("writer schema field {field} is not a column of the table"),
+        ),
+        DecodeError::Row { index, message } => {
+            Rejection::new(Code::InvalidArgument, format!("row {index} of the request: {message}"))
+        }
+        DecodeError::Schema(m) => Rejection::new(Code::InvalidArgument, m),
+    }
 }
 
 impl Service {
@@ -83,6 +107,7 @@ impl Service {
         let counters = &self.shared.counters;
         let size = request.encoded_len();
         counters.largest_append_bytes.fetch_max(size as u64, Ordering::SeqCst);
+
         if !request.write_stream.is_empty() {
             connection.stream = request.write_stream.clone();
         }
@@ -126,33 +151,42 @@ impl Service {
     /// Binds the writer schema a request carries to the connection (before anything else,
     /// so that a request refused for its offset still sets up the connection).
     fn bind_writer_schema(&self, connection: &mut Connection, request: &AppendRowsRequest) -> Result<(), Rejection> {
-        let Some(Rows::ProtoRows(data)) = &request.rows else {
-            return Ok(());
-        };
-        let Some(descriptor) = data.writer_schema.as_ref().and_then(|s| s.proto_descriptor.as_ref()) else {
-            return Ok(());
-        };
-        if matches!(&connection.decoder, Some((known, _)) if known == descriptor) {
-            return Ok(());
+        if matches!(request.rows, Some(Rows::ArrowRows(_))) && self.shared.behaviour.refuse_arrow_rows {
+            return Err(arrow_rows_refused());
         }
         let name = connection.stream.clone();
-        let (schema, arrow) = {
+        let table = || {
             let store = self.shared.store();
             let (table_path, _) = split_stream_name(&name)
                 .ok_or_else(|| Rejection::new(Code::InvalidArgument, format!("not a write stream name: {name}")))?;
             let table = store.table(table_path)?;
-            (table.schema.clone(), table.arrow.clone())
+            Ok::<_, Rejection>((table.schema.clone(), table.arrow.clone()))
         };
-        let decoder = RowDecoder::new(descriptor, &schema, arrow).map_err(|e| match e {
-            DecodeError::ExtraField(field) => Rejection::storage(
-                Code::InvalidArgument,
-                StorageErrorCode::SchemaMismatchExtraFields,
-                &name,
-                format!("writer schema field {field} is not a column of the table"),
-            ),
-            DecodeError::Schema(m) | DecodeError::Row { message: m, .. } => Rejection::new(Code::InvalidArgument, m),
-        })?;
-        connection.decoder = Some((descriptor.clone(), Arc::new(decoder)));
+        match &request.rows {
+            Some(Rows::ProtoRows(data)) => {
+                let Some(descriptor) = data.writer_schema.as_ref().and_then(|s| s.proto_descriptor.as_ref()) else {
+                    return Ok(());
+                };
+                if matches!(&connection.decoder, Some(Decoder::Proto(known, _)) if known == descriptor) {
+                    return Ok(());
+                }
+                let (schema, arrow) = table()?;
+                let decoder = RowDecoder::new(descriptor, &schema, arrow).map_err(|e| decode_rejection(&name, e))?;
+                connection.decoder = Some(Decoder::Proto(descriptor.clone(), Arc::new(decoder)));
+            }
+            Some(Rows::ArrowRows(data)) => {
+                let Some(serialized) = data.writer_schema.as_ref().map(|s| &s.serialized_schema) else {
+                    return Ok(());
+                };
+                if matches!(&connection.decoder, Some(Decoder::Arrow(known, _)) if known == serialized) {
+                    return Ok(());
+                }
+                let (schema, arrow) = table()?;
+                let decoder = ArrowDecoder::new(serialized, &schema, arrow).map_err(|e| decode_rejection(&name, e))?;
+                connection.decoder = Some(Decoder::Arrow(serialized.clone(), Arc::new(decoder)));
+            }
+            None => {}
+        }
         Ok(())
     }
 
@@ -179,29 +213,40 @@ impl Service {
             request.default_missing_value_interpretation,
             &request.missing_value_interpretations,
         );
-        let Some(Rows::ProtoRows(data)) = request.rows else {
-            return Err(Rejection::new(Code::InvalidArgument, "only proto_rows are supported"));
-        };
         let name = connection.stream.clone();
         let offset = request.offset;
         self.shared.store().check_append(&name, offset)?;
-        let Some((_, decoder)) = &connection.decoder else {
-            return Err(Rejection::new(
+        let no_schema = || {
+            Rejection::new(
                 Code::InvalidArgument,
-                "the first request of a connection must carry writer_schema",
-            ));
+                "the first request of a connection must carry writer_schema, in the format of its rows",
+            )
         };
-        let rows = data.rows.map(|r| r.serialized_rows).unwrap_or_default();
-        let mut digest = RowDigest::default();
-        digest.add_all(rows.iter().map(|row| row.as_ref()));
-        let batch = match self.retention {
-            Retention::Discard => None,
-            Retention::Keep => Some(decoder.decode(&rows, &missing).map_err(|e| match e {
-                DecodeError::Row { index, message } => {
-                    Rejection::new(Code::InvalidArgument, format!("row {index} of the request: {message}"))
-                }
-                DecodeError::Schema(m) | DecodeError::ExtraField(m) => Rejection::new(Code::InvalidArgument, m),
-            })?),
+        let (batch, digest) = match (request.rows, &connection.decoder) {
+            (Some(Rows::ProtoRows(data)), Some(Decoder::Proto(_, decoder))) => {
+                let rows = data.rows.map(|r| r.serialized_rows).unwrap_or_default();
+                let mut digest = RowDigest::default();
+                digest.add_all(rows.iter().map(|row| row.as_ref()));
+                let batch = match self.retention {
+                    Retention::Discard => None,
+                    Retention::Keep => Some(
+                        decoder
+                            .decode(&rows, &missing)
+                            .map_err(|e| decode_rejection(&name, e))?,
+                    ),
+                };
+                (batch, digest)
+            }
+            (Some(Rows::ArrowRows(data)), Some(Decoder::Arrow(_, decoder))) => {
+                let message = data.rows.map(|r| r.serialized_record_batch).unwrap_or_default();
+                // Discarded rows are decoded and checked all the same.
+                let (batch, digest) = decoder
+                    .decode(&message, &missing)
+                    .map_err(|e| decode_rejection(&name, e))?;
+                ((self.retention == Retention::Keep).then_some(batch), digest)
+            }
+            (None, _) => return Err(Rejection::new(Code::InvalidArgument, "the request carries no rows")),
+            _ => return Err(no_schema()),
         };
         let at = self.shared.store().append(&name, offset, batch, digest)?;
         let counters = &self.shared.counters;
@@ -319,6 +364,9 @@ impl Service {
                 tokio::time::sleep(delay).await;
             }
             let number = self.shared.counters.append_requests.fetch_add(1, Ordering::SeqCst) + 1;
+            if matches!(request.rows, Some(Rows::ArrowRows(_))) {
+                self.shared.counters.arrow_requests.fetch_add(1, Ordering::SeqCst);
+            }
             if hung {
                 continue;
             }

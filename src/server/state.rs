@@ -93,7 +93,9 @@ pub enum Retention {
     #[default]
     Keep,
     /// Validate every request (stream, offset, writer schema, row count) and keep only a
-    /// [`RowDigest`] of the rows, without decoding them: the server of client benchmarks.
+    /// [`RowDigest`] of the rows: the server of client benchmarks. Proto rows are not
+    /// decoded; Arrow rows are decoded and checked as when kept, and digested in their proto
+    /// form, so that both formats give the same digest for the same rows.
     Discard,
 }
 
