@@ -391,3 +391,48 @@ async fn set_bigquery_options_in_the_session_under_the_tables_own() {
     assert_eq!(f.run(&sql).await.expect("insert"), 40_000);
     assert_eq!(f.server.stats().streams_created - before, 2);
 }
+
+/// The physical plan of `sql` as text.
+async fn physical_plan(f: &Fixture, sql: &str) -> String {
+    let batches = f
+        .ctx
+        .sql(&format!("EXPLAIN {sql}"))
+        .await
+        .expect("explain")
+        .collect()
+        .await
+        .expect("plan");
+    let text = arrow::util::pretty::pretty_format_batches(&batches)
+        .expect("format")
+        .to_string();
+    text.split("physical_plan").nth(1).unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn widening_casts_are_left_to_the_encoder_and_lossy_ones_stay() {
+    let f = Fixture::new(
+        "id:INT64:REQUIRED,name:STRING,price:NUMERIC,ratio:FLOAT64",
+        "'bigquery.streams' '2'",
+    )
+    .await;
+    let source = "SELECT CAST(value AS INT) AS id, arrow_cast(concat('n', value), 'Utf8View') AS name, \
+                  CAST(value AS DECIMAL(12, 2)) / 8 AS price, CAST(value AS BIGINT) AS ratio FROM range(5000)";
+    let insert = format!("INSERT INTO dest {source}");
+    let plan = physical_plan(&f, &insert).await;
+    assert!(plan.contains("BigQueryWriteExec"), "{plan}");
+    // Int32 -> Int64, Utf8View -> Utf8 and Decimal128(p, 2) -> Decimal128(38, 9) are read by the
+    // encoder as they are; BIGINT -> DOUBLE may round, so DataFusion's cast stays.
+    for widening in ["AS Int64)", "AS Decimal128(38, 9))", "AS Utf8) as name"] {
+        assert!(!plan.contains(widening), "no CAST(... {widening}: {plan}");
+    }
+    assert!(plan.contains("CAST(value@0 AS Float64) as ratio"), "{plan}");
+    assert_eq!(f.run(&insert).await.expect("insert"), 5000);
+    let batches = f.committed("id").await;
+    let prices = batches[0].column(2).as_primitive::<arrow::datatypes::Decimal128Type>();
+    // 4999 / 8 = 624.875, at NUMERIC's scale 9.
+    let last = batches.last().expect("rows");
+    let last_price = last.column(2).as_primitive::<arrow::datatypes::Decimal128Type>();
+    assert_eq!(last_price.value(last.num_rows() - 1), 624_875_000_000);
+    assert_eq!(prices.value(1), 125_000_000);
+    assert_eq!(last.column(1).as_string::<i32>().value(last.num_rows() - 1), "n4999");
+}

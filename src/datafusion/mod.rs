@@ -13,6 +13,7 @@ mod memory;
 mod object_stores;
 pub(crate) mod overwriting;
 mod session_options;
+mod source_types;
 mod table;
 mod write_exec;
 

@@ -15,6 +15,7 @@ use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use super::checkpointed::Checkpointed;
 use super::insert_mode::InsertMode;
 use super::overwriting::Overwriting;
+use super::source_types::without_widening_casts;
 use super::{BigQueryCommitExec, BigQuerySessionOptions, BigQueryWriteExec};
 use crate::load::{LoadProgress, Loader};
 use crate::schema::nullable_everywhere;
@@ -108,6 +109,7 @@ impl BigQueryTable {
         if let Some(overwrite) = &overwrite {
             loader = overwrite.staging_loader(&loader);
         }
+        let input = without_widening_casts(input, &loader)?;
         let checkpoint = Checkpointed::plan(&loader, &input)?.map(Arc::new);
         let mode = InsertMode { checkpoint, overwrite };
         let write = Arc::new(

@@ -269,6 +269,12 @@ impl Loader {
         )
     }
 
+    /// Checks that batches laid out as `input_schema` can be encoded into the table (the
+    /// encoders plan; no value is looked at).
+    pub fn check_input(&self, input_schema: &Schema) -> Result<()> {
+        self.encoders(input_schema).map(|_| ())
+    }
+
     /// A writer with `encoders`, reporting to this loader's progress.
     fn writer(&self, encoders: &Encoders) -> StreamWriter {
         let mut writer = StreamWriter::new(
