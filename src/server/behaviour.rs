@@ -76,6 +76,8 @@ pub(crate) struct Behaviour {
     pub(crate) table_visibility_delay: Option<Duration>,
     /// Refuse Arrow rows, as a service without the format does.
     pub(crate) refuse_arrow_rows: bool,
+    /// Serve AppendRows calls that lack the routing header (by default refused).
+    pub(crate) accept_unrouted_appends: bool,
 }
 
 impl Default for Behaviour {
@@ -89,6 +91,7 @@ impl Default for Behaviour {
             stream_quota_every: None,
             table_visibility_delay: None,
             refuse_arrow_rows: false,
+            accept_unrouted_appends: false,
         }
     }
 }

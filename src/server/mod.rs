@@ -148,6 +148,16 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves AppendRows calls that lack the `x-goog-request-params` routing header, routing
+    /// them by their first request's `write_stream`, as the real service mostly does (with
+    /// intermittent "Cannot route on empty project id" failures: googleapis/google-cloud-python
+    /// issue #16650). By default such calls are refused, so a client that forgets the header
+    /// is found out; some third-party clients never send it.
+    pub fn accept_unrouted_appends(mut self) -> Self {
+        self.behaviour.accept_unrouted_appends = true;
+        self
+    }
+
     /// Answers CreateWriteStream with NOT_FOUND (StorageError TABLE_NOT_FOUND) for a table
     /// until `delay` after it was created, as the Storage Write API sees new tables late.
     /// GetWriteStream sees the table at once.

@@ -455,7 +455,9 @@ impl BigQueryWrite for Service {
         &self,
         request: Request<Streaming<AppendRowsRequest>>,
     ) -> Result<Response<Self::AppendRowsStream>, Status> {
-        check_routing(&request, "write_stream")?;
+        if !self.shared.behaviour.accept_unrouted_appends {
+            check_routing(&request, "write_stream")?;
+        }
         if let Some(agent) = request.metadata().get("user-agent").and_then(|v| v.to_str().ok())
             && let Ok(mut clients) = self.shared.clients.lock()
         {

@@ -256,6 +256,16 @@ pub(crate) struct BehaviourArgs {
     /// created, as the Storage Write API sees new tables late.
     #[arg(long, value_name = "SECONDS")]
     pub(crate) table_visibility_delay_secs: Option<f64>,
+
+    /// Refuses Arrow rows with INVALID_ARGUMENT, as a service without the format would.
+    #[arg(long)]
+    pub(crate) refuse_arrow_rows: bool,
+
+    /// Serves AppendRows calls without the `x-goog-request-params` routing header, routing
+    /// them by their first request (the real service mostly does, with intermittent
+    /// failures); by default they are refused.
+    #[arg(long)]
+    pub(crate) accept_unrouted_appends: bool,
 }
 
 fn parse_close_mode(text: &str) -> Result<CloseMode, String> {

@@ -87,6 +87,12 @@ fn with_behaviour(mut builder: ServerBuilder, flags: &BehaviourArgs) -> Result<S
     if let Some(delay) = flags.table_visibility_delay_secs {
         builder = builder.table_visibility_delay(seconds("--table-visibility-delay-secs", delay)?);
     }
+    if flags.refuse_arrow_rows {
+        builder = builder.refuse_arrow_rows();
+    }
+    if flags.accept_unrouted_appends {
+        builder = builder.accept_unrouted_appends();
+    }
     Ok(builder)
 }
 
