@@ -1,19 +1,27 @@
-//! End-to-end load benchmark: `INSERT INTO bq SELECT * FROM lineitem` against the embedded
-//! server running in its own process in discard mode, then, in the same run, the same rows
-//! through Google's official Python client (`google-cloud-bigquery-storage`'s
-//! `AppendRowsStream`) against the same server. Prints rows/s, MB/s, CPU seconds and peak
-//! RSS of each, and their ratios.
+//! End-to-end load benchmark: lineitem into the embedded server running in its own process in
+//! discard mode (a fresh server for each load), every load measured the same way in one run:
+//!
+//! - ours through the CLI (`datafusion-bigquery -c "INSERT INTO bq SELECT * FROM lineitem"`
+//!   over a Parquet file), proto rows and Arrow rows, and, with `--baseline BINARY`, another
+//!   build of the CLI on the same file (the same server);
+//! - the Parquet source alone (read and drained in this process, nothing loaded);
+//! - with `--peers`, two third-party Rust clients (`peers/`, built by `scripts/peers.sh`),
+//!   first checked against a server that keeps rows (every row read back exactly), then timed;
+//! - Google's official Python client (`google-cloud-bigquery-storage`'s `AppendRowsStream`;
+//!   `scripts/bench-python.sh` makes its virtualenv), unless `--no-python`;
+//! - with `--generated`, the INSERT in this process from lineitem generated on the fly by
+//!   tpchgen-arrow (the generator's CPU counts), with `--checkpoint` also with checkpoints.
 //!
 //! ```text
-//! cargo bench --bench e2e                                  # SF 1, 4 streams, with Python
-//! cargo bench --bench e2e -- --sf 3 --streams 4 --no-python
+//! cargo bench --bench e2e                                    # SF 1, 2 streams, CLI and Python
+//! cargo bench --bench e2e -- --sf 10 --no-python             # another scale factor
+//! cargo bench --bench e2e -- --peers --baseline /path/to/older/datafusion-bigquery
+//! cargo bench --bench e2e -- --generated --streams 4 --no-cli --no-python
 //! ```
 //!
-//! lineitem is generated on the fly by tpchgen-arrow, one DataFusion partition per core, so
-//! the source costs CPU too; the runner also times the source alone (`SELECT *` drained) to
-//! show what is left for the load. The Python client reads the same rows from a Parquet file
-//! the runner writes once under `target/bench-data/`; it needs a virtualenv with the client
-//! (`scripts/bench-python.sh` makes `.venv/bench`).
+//! Each line gives wall time, rows/s, MB/s of rows (in their proto form, as the server counts
+//! them), the client's and the server's CPU seconds and the client's peak RSS; then the ratios.
+//! The Parquet file is written once under `target/bench-data/`.
 
 mod common;
 
@@ -23,27 +31,37 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::AsArray;
+use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{SchemaRef, UInt64Type};
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
-use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion_bigquery::{BigQueryOptions, register_bigquery};
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion_bigquery::{BigQueryOptions, EmbeddedServer, TableRef, register_bigquery, schema};
 use futures::StreamExt;
 
 const TABLE: &str = "bench.tpch.lineitem";
+
+/// Scale factor of the peers' read-back check.
+const CHECK_SF: f64 = 0.01;
+
+type Failure = Box<dyn std::error::Error>;
 
 /// Settings from the command line.
 struct Settings {
     sf: f64,
     streams: usize,
     partitions: usize,
+    cli: bool,
+    arrow: bool,
     python: bool,
+    peers: bool,
+    generated: bool,
+    baseline: Option<PathBuf>,
     explain: bool,
-    /// Also load with checkpoints recorded every 100 ms, and compare.
+    /// Also load the generated data with checkpoints recorded every 100 ms, and compare.
     checkpoint: bool,
 }
 
@@ -52,9 +70,14 @@ impl Settings {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let mut settings = Settings {
             sf: 1.0,
-            streams: 4,
+            streams: 2,
             partitions: cores,
+            cli: true,
+            arrow: true,
             python: true,
+            peers: false,
+            generated: false,
+            baseline: None,
             explain: false,
             checkpoint: false,
         };
@@ -69,9 +92,17 @@ impl Settings {
                         .parse()
                         .map_err(|e| format!("--partitions: {e}"))?
                 }
+                "--baseline" => settings.baseline = Some(PathBuf::from(value("--baseline")?)),
+                "--no-cli" => settings.cli = false,
+                "--no-arrow" => settings.arrow = false,
                 "--no-python" => settings.python = false,
+                "--peers" => settings.peers = true,
+                "--generated" => settings.generated = true,
                 "--explain" => settings.explain = true,
-                "--checkpoint" => settings.checkpoint = true,
+                "--checkpoint" => {
+                    settings.checkpoint = true;
+                    settings.generated = true;
+                }
                 // What `cargo bench` passes to every bench target.
                 "--bench" => {}
                 other => return Err(format!("unknown argument {other}")),
@@ -152,10 +183,12 @@ struct Server {
 }
 
 impl Server {
-    fn start() -> Result<Self, String> {
+    /// Starts `datafusion-bigquery emulator --discard` with `extra` flags.
+    fn start(extra: &[&str]) -> Result<Self, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_datafusion-bigquery"))
             .args(["emulator", "--port", "0", "--discard", "--table"])
             .arg(format!("{TABLE}={}", common::LINEITEM_COLUMNS))
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -198,6 +231,7 @@ impl Server {
 }
 
 /// What one load measured.
+#[derive(Clone)]
 struct Measured {
     name: String,
     rows: u64,
@@ -213,9 +247,13 @@ impl Measured {
         self.rows as f64 / self.elapsed.as_secs_f64()
     }
 
+    fn cpu_per_million_rows(&self) -> f64 {
+        self.client_cpu / (self.rows as f64 / 1e6)
+    }
+
     fn print(&self) {
         println!(
-            "{:<28} {:>10} rows {:>9.2} s {:>11.0} rows/s {:>8.1} MB/s  client CPU {:>6.2} s  server CPU {:>6.2} s  peak RSS {:>6.0} MiB",
+            "{:<44} {:>10} rows {:>8.2} s {:>11.0} rows/s {:>7.1} MB/s  client CPU {:>7.2} s  server CPU {:>6.2} s  peak RSS {:>6.0} MiB",
             self.name,
             self.rows,
             self.elapsed.as_secs_f64(),
@@ -228,16 +266,214 @@ impl Measured {
     }
 }
 
-fn session(settings: &Settings) -> Result<SessionContext, Box<dyn std::error::Error>> {
-    let config = SessionConfig::new().with_target_partitions(settings.partitions);
+/// Runs `load` against a fresh discarding server (started with `extra` flags); checks that the
+/// server received the rows the load reports, and adds the server's figures.
+fn against_server(
+    extra: &[&str],
+    load: impl FnOnce(&Server) -> Result<Measured, Failure>,
+) -> Result<Measured, Failure> {
+    let server = Server::start(extra)?;
+    let mut measured = load(&server)?;
+    measured.server_cpu = server.cpu_seconds();
+    let (rows, bytes) = server.stop()?;
+    if rows != measured.rows {
+        return Err(format!(
+            "the server received {rows} rows, {} reported {}",
+            measured.name, measured.rows
+        )
+        .into());
+    }
+    measured.bytes = bytes;
+    measured.print();
+    Ok(measured)
+}
+
+/// A command run to its end: wall time, CPU seconds and peak RSS from `wait4`, and stdout.
+fn run_measured(command: &mut Command) -> Result<(Duration, f64, f64, String), Failure> {
+    use std::io::Read;
+    let started = Instant::now();
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut err = child.stderr.take().ok_or("no stderr")?;
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = err.read_to_string(&mut text);
+        text
+    });
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_string(&mut stdout)?;
+    }
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value; wait4 fills it for our own child, which
+    // nothing else waits for.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let elapsed = started.elapsed();
+    let stderr = stderr.join().unwrap_or_default();
+    if waited != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(format!("{command:?} failed ({status}): {stderr}").into());
+    }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let cpu = seconds(usage.ru_utime) + seconds(usage.ru_stime);
+    Ok((elapsed, cpu, usage.ru_maxrss as f64 / 1024.0, stdout))
+}
+
+/// `INSERT INTO bq SELECT * FROM lineitem` from `parquet` through the CLI `binary`, with
+/// `options` on the BigQuery table.
+fn cli_insert(name: &str, binary: &Path, server: &Server, parquet: &Path, options: &str) -> Result<Measured, Failure> {
+    let (elapsed, cpu, rss, stdout) = run_measured(
+        Command::new(binary)
+            .args(["--quiet", "--format", "csv", "--endpoint", &server.endpoint])
+            .arg("-c")
+            .arg(format!(
+                "CREATE EXTERNAL TABLE lineitem STORED AS PARQUET LOCATION '{}'",
+                parquet.display()
+            ))
+            .arg("-c")
+            .arg(format!(
+                "CREATE EXTERNAL TABLE bq STORED AS BIGQUERY LOCATION '{TABLE}' OPTIONS ({options})"
+            ))
+            .args(["-c", "INSERT INTO bq SELECT * FROM lineitem"]),
+    )?;
+    // CSV: the header `count`, then the number.
+    let rows = stdout
+        .lines()
+        .filter_map(|l| l.trim().parse::<u64>().ok())
+        .next_back()
+        .ok_or_else(|| format!("{name}: no count in {stdout:?}"))?;
+    Ok(Measured {
+        name: name.to_string(),
+        rows,
+        bytes: 0,
+        elapsed,
+        client_cpu: cpu,
+        server_cpu: 0.0,
+        peak_rss_mib: rss,
+    })
+}
+
+/// A `key=value` line's number.
+fn field(text: &str, key: &str) -> Result<f64, String> {
+    text.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .ok_or(format!("no {key} in {text:?}"))
+}
+
+/// A client that reports `rows=… seconds=… cpu_seconds=… peak_rss_mib=…` on stdout.
+fn reporting_client(name: &str, command: &mut Command) -> Result<Measured, Failure> {
+    let output = command.output().map_err(|e| format!("cannot run {name}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("{name} failed: {}", String::from_utf8_lossy(&output.stderr)).into());
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    Ok(Measured {
+        name: name.to_string(),
+        rows: field(&text, "rows")? as u64,
+        bytes: 0,
+        elapsed: Duration::from_secs_f64(field(&text, "seconds")?),
+        client_cpu: field(&text, "cpu_seconds")?,
+        server_cpu: 0.0,
+        peak_rss_mib: field(&text, "peak_rss_mib")?,
+    })
+}
+
+/// The peers binary (`scripts/peers.sh` builds it).
+fn peers_binary() -> Result<PathBuf, Failure> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/target/release/peers");
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err("no peers/target/release/peers: run scripts/peers.sh first".into())
+    }
+}
+
+/// Loads `parquet` with a peer client (`google-cloud-bigquery` or `gcloud-bigquery`).
+fn peer_load(client: &str, endpoint: &str, parquet: &Path, streams: usize) -> Result<Measured, Failure> {
+    reporting_client(
+        &format!("{client} x{streams}"),
+        Command::new(peers_binary()?)
+            .args(["load", "--client", client, "--endpoint", endpoint, "--table", TABLE])
+            .arg("--parquet")
+            .arg(parquet)
+            .args(["--streams", &streams.to_string()]),
+    )
+}
+
+/// The two peers, each into a server that keeps rows: every row must read back as the Parquet
+/// file holds it.
+async fn check_peers(settings: &Settings) -> Result<(), Failure> {
+    let parquet = parquet_copy(CHECK_SF).await?;
+    let ctx = SessionContext::new();
+    ctx.register_parquet(
+        "lineitem",
+        parquet.to_string_lossy().as_ref(),
+        ParquetReadOptions::default(),
+    )
+    .await?;
+    let order = "ORDER BY l_orderkey, l_linenumber";
+    let expected = ctx
+        .sql(&format!(
+            "SELECT l_orderkey, l_partkey, l_suppkey, CAST(l_linenumber AS BIGINT) AS l_linenumber, \
+             CAST(l_quantity AS DECIMAL(38, 9)) AS l_quantity, CAST(l_extendedprice AS DECIMAL(38, 9)) AS l_extendedprice, \
+             CAST(l_discount AS DECIMAL(38, 9)) AS l_discount, CAST(l_tax AS DECIMAL(38, 9)) AS l_tax, \
+             CAST(l_returnflag AS VARCHAR) AS l_returnflag, CAST(l_linestatus AS VARCHAR) AS l_linestatus, \
+             l_shipdate, l_commitdate, l_receiptdate, CAST(l_shipinstruct AS VARCHAR) AS l_shipinstruct, \
+             CAST(l_shipmode AS VARCHAR) AS l_shipmode, CAST(l_comment AS VARCHAR) AS l_comment FROM lineitem {order}"
+        ))
+        .await?
+        .collect()
+        .await?;
+    let expected = arrow::util::pretty::pretty_format_batches(&expected)?.to_string();
+    let table: TableRef = TABLE.parse()?;
+    for client in ["google-cloud-bigquery", "gcloud-bigquery"] {
+        let server = EmbeddedServer::builder().accept_unrouted_appends().start().await?;
+        server.create_table(&table, schema::parse_inline_schema(common::LINEITEM_COLUMNS)?);
+        let endpoint = server.endpoint().to_string();
+        let path = parquet.clone();
+        let streams = settings.streams;
+        let measured = tokio::task::spawn_blocking(move || {
+            peer_load(client, &endpoint, &path, streams).map_err(|e| e.to_string())
+        })
+        .await??;
+        let committed: Vec<RecordBatch> = server.rows(&table).ok_or("no table")?;
+        let read = SessionContext::new();
+        let arrow = Arc::new(schema::to_arrow_schema(&schema::parse_inline_schema(
+            common::LINEITEM_COLUMNS,
+        )?));
+        read.register_table(
+            "t",
+            Arc::new(datafusion::datasource::MemTable::try_new(arrow, vec![committed])?),
+        )?;
+        let actual = read.sql(&format!("SELECT * FROM t {order}")).await?.collect().await?;
+        let actual = arrow::util::pretty::pretty_format_batches(&actual)?.to_string();
+        if actual != expected {
+            return Err(format!("{client}: the rows read back differ from the Parquet file's").into());
+        }
+        println!(
+            "{client}: {} rows of lineitem SF {CHECK_SF} read back from the embedded server exactly as the Parquet file holds them",
+            measured.rows
+        );
+    }
+    Ok(())
+}
+
+/// A session with lineitem at `sf` generated on the fly over `partitions` partitions.
+fn generated_session(sf: f64, partitions: usize) -> Result<SessionContext, Failure> {
+    let config = SessionConfig::new().with_target_partitions(partitions);
     let ctx = SessionContext::new_with_config(config);
     let schema = common::lineitem_arrow_schema();
-    let parts = settings.partitions as i32;
+    let parts = partitions as i32;
     let partitions: Vec<Arc<dyn PartitionStream>> = (1..=parts)
         .map(|part| {
             Arc::new(LineitemPart {
                 schema: schema.clone(),
-                sf: settings.sf,
+                sf,
                 part,
                 parts,
             }) as Arc<dyn PartitionStream>
@@ -247,14 +483,14 @@ fn session(settings: &Settings) -> Result<SessionContext, Box<dyn std::error::Er
     Ok(ctx)
 }
 
-/// A session with lineitem and `bq`, the lineitem table of the server.
+/// A session with generated lineitem and `bq`, the lineitem table of the server.
 async fn loading_session(
     settings: &Settings,
-    server: &Server,
+    endpoint: &str,
     checkpoint: Option<&Path>,
-) -> Result<SessionContext, Box<dyn std::error::Error>> {
-    let ctx = session(settings)?;
-    register_bigquery(&ctx, BigQueryOptions::default().with_endpoint(server.endpoint.clone()));
+) -> Result<SessionContext, Failure> {
+    let ctx = generated_session(settings.sf, settings.partitions)?;
+    register_bigquery(&ctx, BigQueryOptions::default().with_endpoint(endpoint));
     let checkpoint = checkpoint
         .map(|dir| {
             format!(
@@ -271,13 +507,9 @@ async fn loading_session(
     Ok(ctx)
 }
 
-/// `INSERT INTO bq SELECT * FROM lineitem` against the discarding server.
-async fn insert(
-    settings: &Settings,
-    server: &Server,
-    checkpoint: Option<&Path>,
-) -> Result<Measured, Box<dyn std::error::Error>> {
-    let ctx = loading_session(settings, server, checkpoint).await?;
+/// `INSERT INTO bq SELECT * FROM lineitem` in this process, from generated lineitem.
+async fn generated_insert(settings: &Settings, endpoint: &str, checkpoint: Option<&Path>) -> Result<Measured, Failure> {
+    let ctx = loading_session(settings, endpoint, checkpoint).await?;
     let cpu0 = cpu_seconds("self");
     let started = Instant::now();
     let result = ctx
@@ -292,7 +524,7 @@ async fn insert(
         .unwrap_or(0);
     Ok(Measured {
         name: format!(
-            "datafusion-bigquery x{}{}",
+            "ours in process, generated x{}{}",
             settings.streams,
             if checkpoint.is_some() {
                 ", checkpoints every 100 ms"
@@ -309,9 +541,23 @@ async fn insert(
     })
 }
 
-/// `EXPLAIN ANALYZE` of the INSERT: the plan, with the time and rows of every operator.
-async fn explain(settings: &Settings, server: &Server) -> Result<(), Box<dyn std::error::Error>> {
-    let ctx = loading_session(settings, server, None).await?;
+/// The generated INSERT against a fresh discarding server, checked as [`against_server`] does.
+async fn generated_against_server(settings: &Settings, checkpoint: Option<&Path>) -> Result<Measured, Failure> {
+    let server = Server::start(&[])?;
+    let mut measured = generated_insert(settings, &server.endpoint, checkpoint).await?;
+    measured.server_cpu = server.cpu_seconds();
+    let (rows, bytes) = server.stop()?;
+    if rows != measured.rows {
+        return Err(format!("the server received {rows} rows, the INSERT reported {}", measured.rows).into());
+    }
+    measured.bytes = bytes;
+    measured.print();
+    Ok(measured)
+}
+
+/// `EXPLAIN ANALYZE` of the generated INSERT: the plan, with the time and rows of every operator.
+async fn explain(settings: &Settings, server: &Server) -> Result<(), Failure> {
+    let ctx = loading_session(settings, &server.endpoint, None).await?;
     let plan = ctx
         .sql("EXPLAIN ANALYZE INSERT INTO bq SELECT * FROM lineitem")
         .await?
@@ -321,9 +567,8 @@ async fn explain(settings: &Settings, server: &Server) -> Result<(), Box<dyn std
     Ok(())
 }
 
-/// The source alone: lineitem generated and drained, nothing loaded.
-async fn source_only(settings: &Settings) -> Result<Measured, Box<dyn std::error::Error>> {
-    let ctx = session(settings)?;
+/// A source alone, drained in this process, nothing loaded.
+async fn source_only(name: &str, ctx: SessionContext) -> Result<Measured, Failure> {
     let cpu0 = cpu_seconds("self");
     let started = Instant::now();
     let mut stream = ctx.sql("SELECT * FROM lineitem").await?.execute_stream().await?;
@@ -331,24 +576,27 @@ async fn source_only(settings: &Settings) -> Result<Measured, Box<dyn std::error
     while let Some(batch) = stream.next().await {
         rows += batch?.num_rows() as u64;
     }
-    Ok(Measured {
-        name: "source only (tpchgen-arrow)".into(),
+    let measured = Measured {
+        name: name.into(),
         rows,
         bytes: 0,
         elapsed: started.elapsed(),
         client_cpu: cpu_seconds("self") - cpu0,
         server_cpu: 0.0,
         peak_rss_mib: f64::NAN,
-    })
+    };
+    measured.print();
+    Ok(measured)
 }
 
-/// Writes lineitem at `sf` to a Parquet file once, for the Python client.
-async fn parquet_copy(settings: &Settings) -> Result<PathBuf, Box<dyn std::error::Error>> {
+/// Writes lineitem at `sf` to a Parquet file once.
+async fn parquet_copy(sf: f64) -> Result<PathBuf, Failure> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("lineitem-sf{}.parquet", settings.sf));
+    let path = dir.join(format!("lineitem-sf{sf}.parquet"));
     if !path.exists() {
-        let ctx = session(settings)?;
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let ctx = generated_session(sf, cores)?;
         let partial = path.with_extension("partial");
         let options = datafusion::dataframe::DataFrameWriteOptions::new().with_single_file_output(true);
         ctx.sql("SELECT * FROM lineitem")
@@ -360,41 +608,20 @@ async fn parquet_copy(settings: &Settings) -> Result<PathBuf, Box<dyn std::error
     Ok(path)
 }
 
-/// The official Python client against the same server; it prints one `key=value` line.
-fn python_client(server: &Server, parquet: &Path) -> Result<Measured, String> {
+/// The official Python client; it prints one `key=value` line.
+fn python_client(endpoint: &str, parquet: &Path) -> Result<Measured, Failure> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let python = root.join(".venv/bench/bin/python");
     if !python.exists() {
         return Err("no .venv/bench: run scripts/bench-python.sh first, or pass --no-python".into());
     }
-    let output = Command::new(python)
-        .arg(root.join("benches/python_client.py"))
-        .args(["--endpoint", &server.endpoint, "--table", TABLE, "--parquet"])
-        .arg(parquet)
-        .output()
-        .map_err(|e| format!("cannot run the Python client: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "the Python client failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    let field = |key: &str| -> Result<f64, String> {
-        text.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-            .and_then(|v| v.parse().ok())
-            .ok_or(format!("the Python client did not report {key}: {text}"))
-    };
-    Ok(Measured {
-        name: "python AppendRowsStream x1".into(),
-        rows: field("rows")? as u64,
-        bytes: field("bytes")? as u64,
-        elapsed: Duration::from_secs_f64(field("seconds")?),
-        client_cpu: field("cpu_seconds")?,
-        server_cpu: 0.0,
-        peak_rss_mib: field("peak_rss_mib")?,
-    })
+    reporting_client(
+        "python AppendRowsStream x1",
+        Command::new(python)
+            .arg(root.join("benches/python_client.py"))
+            .args(["--endpoint", endpoint, "--table", TABLE, "--parquet"])
+            .arg(parquet),
+    )
 }
 
 /// The machine, as one line.
@@ -411,94 +638,195 @@ fn machine() -> String {
     format!("{cores} cores, {model}")
 }
 
+/// `a / b` as a ratio, printed with its meaning.
+fn ratio(what: &str, a: f64, b: f64) {
+    println!("ratio {what}: {:.2}", a / b);
+}
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Failure> {
     let settings = Settings::from_args()?;
     println!(
-        "lineitem SF {} | {} writer streams | {} source partitions | {}",
+        "lineitem SF {} | {} writer streams | {}",
         settings.sf,
         settings.streams,
-        settings.partitions,
         machine()
     );
-
-    common::init_generator();
-    let before = rss_mib();
-    println!("resident before loading (tpchgen's text pool and the runtime): {before:.0} MiB");
-
-    let server = Server::start()?;
+    let streams = settings.streams;
+    let ours_binary = PathBuf::from(env!("CARGO_BIN_EXE_datafusion-bigquery"));
     if settings.explain {
+        common::init_generator();
+        let server = Server::start(&[])?;
         explain(&settings, &server).await?;
         server.stop()?;
         return Ok(());
     }
-    let mut ours = insert(&settings, &server, None).await?;
-    ours.server_cpu = server.cpu_seconds();
-    let (rows, bytes) = server.stop()?;
-    if rows != ours.rows {
-        return Err(format!("the server received {rows} rows, the INSERT reported {}", ours.rows).into());
+    if settings.peers {
+        check_peers(&settings).await?;
     }
-    ours.bytes = bytes;
-    ours.print();
-    let source = source_only(&settings).await?;
-    source.print();
-    if settings.checkpoint {
-        let dir = std::env::temp_dir().join(format!("dfbq-bench-checkpoints-{}", std::process::id()));
-        let server = Server::start()?;
-        let mut checkpointed = insert(&settings, &server, Some(&dir)).await?;
-        checkpointed.server_cpu = server.cpu_seconds();
-        let (rows, bytes) = server.stop()?;
-        let _ = std::fs::remove_dir_all(&dir);
-        if rows != checkpointed.rows {
-            return Err(format!(
-                "the server received {rows} rows, the INSERT reported {}",
-                checkpointed.rows
-            )
-            .into());
-        }
-        checkpointed.bytes = bytes;
-        checkpointed.print();
-        println!(
-            "ratio rows/s, with checkpoints / without: {:.3}",
-            checkpointed.rows_per_second() / ours.rows_per_second()
-        );
-    }
+    let parquet = parquet_copy(settings.sf).await?;
+    println!("source: {}", parquet.display());
 
-    let theirs = if settings.python {
-        let parquet = parquet_copy(&settings).await?;
-        let server = Server::start()?;
-        let mut measured = python_client(&server, &parquet)?;
-        measured.server_cpu = server.cpu_seconds();
-        let (rows, _) = server.stop()?;
-        if rows != measured.rows {
-            return Err(format!(
-                "the server received {rows} rows, the Python client reported {}",
-                measured.rows
+    let mut ours = None;
+    let mut ours_arrow = None;
+    let mut baseline = None;
+    if settings.cli {
+        let options = format!("'bigquery.streams' '{streams}'");
+        ours = Some(against_server(&[], |server| {
+            cli_insert(
+                &format!("ours, CLI, proto rows x{streams}"),
+                &ours_binary,
+                server,
+                &parquet,
+                &options,
             )
-            .into());
+        })?);
+        if settings.arrow {
+            let options = format!("'bigquery.streams' '{streams}', 'bigquery.row_format' 'arrow'");
+            ours_arrow = Some(against_server(&[], |server| {
+                cli_insert(
+                    &format!("ours, CLI, Arrow rows x{streams}"),
+                    &ours_binary,
+                    server,
+                    &parquet,
+                    &options,
+                )
+            })?);
         }
-        measured.print();
-        Some(measured)
+        if let Some(binary) = &settings.baseline {
+            baseline = Some(against_server(&[], |server| {
+                cli_insert(
+                    &format!("baseline CLI ({}) x{streams}", binary.display()),
+                    binary,
+                    server,
+                    &parquet,
+                    &options,
+                )
+            })?);
+        }
+    }
+    let parquet_ctx = SessionContext::new();
+    parquet_ctx
+        .register_parquet(
+            "lineitem",
+            parquet.to_string_lossy().as_ref(),
+            ParquetReadOptions::default(),
+        )
+        .await?;
+    let source = source_only("source only (Parquet read and drained)", parquet_ctx).await?;
+
+    let mut peers = Vec::new();
+    if settings.peers {
+        for client in ["google-cloud-bigquery", "gcloud-bigquery"] {
+            peers.push(against_server(&["--accept-unrouted-appends"], |server| {
+                peer_load(client, &server.endpoint, &parquet, streams)
+            })?);
+        }
+    }
+    let python = if settings.python {
+        Some(against_server(&[], |server| python_client(&server.endpoint, &parquet))?)
     } else {
         None
     };
 
-    println!(
-        "source alone takes {:.0}% of the INSERT's wall time",
-        100.0 * source.elapsed.as_secs_f64() / ours.elapsed.as_secs_f64()
-    );
-    println!(
-        "INSERT peak RSS above the resident memory before loading: {:.0} MiB",
-        ours.peak_rss_mib - before
-    );
-    if let Some(theirs) = theirs {
+    let mut generated = None;
+    if settings.generated {
+        common::init_generator();
+        let before = rss_mib();
+        let measured = generated_against_server(&settings, None).await?;
         println!(
-            "ratio rows/s, datafusion-bigquery / python client: {:.1}x",
-            ours.rows_per_second() / theirs.rows_per_second()
+            "  (peak RSS above the resident memory before loading, tpchgen's text pool: {:.0} MiB)",
+            measured.peak_rss_mib - before
         );
+        let generated_source = source_only(
+            "source only (tpchgen-arrow)",
+            generated_session(settings.sf, settings.partitions)?,
+        )
+        .await?;
+        if settings.checkpoint {
+            let dir = std::env::temp_dir().join(format!("dfbq-bench-checkpoints-{}", std::process::id()));
+            let checkpointed = generated_against_server(&settings, Some(&dir)).await;
+            let _ = std::fs::remove_dir_all(&dir);
+            ratio(
+                "rows/s, with checkpoints / without",
+                checkpointed?.rows_per_second(),
+                measured.rows_per_second(),
+            );
+        }
         println!(
-            "ratio client CPU per row, python client / datafusion-bigquery: {:.1}x",
-            (theirs.client_cpu / theirs.rows as f64) / (ours.client_cpu / ours.rows as f64)
+            "generated source alone: {:.2} CPU-s of the INSERT's {:.2}",
+            generated_source.client_cpu, measured.client_cpu
+        );
+        generated = Some(measured);
+    }
+
+    println!();
+    if let Some(ours) = &ours {
+        println!(
+            "source alone: {:.2} CPU-s, {:.0}% of the CLI INSERT's {:.2} CPU-s",
+            source.client_cpu,
+            100.0 * source.client_cpu / ours.client_cpu,
+            ours.client_cpu
+        );
+        if let Some(arrow) = &ours_arrow {
+            ratio(
+                "rows/s, Arrow rows / proto rows",
+                arrow.rows_per_second(),
+                ours.rows_per_second(),
+            );
+            ratio(
+                "client CPU per row, Arrow rows / proto rows",
+                arrow.cpu_per_million_rows(),
+                ours.cpu_per_million_rows(),
+            );
+        }
+        if let Some(baseline) = &baseline {
+            ratio(
+                "rows/s, ours / baseline",
+                ours.rows_per_second(),
+                baseline.rows_per_second(),
+            );
+            ratio(
+                "client CPU per row, ours / baseline",
+                ours.cpu_per_million_rows(),
+                baseline.cpu_per_million_rows(),
+            );
+        }
+        if let Some(fastest) = peers
+            .iter()
+            .max_by(|a, b| a.rows_per_second().total_cmp(&b.rows_per_second()))
+        {
+            for peer in &peers {
+                ratio(
+                    &format!("rows/s, ours / {}", peer.name),
+                    ours.rows_per_second(),
+                    peer.rows_per_second(),
+                );
+            }
+            ratio(
+                &format!("client CPU per row, {} / ours", fastest.name),
+                fastest.cpu_per_million_rows(),
+                ours.cpu_per_million_rows(),
+            );
+        }
+        if let Some(python) = &python {
+            ratio(
+                "rows/s, ours / python client",
+                ours.rows_per_second(),
+                python.rows_per_second(),
+            );
+            ratio(
+                "client CPU per row, python client / ours",
+                python.cpu_per_million_rows(),
+                ours.cpu_per_million_rows(),
+            );
+        }
+    }
+    if let (Some(generated), Some(python)) = (&generated, &python) {
+        ratio(
+            "rows/s, ours in process (generated) / python client",
+            generated.rows_per_second(),
+            python.rows_per_second(),
         );
     }
     Ok(())
