@@ -1,19 +1,15 @@
 //! Arrow rows (`bigquery.row_format`) against the embedded server: INSERTs land exactly once
-//! and the same as proto rows, bad values are named, the same rows digest alike in both
-//! formats, and `auto` falls back to proto rows when the service refuses Arrow.
+//! and the same as proto rows (and digest alike), bad values are named, and `auto` falls back
+//! to proto rows when the service refuses Arrow. (`tests/discard.rs` checks the digests of
+//! both formats in both retentions.)
 
 #![cfg(feature = "server")]
 
 mod common;
 
-use std::sync::Arc;
-
-use arrow::array::{Array, AsArray, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use arrow::array::{Array, AsArray};
 use common::{Fixture, error_text};
-use datafusion_bigquery::server::{Retention, RowDigest};
-use datafusion_bigquery::{BigQueryOptions, EmbeddedServer, Loader, RowFormat, TableRef, schema};
-use futures::stream;
+use datafusion_bigquery::EmbeddedServer;
 
 const SCHEMA: &str = "id:INT64:REQUIRED,name:STRING,amount:NUMERIC,day:DATE,at:TIMESTAMP,tags:STRING:REPEATED";
 
@@ -163,67 +159,4 @@ async fn auto_falls_back_to_proto_rows_when_arrow_is_refused() {
         error_text(&err)
     );
     assert_eq!(f.visible_rows(), 0);
-}
-
-/// Loads the same 10,000 rows as `format` into a server that keeps or discards rows; returns
-/// the table's digest.
-async fn digest_of(format: RowFormat, retention: Retention) -> RowDigest {
-    let server = EmbeddedServer::builder()
-        .retention(retention)
-        .start()
-        .await
-        .expect("server");
-    let table: TableRef = "bench.digest.t".parse().expect("name");
-    server.create_table(
-        &table,
-        schema::parse_inline_schema("id:INT64:REQUIRED,note:STRING").expect("schema"),
-    );
-    let options = BigQueryOptions::default()
-        .with_endpoint(server.endpoint())
-        .with_streams(3)
-        .with_row_format(format);
-    let loader = Loader::connect(table.clone(), options).await.expect("connect");
-    let input_schema = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int32, false),
-        Field::new("note", DataType::Utf8, true),
-    ]));
-    let batches: Vec<RecordBatch> = (0..5)
-        .map(|b| {
-            let ids = arrow::array::Int32Array::from_iter_values(b * 2000..(b + 1) * 2000);
-            let notes =
-                StringArray::from_iter((b * 2000..(b + 1) * 2000).map(|i| (i % 3 != 0).then(|| format!("n{i}"))));
-            RecordBatch::try_new(input_schema.clone(), vec![Arc::new(ids), Arc::new(notes)]).expect("batch")
-        })
-        .collect();
-    let summary = loader
-        .load(
-            input_schema,
-            stream::iter(batches.into_iter().map(Ok::<_, std::io::Error>)),
-        )
-        .await
-        .expect("load");
-    assert_eq!(summary.rows, 10_000);
-    if retention == Retention::Keep {
-        let ids: Vec<i64> = server
-            .rows(&table)
-            .expect("rows")
-            .iter()
-            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
-            .collect();
-        assert_eq!(ids.len(), 10_000);
-    }
-    server.table_digest(&table).expect("digest")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_rows_digest_alike_in_both_formats_kept_or_discarded() {
-    let proto = digest_of(RowFormat::Proto, Retention::Keep).await;
-    assert_eq!(proto.rows, 10_000);
-    assert_eq!(digest_of(RowFormat::Arrow, Retention::Keep).await, proto);
-    assert_eq!(digest_of(RowFormat::Arrow, Retention::Discard).await, proto);
-    assert_eq!(digest_of(RowFormat::Proto, Retention::Discard).await, proto);
-    // And a different row changes it.
-    let mut other = proto;
-    other.add(b"\x08\x01");
-    assert_ne!(other, proto);
 }

@@ -1,5 +1,6 @@
 //! The embedded server in discard mode: it validates requests as in keep mode but keeps only a
-//! digest of the rows, and that digest matches what the client sent.
+//! digest of the rows, and that digest matches what the client sent, in proto rows or Arrow
+//! rows alike.
 
 #![cfg(feature = "server")]
 
@@ -10,7 +11,7 @@ use datafusion_bigquery::client::WriteClient;
 use datafusion_bigquery::encode::RowEncoder;
 use datafusion_bigquery::proto::write_stream::Type as StreamType;
 use datafusion_bigquery::server::{Retention, RowDigest};
-use datafusion_bigquery::{BigQueryOptions, EmbeddedServer, Loader, StreamWriter, TableRef, schema};
+use datafusion_bigquery::{BigQueryOptions, EmbeddedServer, Loader, RowFormat, StreamWriter, TableRef, schema};
 use futures::stream;
 
 fn batches(schema: &arrow::datatypes::SchemaRef) -> Vec<RecordBatch> {
@@ -24,13 +25,14 @@ fn batches(schema: &arrow::datatypes::SchemaRef) -> Vec<RecordBatch> {
         .collect()
 }
 
-/// The digest of the rows the client encodes for `batches`.
+/// The digest of `batches` as the client encodes them in proto rows (the form the server
+/// digests every row in).
 fn expected_digest(loader: &Loader, batches: &[RecordBatch]) -> RowDigest {
     let encoder = RowEncoder::new(
         &loader.table().to_string(),
         loader.table_schema(),
         &loader.arrow_schema(),
-        &loader.options().encode_options(),
+        &loader.options().clone().with_row_format(RowFormat::Proto).encode_options(),
     )
     .expect("encoder");
     let mut digest = RowDigest::default();
@@ -42,7 +44,7 @@ fn expected_digest(loader: &Loader, batches: &[RecordBatch]) -> RowDigest {
     digest
 }
 
-async fn load_into(retention: Retention) -> (EmbeddedServer, TableRef, RowDigest) {
+async fn load_into(retention: Retention, format: RowFormat) -> (EmbeddedServer, TableRef, RowDigest) {
     let server = EmbeddedServer::builder()
         .retention(retention)
         .start()
@@ -55,7 +57,8 @@ async fn load_into(retention: Retention) -> (EmbeddedServer, TableRef, RowDigest
     );
     let options = BigQueryOptions::default()
         .with_endpoint(server.endpoint())
-        .with_streams(3);
+        .with_streams(3)
+        .with_row_format(format);
     let loader = Loader::connect(table.clone(), options).await.expect("connect");
     let input = batches(&loader.arrow_schema());
     let expected = expected_digest(&loader, &input);
@@ -72,21 +75,31 @@ async fn load_into(retention: Retention) -> (EmbeddedServer, TableRef, RowDigest
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discarding_server_counts_and_digests_what_the_client_sent() {
-    let (server, table, expected) = load_into(Retention::Discard).await;
-    assert_eq!(server.row_count(&table), Some(10_000));
-    assert_eq!(server.rows(&table).map(|b| b.len()), Some(0), "no rows are kept");
-    assert_eq!(server.table_digest(&table), Some(expected));
-    let stats = server.stats();
-    assert_eq!(stats.rows_appended, 10_000);
-    assert_eq!(stats.row_bytes_appended, expected.bytes);
-    assert_eq!(stats.commits, 1);
+    for format in [RowFormat::Proto, RowFormat::Arrow] {
+        let (server, table, expected) = load_into(Retention::Discard, format).await;
+        assert_eq!(server.row_count(&table), Some(10_000));
+        assert_eq!(server.rows(&table).map(|b| b.len()), Some(0), "no rows are kept");
+        assert_eq!(server.table_digest(&table), Some(expected), "{format:?}");
+        let stats = server.stats();
+        assert_eq!(stats.rows_appended, 10_000);
+        assert_eq!(stats.row_bytes_appended, expected.bytes);
+        assert_eq!(stats.commits, 1);
+        assert_eq!(stats.arrow_requests > 0, format == RowFormat::Arrow);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keeping_server_digests_the_same_rows_alike() {
-    let (server, table, expected) = load_into(Retention::Keep).await;
-    assert_eq!(server.row_count(&table), Some(10_000));
-    assert_eq!(server.table_digest(&table), Some(expected));
+    for format in [RowFormat::Proto, RowFormat::Arrow] {
+        let (server, table, expected) = load_into(Retention::Keep, format).await;
+        assert_eq!(server.row_count(&table), Some(10_000));
+        assert_eq!(server.table_digest(&table), Some(expected), "{format:?}");
+    }
+    // A different row changes the digest.
+    let (_, _, mut expected) = load_into(Retention::Keep, RowFormat::Proto).await;
+    let before = expected;
+    expected.add(b"\x08\x01");
+    assert_ne!(expected, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
