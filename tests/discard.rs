@@ -10,7 +10,7 @@ use arrow::array::{Int64Array, RecordBatch, StringArray};
 use datafusion_bigquery::client::WriteClient;
 use datafusion_bigquery::encode::RowEncoder;
 use datafusion_bigquery::proto::write_stream::Type as StreamType;
-use datafusion_bigquery::server::{Retention, RowDigest};
+use datafusion_bigquery::server::{Retention, RowDigest, ServerBuilder};
 use datafusion_bigquery::{BigQueryOptions, EmbeddedServer, Loader, RowFormat, StreamWriter, TableRef, schema};
 use futures::stream;
 
@@ -32,7 +32,11 @@ fn expected_digest(loader: &Loader, batches: &[RecordBatch]) -> RowDigest {
         &loader.table().to_string(),
         loader.table_schema(),
         &loader.arrow_schema(),
-        &loader.options().clone().with_row_format(RowFormat::Proto).encode_options(),
+        &loader
+            .options()
+            .clone()
+            .with_row_format(RowFormat::Proto)
+            .encode_options(),
     )
     .expect("encoder");
     let mut digest = RowDigest::default();
@@ -45,11 +49,11 @@ fn expected_digest(loader: &Loader, batches: &[RecordBatch]) -> RowDigest {
 }
 
 async fn load_into(retention: Retention, format: RowFormat) -> (EmbeddedServer, TableRef, RowDigest) {
-    let server = EmbeddedServer::builder()
-        .retention(retention)
-        .start()
-        .await
-        .expect("server");
+    load_on(EmbeddedServer::builder().retention(retention), format).await
+}
+
+async fn load_on(builder: ServerBuilder, format: RowFormat) -> (EmbeddedServer, TableRef, RowDigest) {
+    let server = builder.start().await.expect("server");
     let table: TableRef = "bench.discard.t".parse().expect("name");
     server.create_table(
         &table,
@@ -85,6 +89,22 @@ async fn discarding_server_counts_and_digests_what_the_client_sent() {
         assert_eq!(stats.row_bytes_appended, expected.bytes);
         assert_eq!(stats.commits, 1);
         assert_eq!(stats.arrow_requests > 0, format == RowFormat::Arrow);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_digests_rows_are_counted_and_the_checksum_stays_zero() {
+    for format in [RowFormat::Proto, RowFormat::Arrow] {
+        let builder = EmbeddedServer::builder()
+            .retention(Retention::Discard)
+            .without_digests();
+        let (server, table, expected) = load_on(builder, format).await;
+        let digest = server.table_digest(&table).expect("digest");
+        assert_eq!((digest.rows, digest.checksum), (10_000, 0), "{format:?}");
+        assert_eq!(server.row_count(&table), Some(10_000));
+        if format == RowFormat::Proto {
+            assert_eq!(digest.bytes, expected.bytes, "proto rows: their own bytes");
+        }
     }
 }
 

@@ -2,7 +2,6 @@
 //! `ProtoRows.serialized_rows` (key, length, message), so a request's rows are one contiguous
 //! slice that goes into the request as it is. This module is the one home of that framing.
 
-use bytes::Bytes;
 use prost::encoding::{decode_varint, encoded_len_varint};
 
 /// The key of `ProtoRows.serialized_rows` (field 1, length-delimited).
@@ -29,7 +28,7 @@ pub(crate) fn put_header(buf: &mut [u8], at: usize, len: usize) -> usize {
 
 /// The framed rows of `framed`, in order: each as (start of its frame, the row's message).
 /// Stops at the first malformed frame (rows are only ever framed by this module).
-pub(crate) fn rows(framed: &Bytes) -> impl Iterator<Item = (usize, Bytes)> + '_ {
+pub(crate) fn rows(framed: &[u8]) -> impl Iterator<Item = (usize, &[u8])> + '_ {
     let mut at = 0;
     std::iter::from_fn(move || {
         if at >= framed.len() || framed[at] != ROW_KEY {
@@ -42,12 +41,12 @@ pub(crate) fn rows(framed: &Bytes) -> impl Iterator<Item = (usize, Bytes)> + '_ 
         let body = at + 1 + (before - rest.len());
         let end = body.checked_add(len).filter(|end| *end <= framed.len())?;
         at = end;
-        Some((start, framed.slice(body..end)))
+        Some((start, &framed[body..end]))
     })
 }
 
 /// Byte offset of framed row `index` (or the end, for `index` = the row count).
-pub(crate) fn offset_of(framed: &Bytes, index: usize) -> Option<usize> {
+pub(crate) fn offset_of(framed: &[u8], index: usize) -> Option<usize> {
     if index == 0 {
         return Some(0);
     }
@@ -63,6 +62,8 @@ pub(crate) fn offset_of(framed: &Bytes, index: usize) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     fn frame(rows: &[&[u8]]) -> Bytes {
@@ -95,15 +96,8 @@ mod tests {
     fn rows_and_offsets_walk_the_frames() {
         let long = vec![1u8; 200];
         let framed = frame(&[b"ab", &long, b"c"]);
-        let seen: Vec<Bytes> = rows(&framed).map(|(_, r)| r).collect();
-        assert_eq!(
-            seen,
-            vec![
-                Bytes::from_static(b"ab"),
-                Bytes::from(long.clone()),
-                Bytes::from_static(b"c")
-            ]
-        );
+        let seen: Vec<&[u8]> = rows(&framed).map(|(_, r)| r).collect();
+        assert_eq!(seen, vec![&b"ab"[..], &long[..], &b"c"[..]]);
         assert_eq!(offset_of(&framed, 0), Some(0));
         assert_eq!(offset_of(&framed, 1), Some(4));
         assert_eq!(offset_of(&framed, 2), Some(4 + 3 + 200));

@@ -44,6 +44,13 @@ pub(crate) trait ColumnKernel {
     /// Writes this field of each row at `pos[row]` and advances it. Only called after a
     /// successful `measure`, on a buffer sized from the lengths.
     fn write(&self, buf: &mut [u8], pos: &mut [usize]);
+
+    /// Checks every value as `measure` does, without measuring (Arrow rows): the first row
+    /// whose value cannot be written. `scratch` has a slot per row, for kernels that can only
+    /// check by measuring.
+    fn check(&self, scratch: &mut [usize]) -> Result<(), RowFailure> {
+        self.measure(scratch)
+    }
 }
 
 /// A field key (tag and wire type), encoded once per column.
@@ -290,18 +297,24 @@ where
     T: ArrowPrimitiveType,
     T::Native: Into<i64>,
 {
-    fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
+    fn check(&self, _: &mut [usize]) -> Result<(), RowFailure> {
         self.nulls.check_required(self.mode)?;
-        let values = self.array.values();
-        if let Some(range) = self.range {
-            let bad = values.iter().enumerate().find(|(row, v)| {
-                let v: i64 = (**v).into();
-                (v < range.min || v > range.max) && self.nulls.is_valid(*row)
-            });
-            if let Some((row, _)) = bad {
-                return Err(invalid(self.array, row, self.nulls.name, range.reason));
-            }
+        let Some(range) = self.range else {
+            return Ok(());
+        };
+        let bad = self.array.values().iter().enumerate().find(|(row, v)| {
+            let v: i64 = (**v).into();
+            (v < range.min || v > range.max) && self.nulls.is_valid(*row)
+        });
+        match bad {
+            Some((row, _)) => Err(invalid(self.array, row, self.nulls.name, range.reason)),
+            None => Ok(()),
         }
+    }
+
+    fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
+        self.check(lens)?;
+        let values = self.array.values();
         let key = self.key.len;
         if self.nulls.any() {
             for (row, (len, v)) in lens.iter_mut().zip(values.iter()).enumerate() {
@@ -353,6 +366,10 @@ where
     T: ArrowPrimitiveType,
     T::Native: Into<f64>,
 {
+    fn check(&self, _: &mut [usize]) -> Result<(), RowFailure> {
+        self.nulls.check_required(self.mode)
+    }
+
     fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
         self.nulls.check_required(self.mode)?;
         let size = self.key.len + 8;
@@ -385,6 +402,10 @@ struct Bools<'a> {
 }
 
 impl ColumnKernel for Bools<'_> {
+    fn check(&self, _: &mut [usize]) -> Result<(), RowFailure> {
+        self.nulls.check_required(self.mode)
+    }
+
     fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
         self.nulls.check_required(self.mode)?;
         let size = self.key.len + 1;
@@ -430,6 +451,10 @@ fn byte_strings<'a, T: ByteArrayType>(
 }
 
 impl<T: ByteArrayType> ColumnKernel for ByteStrings<'_, T> {
+    fn check(&self, _: &mut [usize]) -> Result<(), RowFailure> {
+        self.nulls.check_required(self.mode)
+    }
+
     fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
         self.nulls.check_required(self.mode)?;
         let key = self.key.len;
@@ -478,6 +503,10 @@ fn byte_views<'a, T: ByteViewType>(
 }
 
 impl<T: ByteViewType> ColumnKernel for ByteViews<'_, T> {
+    fn check(&self, _: &mut [usize]) -> Result<(), RowFailure> {
+        self.nulls.check_required(self.mode)
+    }
+
     fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
         self.nulls.check_required(self.mode)?;
         let key = self.key.len;
@@ -549,22 +578,33 @@ impl Numerics<'_> {
 }
 
 impl ColumnKernel for Numerics<'_> {
-    fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
+    fn check(&self, _: &mut [usize]) -> Result<(), RowFailure> {
         self.nulls.check_required(self.mode)?;
+        let range = -self.max_input..=self.max_input;
+        let bad = self
+            .array
+            .values()
+            .iter()
+            .enumerate()
+            .find(|(row, v)| !range.contains(v) && self.nulls.is_valid(*row));
+        match bad {
+            Some((row, _)) => Err(invalid(
+                self.array,
+                row,
+                self.nulls.name,
+                "is outside NUMERIC's range (29 integer digits)",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
+        self.check(lens)?;
         let key = self.key.len;
         for (row, (len, v)) in lens.iter_mut().zip(self.array.values().iter()).enumerate() {
-            if !self.nulls.is_valid(row) {
-                continue;
+            if self.nulls.is_valid(row) {
+                *len += key + 1 + self.scaled(*v).1;
             }
-            if !(-self.max_input..=self.max_input).contains(v) {
-                return Err(invalid(
-                    self.array,
-                    row,
-                    self.nulls.name,
-                    "is outside NUMERIC's range (29 integer digits)",
-                ));
-            }
-            *len += key + 1 + self.scaled(*v).1;
         }
         Ok(())
     }

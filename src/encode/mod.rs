@@ -223,7 +223,7 @@ impl RowEncoder {
             Wire::Proto => self.encode_proto(batch, first_row),
             Wire::Arrow(arrow) => {
                 let columns = self.canonical_columns(batch, first_row)?;
-                self.measure(&columns, batch.num_rows(), first_row)?;
+                self.check(&columns, batch.num_rows(), first_row)?;
                 arrow.encode(&self.table, batch.num_rows(), columns, first_row, self.row_budget)
             }
         }
@@ -324,8 +324,8 @@ impl RowEncoder {
     }
 
     /// Checks canonical columns against BigQuery's rules (as the proto path does) without
-    /// writing them.
-    fn measure(&self, columns: &[Option<ArrayRef>], num_rows: usize, first_row: u64) -> Result<()> {
+    /// measuring or writing them.
+    fn check(&self, columns: &[Option<ArrayRef>], num_rows: usize, first_row: u64) -> Result<()> {
         let mut kernels: Vec<Box<dyn ColumnKernel + '_>> = Vec::with_capacity(columns.len());
         let mut failures = Vec::new();
         for (plan, array) in self.columns.iter().zip(columns) {
@@ -341,7 +341,13 @@ impl RowEncoder {
                 Err(failure) => failures.push(failure),
             }
         }
-        self.lengths(&kernels, failures, num_rows, first_row).map(|_| ())
+        let mut scratch = vec![0usize; num_rows];
+        for kernel in &kernels {
+            if let Err(failure) = kernel.check(&mut scratch) {
+                failures.push(failure);
+            }
+        }
+        self.first_failure(failures, first_row)
     }
 
     /// Each row's encoded length; the first failure (by row, then column) as an error.
@@ -358,9 +364,14 @@ impl RowEncoder {
                 failures.push(failure);
             }
         }
+        self.first_failure(failures, first_row).map(|()| lens)
+    }
+
+    /// The failure of the first row (then of its first column) as an error, if any.
+    fn first_failure(&self, failures: Vec<RowFailure>, first_row: u64) -> Result<()> {
         match failures.into_iter().min_by_key(|f| f.row) {
             Some(first) => Err(self.value_error(first.error, first_row + first.row as u64)),
-            None => Ok(lens),
+            None => Ok(()),
         }
     }
 

@@ -484,8 +484,22 @@ fn decimal(array: &ArrayRef, from_scale: i8, to: &DataType) -> Result<ArrayRef, 
         _ => return Err(internal(array, "expected a decimal target")),
     };
     let type_name = if wide { "BIGNUMERIC" } else { "NUMERIC" };
-    let value = unscaled_values(array).ok_or_else(|| internal(array, "expected an integer or decimal"))?;
     let shift = i32::from(to_scale) - i32::from(from_scale);
+    // The common case: a Decimal128 to a Decimal128 of a larger scale, whose precision leaves
+    // room for every value: one multiplication per value, which cannot overflow (the slots
+    // under NULLs may hold anything, hence the wrapping product).
+    if let (DataType::Decimal128(precision, _), false) = (array.data_type(), wide)
+        && shift >= 0
+        && i32::from(*precision) + shift <= 38
+    {
+        let factor = 10i128.pow(shift.unsigned_abs());
+        let out = array
+            .as_primitive::<Decimal128Type>()
+            .unary::<_, Decimal128Type>(|v| v.wrapping_mul(factor))
+            .with_data_type(to.clone());
+        return Ok(Arc::new(out));
+    }
+    let value = unscaled_values(array).ok_or_else(|| internal(array, "expected an integer or decimal"))?;
     let factor = i256::from_i128(10).checked_pow(shift.unsigned_abs());
     let rescale = |v: i256| -> Result<i256, String> {
         let too_large = || format!("is too large for {type_name}");

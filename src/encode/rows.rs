@@ -90,8 +90,17 @@ impl EncodedRows {
     /// The proto rows, one serialized message each (empty for Arrow rows).
     pub fn proto_rows(&self) -> Vec<Bytes> {
         match &self.payload {
-            Payload::Proto(bytes) => framed::rows(bytes).map(|(_, row)| row).collect(),
+            Payload::Proto(bytes) => framed::rows(bytes).map(|(_, row)| bytes.slice_ref(row)).collect(),
             Payload::Arrow(_) => Vec::new(),
+        }
+    }
+
+    /// Calls `f` with each proto row's serialized message, in order (none for Arrow rows).
+    pub fn for_each_proto_row(&self, mut f: impl FnMut(&[u8])) {
+        if let Payload::Proto(bytes) = &self.payload {
+            for (_, row) in framed::rows(bytes) {
+                f(row);
+            }
         }
     }
 }

@@ -13,6 +13,7 @@
 //! REPEATED from List, a NULL list read as an empty one. BigQuery reads every timestamp as
 //! microseconds whatever its unit, so other units are refused here rather than misread.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -32,6 +33,7 @@ use bytes::Bytes;
 use super::decode::DecodeError;
 use super::defaults::{DefaultRule, Interpretation};
 use super::digest::RowDigest;
+use super::state::Digests;
 use crate::encode::{EncodeOptions, MissingValues, RowEncoder};
 use crate::proto::table_field_schema::{Mode, Type};
 use crate::proto::{TableFieldSchema, TableSchema};
@@ -130,6 +132,7 @@ impl ArrowDecoder {
         &self,
         message: &Bytes,
         missing: &Interpretation,
+        digests: Digests,
     ) -> Result<(RecordBatch, RowDigest), DecodeError> {
         let batch = self.read(message)?;
         let rows = batch.num_rows();
@@ -155,7 +158,14 @@ impl ArrowDecoder {
             };
             arrays.push(array);
         }
-        let digest = self.digest(&present, rows)?;
+        let digest = match digests {
+            Digests::On => self.digest(&present, rows)?,
+            Digests::Off => {
+                let mut counted = RowDigest::default();
+                counted.count(rows as u64, message.len() as u64);
+                counted
+            }
+        };
         let batch =
             RecordBatch::try_new(self.canonical.clone(), arrays).map_err(|e| DecodeError::Schema(e.to_string()))?;
         Ok((batch, digest))
@@ -192,8 +202,8 @@ impl ArrowDecoder {
             .digest
             .encode(&batch, 0)
             .map_err(|e| DecodeError::Schema(e.to_string()))?;
-        for request in requests {
-            digest.add_all(request.proto_rows().iter().map(|row| row.as_ref()));
+        for request in &requests {
+            request.for_each_proto_row(|row| digest.add(row));
         }
         Ok(digest)
     }
@@ -337,6 +347,7 @@ fn canonical_value(
     let cast_to = |t: &DataType| cast(array, t).map_err(|e| (0, format!("column {path}: {e}")));
     match (field_type(column), array.data_type()) {
         (Type::Struct | Type::Range, DataType::Struct(_)) => canonical_struct(column, array.as_struct(), target, path),
+        (_, given) if given == target => Ok(array.clone()),
         (Type::Numeric, DataType::Decimal128(_, scale)) => {
             let factor = 10i128.pow(u32::try_from(values::NUMERIC_SCALE - scale).unwrap_or(0));
             let input: &Decimal128Array = array.as_primitive();
@@ -381,7 +392,6 @@ fn canonical_value(
                     _ => None,
                 }),
         )),
-        (_, t) if t == target => Ok(array.clone()),
         // Widening integers and floats, Int32 days as Date32.
         _ => cast_to(target),
     }
@@ -436,8 +446,13 @@ fn check(
     relaxed: bool,
 ) -> Result<(), Failure> {
     let mode = field_mode(column);
-    if mode == Mode::Required && !relaxed {
-        let missing = (0..array.len()).find(|&i| array.is_null(i) && parent.is_none_or(|p| p.is_valid(i)));
+    if mode == Mode::Required && !relaxed && array.null_count() > 0 {
+        let missing = array.nulls().and_then(|nulls| {
+            nulls
+                .iter()
+                .enumerate()
+                .position(|(i, valid)| !valid && parent.is_none_or(|p| p.is_valid(i)))
+        });
         if let Some(i) = missing {
             return Err((i, format!("REQUIRED field {path} is missing")));
         }
@@ -456,32 +471,31 @@ fn check(
         return check(&element, list.values(), path, None, false).map_err(|(i, m)| (row_of(i), m));
     }
     let valid = NullBuffer::union(array.nulls(), parent);
+    let valid = valid.as_ref();
     let out_of_range = |i: usize, what: &str| (i, format!("column {path}: value out of {what}'s range"));
-    let find = |bad: &dyn Fn(usize) -> bool| {
-        (0..array.len()).find(|&i| valid.as_ref().is_none_or(|v| v.is_valid(i)) && bad(i))
-    };
     match field_type(column) {
         Type::Date => {
-            let a = array.as_primitive::<Date32Type>();
-            if let Some(i) = find(&|i| !(values::DATE_MIN_DAYS..=values::DATE_MAX_DAYS).contains(&a.value(i))) {
+            let values = array.as_primitive::<Date32Type>().values();
+            if let Some(i) = outside(values, values::DATE_MIN_DAYS..=values::DATE_MAX_DAYS, valid) {
                 return Err(out_of_range(i, "DATE"));
             }
         }
         ty @ (Type::Timestamp | Type::Datetime) => {
-            let a = array.as_primitive::<TimestampMicrosecondType>();
-            if let Some(i) = find(&|i| !(values::MICROS_MIN..=values::MICROS_MAX).contains(&a.value(i))) {
+            let values = array.as_primitive::<TimestampMicrosecondType>().values();
+            if let Some(i) = outside(values, values::MICROS_MIN..=values::MICROS_MAX, valid) {
                 return Err(out_of_range(i, type_name(ty)));
             }
         }
         Type::Time => {
-            let a = array.as_primitive::<Time64MicrosecondType>();
-            if let Some(i) = find(&|i| !(0..values::MICROS_PER_DAY).contains(&a.value(i))) {
+            let values = array.as_primitive::<Time64MicrosecondType>().values();
+            if let Some(i) = outside(values, 0..=values::MICROS_PER_DAY - 1, valid) {
                 return Err(out_of_range(i, "TIME"));
             }
         }
         Type::Numeric => {
-            let a = array.as_primitive::<Decimal128Type>();
-            if let Some(i) = find(&|i| a.value(i).abs() > values::NUMERIC_MAX_UNSCALED) {
+            let values = array.as_primitive::<Decimal128Type>().values();
+            let max = values::NUMERIC_MAX_UNSCALED;
+            if let Some(i) = outside(values, -max..=max, valid) {
                 return Err(out_of_range(i, "NUMERIC"));
             }
         }
@@ -489,12 +503,14 @@ fn check(
             let array = array.as_struct();
             let members = nested_members(column).map_err(|e| (0, e))?;
             for (member, child) in members.iter().zip(array.columns()) {
-                check(member, child, &format!("{path}.{}", member.name), valid.as_ref(), false)?;
+                check(member, child, &format!("{path}.{}", member.name), valid, false)?;
             }
             if field_type(column) == Type::Range {
                 let (start, end) = (array.column(0), array.column(1));
                 let ordered = arrow::compute::kernels::cmp::lt(start, end).map_err(|e| (0, e.to_string()))?;
-                if let Some(i) = find(&|i| ordered.is_valid(i) && !ordered.value(i)) {
+                let unordered = (0..ordered.len())
+                    .find(|&i| ordered.is_valid(i) && !ordered.value(i) && valid.is_none_or(|v| v.is_valid(i)));
+                if let Some(i) = unordered {
                     return Err((i, format!("column {path}: RANGE start is not before its end")));
                 }
             }
@@ -502,4 +518,12 @@ fn check(
         _ => {}
     }
     Ok(())
+}
+
+/// The first value outside `range` where a value is present (`valid`).
+fn outside<T: Copy + PartialOrd>(values: &[T], range: RangeInclusive<T>, valid: Option<&NullBuffer>) -> Option<usize> {
+    values
+        .iter()
+        .enumerate()
+        .position(|(i, v)| !range.contains(v) && valid.is_none_or(|n| n.is_valid(i)))
 }

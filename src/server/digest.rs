@@ -38,6 +38,12 @@ impl RowDigest {
         self.checksum = self.checksum.wrapping_add(row_hash(row));
     }
 
+    /// Counts `rows` rows of `bytes` bytes without hashing them (the checksum is unchanged).
+    pub fn count(&mut self, rows: u64, bytes: u64) {
+        self.rows += rows;
+        self.bytes += bytes;
+    }
+
     /// Adds every row of `rows`.
     pub fn add_all<'a>(&mut self, rows: impl IntoIterator<Item = &'a [u8]>) {
         for row in rows {

@@ -19,7 +19,7 @@ use super::decode::{DecodeError, RowDecoder};
 use super::defaults::Interpretation;
 use super::digest::RowDigest;
 use super::faults::{AppendFault, ClientsSeen, Counters, Faults, Rpc, RpcFault};
-use super::state::{Rejection, Retention, Store, split_stream_name};
+use super::state::{Digests, Rejection, Retention, Store, split_stream_name};
 use crate::proto::append_rows_request::Rows;
 use crate::proto::append_rows_response::{AppendResult, Response as AppendOutcome};
 use crate::proto::big_query_write_server::BigQueryWrite;
@@ -49,6 +49,7 @@ impl Shared {
 pub(crate) struct Service {
     pub(crate) shared: Arc<Shared>,
     pub(crate) retention: Retention,
+    pub(crate) digests: Digests,
 }
 
 /// Requires the routing header to start with `key=`.
@@ -226,7 +227,10 @@ impl Service {
             (Some(Rows::ProtoRows(data)), Some(Decoder::Proto(_, decoder))) => {
                 let rows = data.rows.map(|r| r.serialized_rows).unwrap_or_default();
                 let mut digest = RowDigest::default();
-                digest.add_all(rows.iter().map(|row| row.as_ref()));
+                match self.digests {
+                    Digests::On => digest.add_all(rows.iter().map(|row| row.as_ref())),
+                    Digests::Off => digest.count(rows.len() as u64, rows.iter().map(|row| row.len() as u64).sum()),
+                }
                 let batch = match self.retention {
                     Retention::Discard => None,
                     Retention::Keep => Some(
@@ -241,7 +245,7 @@ impl Service {
                 let message = data.rows.map(|r| r.serialized_record_batch).unwrap_or_default();
                 // Discarded rows are decoded and checked all the same.
                 let (batch, digest) = decoder
-                    .decode(&message, &missing)
+                    .decode(&message, &missing, self.digests)
                     .map_err(|e| decode_rejection(&name, e))?;
                 ((self.retention == Retention::Keep).then_some(batch), digest)
             }

@@ -99,6 +99,16 @@ pub enum Retention {
     Discard,
 }
 
+/// Whether the server digests appended rows (the checksum of [`RowDigest`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Digests {
+    /// Every row is hashed into its table's digest.
+    #[default]
+    On,
+    /// Rows and bytes are counted, the checksum stays 0.
+    Off,
+}
+
 /// A table: its schema and the committed (visible) rows.
 pub(crate) struct Table {
     pub(crate) schema: Arc<TableSchema>,
