@@ -15,12 +15,13 @@
 //! ```text
 //! cargo bench --bench e2e                                    # SF 1, 2 streams, CLI and Python
 //! cargo bench --bench e2e -- --sf 10 --no-python             # another scale factor
-//! cargo bench --bench e2e -- --peers --baseline /path/to/older/datafusion-bigquery
+//! cargo bench --bench e2e -- --peers --baseline /path/to/older/datafusion-bigquery --runs 3
 //! cargo bench --bench e2e -- --generated --streams 4 --no-cli --no-python
 //! ```
 //!
-//! Each line gives wall time, rows/s, MB/s of rows (in their proto form, as the server counts
-//! them), the client's and the server's CPU seconds and the client's peak RSS; then the ratios.
+//! Each line gives wall time, rows/s, MB/s of rows (as the server counts them: proto rows
+//! without framing, Arrow rows as IPC messages), the client's and the server's CPU seconds and
+//! the client's peak RSS; then the ratios (of the median runs, with `--runs N`).
 //! The Parquet file is written once under `target/bench-data/`.
 
 mod common;
@@ -60,6 +61,8 @@ struct Settings {
     peers: bool,
     generated: bool,
     baseline: Option<PathBuf>,
+    /// How many times each of our CLI loads runs (interleaved with the baseline's).
+    runs: usize,
     explain: bool,
     /// Also load the generated data with checkpoints recorded every 100 ms, and compare.
     checkpoint: bool,
@@ -78,6 +81,7 @@ impl Settings {
             peers: false,
             generated: false,
             baseline: None,
+            runs: 1,
             explain: false,
             checkpoint: false,
         };
@@ -93,6 +97,7 @@ impl Settings {
                         .map_err(|e| format!("--partitions: {e}"))?
                 }
                 "--baseline" => settings.baseline = Some(PathBuf::from(value("--baseline")?)),
+                "--runs" => settings.runs = value("--runs")?.parse().map_err(|e| format!("--runs: {e}"))?,
                 "--no-cli" => settings.cli = false,
                 "--no-arrow" => settings.arrow = false,
                 "--no-python" => settings.python = false,
@@ -176,33 +181,41 @@ fn status_mib(key: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// The server in its own process, discarding rows.
+/// The server in its own process, discarding rows and counting them without digests (digests
+/// of Arrow rows take encoding them as proto rows, a cost of the server, not of the client).
 struct Server {
     child: Child,
     endpoint: String,
+    /// The server's stdout, kept open: it prints more lines after the endpoint, and a closed
+    /// pipe would end it.
+    _stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Server {
     /// Starts `datafusion-bigquery emulator --discard` with `extra` flags.
     fn start(extra: &[&str]) -> Result<Self, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_datafusion-bigquery"))
-            .args(["emulator", "--port", "0", "--discard", "--table"])
+            .args(["emulator", "--port", "0", "--discard", "--no-digests", "--table"])
             .arg(format!("{TABLE}={}", common::LINEITEM_COLUMNS))
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start the server: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no server stdout")?;
+        let mut stdout = BufReader::new(child.stdout.take().ok_or("no server stdout")?);
         let mut line = String::new();
-        BufReader::new(stdout)
+        stdout
             .read_line(&mut line)
             .map_err(|e| format!("cannot read the server's endpoint: {e}"))?;
         let endpoint = line.trim().to_string();
         if !endpoint.starts_with("http://") {
             return Err(format!("unexpected server output {endpoint:?}"));
         }
-        Ok(Server { child, endpoint })
+        Ok(Server {
+            child,
+            endpoint,
+            _stdout: stdout,
+        })
     }
 
     fn cpu_seconds(&self) -> f64 {
@@ -638,6 +651,13 @@ fn machine() -> String {
     format!("{cores} cores, {model}")
 }
 
+/// The run of median rows/s, if there was any.
+fn median(mut runs: Vec<Measured>) -> Option<Measured> {
+    runs.sort_by(|a, b| a.rows_per_second().total_cmp(&b.rows_per_second()));
+    let middle = runs.len() / 2;
+    runs.into_iter().nth(middle)
+}
+
 /// `a / b` as a ratio, printed with its meaning.
 fn ratio(what: &str, a: f64, b: f64) {
     println!("ratio {what}: {:.2}", a / b);
@@ -667,12 +687,13 @@ async fn main() -> Result<(), Failure> {
     let parquet = parquet_copy(settings.sf).await?;
     println!("source: {}", parquet.display());
 
-    let mut ours = None;
-    let mut ours_arrow = None;
-    let mut baseline = None;
-    if settings.cli {
+    // Each of our CLI loads `--runs` times, interleaved; the ratios use the medians.
+    let mut ours_runs = Vec::new();
+    let mut arrow_runs = Vec::new();
+    let mut baseline_runs = Vec::new();
+    for _ in 0..if settings.cli { settings.runs } else { 0 } {
         let options = format!("'bigquery.streams' '{streams}'");
-        ours = Some(against_server(&[], |server| {
+        ours_runs.push(against_server(&[], |server| {
             cli_insert(
                 &format!("ours, CLI, proto rows x{streams}"),
                 &ours_binary,
@@ -682,8 +703,8 @@ async fn main() -> Result<(), Failure> {
             )
         })?);
         if settings.arrow {
-            let options = format!("'bigquery.streams' '{streams}', 'bigquery.row_format' 'arrow'");
-            ours_arrow = Some(against_server(&[], |server| {
+            let options = format!("{options}, 'bigquery.row_format' 'arrow'");
+            arrow_runs.push(against_server(&[], |server| {
                 cli_insert(
                     &format!("ours, CLI, Arrow rows x{streams}"),
                     &ours_binary,
@@ -694,7 +715,7 @@ async fn main() -> Result<(), Failure> {
             })?);
         }
         if let Some(binary) = &settings.baseline {
-            baseline = Some(against_server(&[], |server| {
+            baseline_runs.push(against_server(&[], |server| {
                 cli_insert(
                     &format!("baseline CLI ({}) x{streams}", binary.display()),
                     binary,
@@ -705,6 +726,7 @@ async fn main() -> Result<(), Failure> {
             })?);
         }
     }
+    let (ours, ours_arrow, baseline) = (median(ours_runs), median(arrow_runs), median(baseline_runs));
     let parquet_ctx = SessionContext::new();
     parquet_ctx
         .register_parquet(

@@ -203,11 +203,17 @@ pub(crate) struct EmulatorArgs {
     #[arg(long = "table", value_name = "PROJECT.DATASET.TABLE=SCHEMA")]
     pub(crate) tables: Vec<String>,
 
-    /// Validates every request (stream, offset, writer schema, row count) but neither decodes
-    /// nor keeps rows, only counting and digesting them: a server that is not the bottleneck
-    /// of a client benchmark. Prints what it received on stderr when it stops.
+    /// Validates every request (stream, offset, writer schema, row count) but keeps no rows,
+    /// only counting and digesting them (proto rows are not decoded; Arrow rows are decoded
+    /// and checked): a server that is not the bottleneck of a client benchmark. Prints what
+    /// it received on stderr when it stops.
     #[arg(long)]
     pub(crate) discard: bool,
+
+    /// Counts rows without digesting them (for benchmarks: digesting Arrow rows takes
+    /// encoding them in their proto form).
+    #[arg(long)]
+    pub(crate) no_digests: bool,
 
     /// Plays the real service's awkward behaviours.
     #[command(flatten)]

@@ -104,10 +104,13 @@ pub(crate) async fn serve(args: EmulatorArgs) -> Result<(), Failure> {
     } else {
         Retention::Keep
     };
-    let builder = EmbeddedServer::builder()
+    let mut builder = EmbeddedServer::builder()
         .port(args.port)
         .rest_port(args.rest_port)
         .retention(retention);
+    if args.no_digests {
+        builder = builder.without_digests();
+    }
     let server = start(builder, &args.behaviour, tables).await?;
     announce(&server)?;
     wait_for_shutdown().await?;
