@@ -172,13 +172,17 @@ fn rss_mib() -> f64 {
 fn status_mib(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
-        })
-        .map(|kb| kb / 1024.0)
+        .and_then(|s| status_field_mib(&s, key))
         .unwrap_or(f64::NAN)
+}
+
+/// A memory figure (`VmHWM:`, `VmRSS:`) of a `/proc/<pid>/status` text, in MiB.
+fn status_field_mib(status: &str, key: &str) -> Option<f64> {
+    status
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
 }
 
 /// The server in its own process, discarding rows and counting them without digests (digests
@@ -301,7 +305,11 @@ fn against_server(
     Ok(measured)
 }
 
-/// A command run to its end: wall time, CPU seconds and peak RSS from `wait4`, and stdout.
+/// A command run to its end: wall time and CPU seconds (from `wait4`), peak RSS and stdout.
+///
+/// The peak RSS is the child's `VmHWM`, read every 10 ms while it runs: `wait4`'s `ru_maxrss`
+/// would carry this process's own RSS, which a child inherits at `fork` and keeps through
+/// `exec`.
 fn run_measured(command: &mut Command) -> Result<(Duration, f64, f64, String), Failure> {
     use std::io::Read;
     let started = Instant::now();
@@ -317,6 +325,18 @@ fn run_measured(command: &mut Command) -> Result<(Duration, f64, f64, String), F
         let _ = err.read_to_string(&mut text);
         text
     });
+    let watcher = std::thread::spawn(move || {
+        let mut peak = 0.0f64;
+        // VmHWM is gone once the process has exited (a zombie has no memory).
+        while let Some(hwm) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| status_field_mib(&s, "VmHWM:"))
+        {
+            peak = peak.max(hwm);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        peak
+    });
     let mut stdout = String::new();
     if let Some(mut out) = child.stdout.take() {
         out.read_to_string(&mut stdout)?;
@@ -328,12 +348,13 @@ fn run_measured(command: &mut Command) -> Result<(Duration, f64, f64, String), F
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let elapsed = started.elapsed();
     let stderr = stderr.join().unwrap_or_default();
+    let peak = watcher.join().unwrap_or(f64::NAN);
     if waited != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         return Err(format!("{command:?} failed ({status}): {stderr}").into());
     }
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     let cpu = seconds(usage.ru_utime) + seconds(usage.ru_stime);
-    Ok((elapsed, cpu, usage.ru_maxrss as f64 / 1024.0, stdout))
+    Ok((elapsed, cpu, peak, stdout))
 }
 
 /// `INSERT INTO bq SELECT * FROM lineitem` from `parquet` through the CLI `binary`, with
@@ -378,21 +399,19 @@ fn field(text: &str, key: &str) -> Result<f64, String> {
         .ok_or(format!("no {key} in {text:?}"))
 }
 
-/// A client that reports `rows=… seconds=… cpu_seconds=… peak_rss_mib=…` on stdout.
+/// A client that reports `rows=… seconds=…` on stdout, measured as a whole process as ours
+/// are (the times it reports of itself start later: at its first stream).
 fn reporting_client(name: &str, command: &mut Command) -> Result<Measured, Failure> {
-    let output = command.output().map_err(|e| format!("cannot run {name}: {e}"))?;
-    if !output.status.success() {
-        return Err(format!("{name} failed: {}", String::from_utf8_lossy(&output.stderr)).into());
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
+    let (elapsed, cpu, rss, stdout) = run_measured(command).map_err(|e| format!("{name}: {e}"))?;
+    println!("  ({name} reports {} s of its own)", field(&stdout, "seconds")?);
     Ok(Measured {
         name: name.to_string(),
-        rows: field(&text, "rows")? as u64,
+        rows: field(&stdout, "rows")? as u64,
         bytes: 0,
-        elapsed: Duration::from_secs_f64(field(&text, "seconds")?),
-        client_cpu: field(&text, "cpu_seconds")?,
+        elapsed,
+        client_cpu: cpu,
         server_cpu: 0.0,
-        peak_rss_mib: field(&text, "peak_rss_mib")?,
+        peak_rss_mib: rss,
     })
 }
 
