@@ -19,16 +19,25 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layers, each usable without the ones above it: [`proto`] (the wire API), [`rpc`],
-//! [`error`] and [`retry`] (what failed, and the one retry policy), [`client`] (channel pool,
-//! credentials, deadlines, AppendRows with its watchdog) and [`rest`] (the v2 REST API:
-//! tables and copy jobs), [`schema`], [`values`] and [`encode`] (types and rows, no I/O),
-//! [`load`] (atomic loads over N streams, and the stream writer and commit as separate
-//! halves), [`checkpoint`] (loads that resume, on [`object_storage`]) and [`tables`]
-//! (creating destinations, overwrites), [`datafusion`] (the table, its two plan nodes, the
-//! factory, the catalog, `SET bigquery.*`), `ballista` (codecs and cluster processes), and
-//! `server` (feature `server`, on by default: the embedded server, which plays the real
-//! service's behaviours on demand).
+//! Where to start: [`register_bigquery`] (SQL), [`Loader`] (Rust without SQL),
+//! [`BigQueryOptions`] (every setting), [`Error`], and [`EmbeddedServer`] (a local Storage
+//! Write server for tests, examples and benchmarks).
+//!
+//! Layers, each using only the ones before it:
+//!
+//! 1. The wire API (generated types, internal), [`rpc`] (the calls' names), [`error`] and
+//!    [`retry`] (what failed, typed, and the one retry policy).
+//! 2. [`client`] (channel pool, credentials, deadlines, AppendRows with its watchdog) and
+//!    [`rest`] (the v2 REST API: tables and copy jobs).
+//! 3. [`schema`] (table schemas and their Arrow form) and the row encoders (proto rows and
+//!    Arrow rows, with BigQuery's value rules; internal, no I/O).
+//! 4. [`load`] (atomic loads over N streams, the stream writer and the commit as separate
+//!    halves), [`checkpoint`] (loads that resume, their checkpoints on object storage) and
+//!    [`tables`] (creating destinations, overwrites).
+//! 5. [`datafusion`] (the table, its two plan nodes, the factory, the catalog,
+//!    `SET bigquery.*`) and `ballista` (feature `ballista`: codecs and cluster processes).
+//! 6. `server` (feature `server`, on by default: the embedded server, which plays the real
+//!    service's behaviours on demand; it shares the schema layer, not the client).
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -37,11 +46,17 @@ pub mod ballista;
 pub mod checkpoint;
 pub mod client;
 pub mod datafusion;
+// Internal: the row encoders (proto and Arrow rows). Public for this crate's own tests and
+// benchmarks only; not part of the API.
+#[doc(hidden)]
 pub mod encode;
 pub mod error;
 pub mod load;
-pub mod object_storage;
+pub(crate) mod object_storage;
 pub mod options;
+// Internal: the generated wire types of the Storage Write API. The table schema types are
+// re-exported by `schema`; the rest is not part of the API.
+#[doc(hidden)]
 pub mod proto;
 pub mod rest;
 pub mod retry;
@@ -51,6 +66,9 @@ pub mod schema;
 pub mod server;
 pub mod table_ref;
 pub mod tables;
+// Internal: BigQuery's value ranges and wire forms. Public for this crate's own tests only;
+// not part of the API.
+#[doc(hidden)]
 pub mod values;
 
 pub use crate::datafusion::{

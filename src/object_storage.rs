@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 
 /// A location in an object store: the store and the path in it.
 #[derive(Debug, Clone)]
-pub struct StoreLocation {
+pub(crate) struct StoreLocation {
     /// The store (a bucket, a local file system, an HTTP server).
     pub store: Arc<dyn ObjectStore>,
     /// The path inside the store.
@@ -26,10 +26,11 @@ pub struct StoreLocation {
 }
 
 /// The URL of a location: a URL with a scheme, or a local path (made absolute).
-pub fn location_url(location: &str) -> Result<Url> {
+pub(crate) fn location_url(location: &str) -> Result<Url> {
     let invalid = |reason: String| Error::Checkpoint {
         location: location.to_string(),
         message: reason,
+        source: None,
     };
     if location.trim().is_empty() {
         return Err(invalid("empty location".into()));
@@ -43,10 +44,11 @@ pub fn location_url(location: &str) -> Result<Url> {
 
 /// The store serving `url`'s scheme and authority (bucket or host), built from the
 /// environment.
-pub fn store_for_url(url: &Url) -> Result<Arc<dyn ObjectStore>> {
+pub(crate) fn store_for_url(url: &Url) -> Result<Arc<dyn ObjectStore>> {
     let failed = |e: object_store::Error| Error::Checkpoint {
         location: url.to_string(),
         message: e.to_string(),
+        source: Some(Box::new(e)),
     };
     let store: Arc<dyn ObjectStore> = match url.scheme() {
         "file" => Arc::new(LocalFileSystem::new()),
@@ -70,6 +72,7 @@ pub fn store_for_url(url: &Url) -> Result<Arc<dyn ObjectStore>> {
             return Err(Error::Checkpoint {
                 location: url.to_string(),
                 message: format!("unsupported scheme '{other}': use a local path, file://, s3://, gs:// or http(s)://"),
+                source: None,
             });
         }
     };
@@ -77,12 +80,7 @@ pub fn store_for_url(url: &Url) -> Result<Arc<dyn ObjectStore>> {
 }
 
 /// Opens a location given as a local path or a URL.
-///
-/// ```
-/// let location = datafusion_bigquery::object_storage::open("/tmp/checkpoints").unwrap();
-/// assert_eq!(location.path.as_ref(), "tmp/checkpoints");
-/// ```
-pub fn open(location: &str) -> Result<StoreLocation> {
+pub(crate) fn open(location: &str) -> Result<StoreLocation> {
     let url = location_url(location)?;
     let store = store_for_url(&url)?;
     let path = match url.scheme() {
@@ -90,15 +88,18 @@ pub fn open(location: &str) -> Result<StoreLocation> {
             let local = url.to_file_path().map_err(|()| Error::Checkpoint {
                 location: location.to_string(),
                 message: "not a local path".into(),
+                source: None,
             })?;
             Path::from_absolute_path(&local).map_err(|e| Error::Checkpoint {
                 location: location.to_string(),
                 message: e.to_string(),
+                source: Some(Box::new(e)),
             })?
         }
         _ => Path::from_url_path(url.path()).map_err(|e| Error::Checkpoint {
             location: location.to_string(),
             message: e.to_string(),
+            source: Some(Box::new(e)),
         })?,
     };
     Ok(StoreLocation {
@@ -111,6 +112,12 @@ pub fn open(location: &str) -> Result<StoreLocation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_local_path_opens_as_a_file_location() {
+        let location = open("/tmp/checkpoints").unwrap();
+        assert_eq!(location.path.as_ref(), "tmp/checkpoints");
+    }
 
     #[test]
     fn paths_and_urls_name_their_store() {

@@ -329,7 +329,19 @@ impl BigQueryOptions {
         }
     }
 
-    /// Checks the options that builders cannot refuse: the request size bound.
+    /// Checks the options, however they were set: the request size bound, counts and
+    /// durations that must be positive. [`BigQueryOptions::set`] calls it after every option,
+    /// and every load calls it before its first RPC, so options built with the `with_*`
+    /// builders are refused with the same error as the same value given to `set`.
+    ///
+    /// ```
+    /// use datafusion_bigquery::BigQueryOptions;
+    /// let built = BigQueryOptions::default().with_max_request_bytes(0);
+    /// let mut set = BigQueryOptions::default();
+    /// let refused = set.set("bigquery.max_request_bytes", "10").unwrap_err();
+    /// assert_eq!(refused.to_string(), built.with_max_request_bytes(10).validate().unwrap_err().to_string());
+    /// assert_eq!(set, BigQueryOptions::default(), "a refused option changes nothing");
+    /// ```
     pub fn validate(&self) -> Result<()> {
         let invalid = |key: &str, value: String, reason: &str| Error::InvalidOption {
             key: format!("{OPTION_PREFIX}{key}"),
@@ -343,14 +355,45 @@ impl BigQueryOptions {
                 "must be at least 1024 and below the service's limit of 20 MB (20000000 bytes)",
             ));
         }
-        if self.append_response_timeout.is_zero() {
-            return Err(invalid("append_response_timeout_ms", "0".into(), "must be positive"));
+        let counts = [
+            ("streams", self.streams.unwrap_or(1)),
+            ("connections", self.connections),
+            ("max_inflight_requests", self.max_inflight_requests),
+            ("max_inflight_bytes", self.max_inflight_bytes),
+            ("retry_max_attempts", self.retry.max_attempts as usize),
+        ];
+        if let Some((key, _)) = counts.iter().find(|(_, n)| *n == 0) {
+            return Err(invalid(key, "0".into(), "expected a positive integer"));
+        }
+        let durations = [
+            ("append_response_timeout_ms", Some(self.append_response_timeout)),
+            ("rpc_timeout_ms", self.rpc_timeout),
+            ("checkpoint_interval_ms", Some(self.checkpoint_interval)),
+            ("lease_ttl_ms", Some(self.lease_ttl)),
+            ("retry_initial_backoff_ms", Some(self.retry.initial_backoff)),
+            ("retry_max_backoff_ms", Some(self.retry.max_backoff)),
+            ("retry_timeout_ms", Some(self.retry.timeout)),
+        ];
+        if let Some((key, _)) = durations.iter().find(|(_, d)| d.is_some_and(|d| d.is_zero())) {
+            return Err(invalid(key, "0".into(), "expected a positive integer"));
         }
         Ok(())
     }
 
-    /// Sets one option by key; the `bigquery.` prefix is optional.
+    /// Sets one option by key; the `bigquery.` prefix is optional. The options are then
+    /// checked as [`BigQueryOptions::validate`] does (the one place of their rules); an option
+    /// refused leaves them as they were.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let before = self.clone();
+        let checked = self.assign(key, value).and_then(|()| self.validate());
+        if checked.is_err() {
+            *self = before;
+        }
+        checked
+    }
+
+    /// Parses and assigns one option, without checking the options as a whole.
+    fn assign(&mut self, key: &str, value: &str) -> Result<()> {
         let short = key.strip_prefix(OPTION_PREFIX).unwrap_or(key);
         let invalid = |reason: &str| Error::InvalidOption {
             key: format!("{OPTION_PREFIX}{short}"),
@@ -365,15 +408,7 @@ impl BigQueryOptions {
             "endpoint" => self.endpoint = value.to_string(),
             "project" => self.project = Some(value.to_string()),
             "streams" => self.streams = Some(positive()?),
-            "max_request_bytes" => {
-                let n = positive()?;
-                if !(1024..SERVICE_MAX_REQUEST_BYTES).contains(&n) {
-                    return Err(invalid(
-                        "must be at least 1024 and below the service's limit of 20 MB (20000000 bytes)",
-                    ));
-                }
-                self.max_request_bytes = n;
-            }
+            "max_request_bytes" => self.max_request_bytes = positive()?,
             "max_inflight_requests" => self.max_inflight_requests = positive()?,
             "max_inflight_bytes" => self.max_inflight_bytes = positive()?,
             "retry_max_attempts" => {

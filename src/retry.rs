@@ -34,7 +34,7 @@
 //! Only a connection that fails before answering anything counts, so a server that refuses
 //! every connection still exhausts the budget.
 //!
-//! **Size refusals.** A request larger than [`LEGACY_REQUEST_LIMIT`] refused with
+//! **Size refusals.** A request larger than `LEGACY_REQUEST_LIMIT` (10 MB) refused with
 //! INVALID_ARGUMENT or RESOURCE_EXHAUSTED (servers that keep the old 10 MB limit) is split in
 //! two and sent again; the halves cost no attempt.
 
@@ -49,7 +49,7 @@ use crate::rpc::Rpc;
 
 /// The request size limit the service documented until 2026-08 and that some servers still
 /// apply (bqemulator: 10 MiB). A refusal of a request above it is taken as a size refusal.
-pub const LEGACY_REQUEST_LIMIT: usize = 10_000_000;
+pub(crate) const LEGACY_REQUEST_LIMIT: usize = 10_000_000;
 
 /// Longest wait between two CreateWriteStream attempts under its quota (service config).
 const QUOTA_MAX_BACKOFF: Duration = Duration::from_secs(120);
@@ -118,7 +118,7 @@ pub enum Disposition {
 }
 
 /// Decides what a failed call's status means, per RPC (see the module's table).
-pub fn classify(rpc: Rpc, status: &ServiceStatus) -> Disposition {
+pub(crate) fn classify(rpc: Rpc, status: &ServiceStatus) -> Disposition {
     let code = status.code();
     if code == Code::ResourceExhausted && status.error_reason() == Some(RESOURCE_QUOTA_EXCEEDED) {
         return Disposition::Fatal;

@@ -29,6 +29,18 @@ pub const INTERVAL_MAX_DAYS: i32 = 3_660_000;
 /// Largest INTERVAL time part, in microseconds (87840000 hours).
 pub const INTERVAL_MAX_MICROS: i64 = 87_840_000 * 3_600 * 1_000_000;
 
+/// Why a DATE is refused: outside 0001-01-01..9999-12-31.
+pub(crate) const DATE_OUT_OF_RANGE: &str = "is outside DATE's range 0001-01-01..9999-12-31";
+/// Why a TIMESTAMP is refused: outside 0001-01-01..9999-12-31.
+pub(crate) const TIMESTAMP_OUT_OF_RANGE: &str = "is outside TIMESTAMP's range 0001-01-01..9999-12-31";
+/// Why a DATETIME is refused: outside 0001-01-01..9999-12-31.
+pub(crate) const DATETIME_OUT_OF_RANGE: &str = "is outside DATETIME's range 0001-01-01..9999-12-31";
+/// Why a TIME is refused: outside the day.
+pub(crate) const TIME_OUT_OF_RANGE: &str = "is outside TIME's range 00:00:00..23:59:59.999999";
+/// Why an INTERVAL is refused: a part beyond its range.
+pub(crate) const INTERVAL_OUT_OF_RANGE: &str =
+    "is outside INTERVAL's range (10000 years, 3660000 days, 87840000 hours)";
+
 /// Largest BIGNUMERIC, unscaled at scale 38 (2^255 - 1).
 pub fn bignumeric_max() -> i256 {
     i256::MAX
@@ -62,6 +74,85 @@ pub fn pack_numeric(unscaled: i128) -> Vec<u8> {
 /// Packed BIGNUMERIC: the value at scale 38 as minimal little-endian two's complement.
 pub fn pack_bignumeric(unscaled: i256) -> Vec<u8> {
     minimal_le(&unscaled.to_le_bytes())
+}
+
+/// NUMERIC (unscaled `i128` at scale 9) and BIGNUMERIC (unscaled `i256` at scale 38): their
+/// ranges, parameterized digits and wire forms, for code that handles both alike.
+pub(crate) trait Unscaled: Copy + PartialOrd + std::fmt::Display + Send + Sync {
+    /// The BigQuery type's name.
+    const TYPE_NAME: &'static str;
+    /// The type's scale.
+    const SCALE: i8;
+    /// The reason given for a value outside the type's range (none for BIGNUMERIC, whose range
+    /// is the whole of `i256`).
+    const OUT_OF_RANGE: &'static str;
+    /// 10^n, if it fits.
+    fn pow10(n: i64) -> Option<Self>;
+    /// True if the value is within the type's range.
+    fn in_range(self) -> bool;
+    /// The column's (P, S) limits: (10^(P - S + scale), 10^(scale - S)), if valid.
+    fn digit_limits(precision: i64, scale: i64) -> Option<(Self, Self)> {
+        let own = i64::from(Self::SCALE);
+        Some((Self::pow10(precision - scale + own)?, Self::pow10(own - scale)?))
+    }
+    /// True if `|self| < limit`.
+    fn below(self, limit: Self) -> bool;
+    /// True if `step` divides the value.
+    fn multiple_of(self, step: Self) -> bool;
+    /// The packed wire form: minimal little-endian two's complement.
+    fn packed(self) -> Vec<u8>;
+}
+
+impl Unscaled for i128 {
+    const TYPE_NAME: &'static str = "NUMERIC";
+    const SCALE: i8 = NUMERIC_SCALE;
+    const OUT_OF_RANGE: &'static str = "is outside NUMERIC's range (29 integer digits)";
+
+    fn pow10(n: i64) -> Option<Self> {
+        10i128.checked_pow(u32::try_from(n).ok()?)
+    }
+
+    fn in_range(self) -> bool {
+        (-NUMERIC_MAX_UNSCALED..=NUMERIC_MAX_UNSCALED).contains(&self)
+    }
+
+    fn below(self, limit: Self) -> bool {
+        self.unsigned_abs() < limit.unsigned_abs()
+    }
+
+    fn multiple_of(self, step: Self) -> bool {
+        self % step == 0
+    }
+
+    fn packed(self) -> Vec<u8> {
+        pack_numeric(self)
+    }
+}
+
+impl Unscaled for i256 {
+    const TYPE_NAME: &'static str = "BIGNUMERIC";
+    const SCALE: i8 = BIGNUMERIC_SCALE;
+    const OUT_OF_RANGE: &'static str = "is outside BIGNUMERIC's range";
+
+    fn pow10(n: i64) -> Option<Self> {
+        i256::from_i128(10).checked_pow(u32::try_from(n).ok()?)
+    }
+
+    fn in_range(self) -> bool {
+        true
+    }
+
+    fn below(self, limit: Self) -> bool {
+        self < limit && self > limit.wrapping_neg()
+    }
+
+    fn multiple_of(self, step: Self) -> bool {
+        self.wrapping_rem(step) == i256::ZERO
+    }
+
+    fn packed(self) -> Vec<u8> {
+        pack_bignumeric(self)
+    }
 }
 
 /// Sign-extends little-endian two's complement bytes to `N` bytes.

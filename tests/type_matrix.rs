@@ -19,8 +19,7 @@ use arrow::array::{
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, IntervalMonthDayNano, Schema, TimeUnit, i256};
-use datafusion_bigquery::proto::table_field_schema::{FieldElementType, Mode, Type};
-use datafusion_bigquery::proto::{TableFieldSchema, TableSchema};
+use datafusion_bigquery::schema::{FieldElementType, Mode, TableFieldSchema, TableSchema, Type};
 use datafusion_bigquery::{BigQueryOptions, EmbeddedServer, Loader, RowFormat, TableRef, WireEncoding, schema, values};
 use proptest::collection::vec;
 use proptest::prelude::*;

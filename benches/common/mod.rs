@@ -4,8 +4,8 @@
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use datafusion_bigquery::proto::TableSchema;
 use datafusion_bigquery::schema;
+use datafusion_bigquery::schema::TableSchema;
 use tpchgen::generators::LineItemGenerator;
 use tpchgen_arrow::LineItemArrow;
 

@@ -107,7 +107,7 @@ impl CheckpointStore {
 }
 
 /// True for the characters a load id is made of: safe in every object store and file system.
-pub fn is_id_char(c: char) -> bool {
+pub(crate) fn is_id_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')
 }
 
@@ -146,6 +146,7 @@ impl LoadFolder {
         serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Checkpoint {
             location: self.location(file),
             message: format!("not a checkpoint file: {e}"),
+            source: Some(Box::new(e)),
         })
     }
 
@@ -229,5 +230,6 @@ fn failed(location: &str, error: object_store::Error) -> Error {
     Error::Checkpoint {
         location: location.to_string(),
         message: error.to_string(),
+        source: Some(Box::new(error)),
     }
 }

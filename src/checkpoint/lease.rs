@@ -19,7 +19,7 @@ const ACQUIRE_ATTEMPTS: usize = 5;
 
 /// A lease held by this process, renewed in the background until dropped.
 #[derive(Debug)]
-pub struct Lease {
+pub(crate) struct Lease {
     folder: LoadFolder,
     generation: u64,
     run_id: String,
@@ -50,7 +50,7 @@ fn holder() -> String {
 impl Lease {
     /// Takes (or joins, for another process of the same run) the lease of `folder` for `ttl`.
     /// Fails with [`Error::LoadLeased`] while another run holds a live lease.
-    pub async fn acquire(folder: &LoadFolder, run_id: &str, ttl: Duration) -> Result<Self> {
+    pub(crate) async fn acquire(folder: &LoadFolder, run_id: &str, ttl: Duration) -> Result<Self> {
         for _ in 0..ACQUIRE_ATTEMPTS {
             let current = current_lease(folder).await?;
             let generation = match &current {
@@ -95,11 +95,12 @@ impl Lease {
         Err(Error::Checkpoint {
             location: folder.display().to_string(),
             message: "could not take the load's lease: other runners kept taking it".into(),
+            source: None,
         })
     }
 
     /// Fails if another run has taken the lease over (this one expired unrenewed).
-    pub async fn check(&self) -> Result<()> {
+    pub(crate) async fn check(&self) -> Result<()> {
         let current = current_lease(&self.folder).await?;
         match current {
             Some((generation, record)) if generation == self.generation && record.run_id == self.run_id => {
@@ -112,6 +113,7 @@ impl Lease {
             None => Err(Error::Checkpoint {
                 location: self.folder.display().to_string(),
                 message: "the load's lease vanished; not committing".into(),
+                source: None,
             }),
         }
     }
@@ -125,7 +127,7 @@ impl Lease {
     }
 
     /// Gives the lease up, so that a next run need not wait for it to expire.
-    pub async fn release(self) -> Result<()> {
+    pub(crate) async fn release(self) -> Result<()> {
         self.renewer.abort();
         if let Some((generation, record)) = current_lease(&self.folder).await?
             && generation == self.generation

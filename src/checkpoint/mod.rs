@@ -15,17 +15,17 @@ mod resumable;
 mod run;
 mod worker;
 
-pub use folder::{CheckpointStore, LoadFolder, LoadInfo, is_id_char};
-pub use lease::Lease;
-pub use records::{CommitRecord, LeaseRecord, LoadRecord, PartitionCheckpoint, parse_rfc3339, rfc3339};
-pub use run::{LoadIdentity, OpenRun, PartitionStart, RunSettings, RunStart, start_run};
-pub use worker::Worker;
+pub(crate) use folder::is_id_char;
+pub use folder::{CheckpointStore, LoadInfo};
+pub(crate) use records::{CommitRecord, parse_rfc3339};
+pub(crate) use run::{LoadIdentity, OpenRun, RunSettings, RunStart, start_run};
+pub(crate) use worker::Worker;
 pub(crate) use worker::write_stream;
 
 use sha2::{Digest, Sha256};
 
 /// The hex SHA-256 of `text`.
-pub fn sha256_hex(text: &str) -> String {
+pub(crate) fn sha256_hex(text: &str) -> String {
     hex(&Sha256::digest(text.as_bytes()))
 }
 
@@ -36,15 +36,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// The load id derived from a table and an input fingerprint: the table's name and the
 /// first 16 hex digits of their hash, so the same INSERT over the same input is the same load.
-///
-/// ```
-/// use datafusion_bigquery::checkpoint::derived_load_id;
-/// let id = derived_load_id("p.sales.orders", "abc");
-/// assert!(id.starts_with("sales.orders-") && id.len() == "sales.orders-".len() + 16);
-/// assert_eq!(id, derived_load_id("p.sales.orders", "abc"));
-/// assert_ne!(id, derived_load_id("p.sales.orders", "abd"));
-/// ```
-pub fn derived_load_id(table: &str, fingerprint: &str) -> String {
+pub(crate) fn derived_load_id(table: &str, fingerprint: &str) -> String {
     let hash = sha256_hex(&format!("{table}\n{fingerprint}"));
     let short: String = table
         .split('.')
@@ -58,10 +50,23 @@ pub fn derived_load_id(table: &str, fingerprint: &str) -> String {
 }
 
 /// A fresh run id: time and process, unique enough to tell runs apart.
-pub fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     format!("{nanos:x}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_load_ids_name_the_table_and_hash_the_input() {
+        let id = derived_load_id("p.sales.orders", "abc");
+        assert!(id.starts_with("sales.orders-") && id.len() == "sales.orders-".len() + 16);
+        assert_eq!(id, derived_load_id("p.sales.orders", "abc"));
+        assert_ne!(id, derived_load_id("p.sales.orders", "abd"));
+    }
 }

@@ -84,7 +84,7 @@ pub struct CommitRecord {
 
 /// A runner's claim on a load.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LeaseRecord {
+pub(crate) struct LeaseRecord {
     /// The run holding the lease (every process of one run shares it).
     pub run_id: String,
     /// Host and process id of the process that last renewed it.
@@ -95,12 +95,12 @@ pub struct LeaseRecord {
 
 impl LeaseRecord {
     /// True while the lease has not expired.
-    pub fn is_live(&self, now: SystemTime) -> bool {
+    pub(crate) fn is_live(&self, now: SystemTime) -> bool {
         millis_since_epoch(now) < self.expires_at_ms
     }
 
     /// The expiry as RFC 3339.
-    pub fn expires_at(&self) -> String {
+    pub(crate) fn expires_at(&self) -> String {
         rfc3339(UNIX_EPOCH + Duration::from_millis(self.expires_at_ms))
     }
 }
@@ -131,12 +131,12 @@ pub(crate) fn millis_since_epoch(time: SystemTime) -> u64 {
 }
 
 /// A time as `2026-12-01T10:00:00.123456Z`.
-pub fn rfc3339(time: SystemTime) -> String {
+pub(crate) fn rfc3339(time: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// Parses an RFC 3339 time written by [`rfc3339`].
-pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     chrono::DateTime::parse_from_rfc3339(text).ok().map(SystemTime::from)
 }
 

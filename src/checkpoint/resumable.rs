@@ -1,6 +1,5 @@
 //! Checkpointed loads from Rust, without SQL: [`Loader::load_resumable`].
 
-use std::fmt::Display;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -58,7 +57,7 @@ impl Loader {
     where
         F: Fn(usize) -> S,
         S: Stream<Item = std::result::Result<RecordBatch, E>> + Unpin,
-        E: Display,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let options = self.options();
         options.validate()?;

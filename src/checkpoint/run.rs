@@ -19,7 +19,7 @@ use crate::table_ref::TableRef;
 
 /// What identifies a load's input, decided when the load is planned.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct LoadIdentity {
+pub(crate) struct LoadIdentity {
     /// The load's id.
     pub load_id: String,
     /// True if the id was given (`bigquery.load_id`), not derived from the input.
@@ -35,7 +35,7 @@ pub struct LoadIdentity {
 
 /// The settings of one run of a checkpointed load.
 #[derive(Debug, Clone)]
-pub struct RunSettings {
+pub(crate) struct RunSettings {
     /// This run's id, shared by all its processes.
     pub run_id: String,
     /// Lease time to live.
@@ -46,7 +46,7 @@ pub struct RunSettings {
 
 /// What a run does with one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PartitionStart {
+pub(crate) enum PartitionStart {
     /// The partition's stream is finalized: commit it as it is, without reading the input.
     Reuse(StreamHandle),
     /// The stream is open with `acknowledged_rows` rows: skip those input rows and go on.
@@ -62,7 +62,7 @@ pub enum PartitionStart {
 
 /// What a run found when it started.
 #[derive(Debug)]
-pub enum RunStart {
+pub(crate) enum RunStart {
     /// The load committed before: nothing to write.
     Committed(CommitRecord),
     /// The load is to be written (and some partitions may be reused or resumed).
@@ -71,7 +71,7 @@ pub enum RunStart {
 
 /// A run that holds the lease and may write and commit.
 #[derive(Debug)]
-pub struct OpenRun {
+pub(crate) struct OpenRun {
     folder: LoadFolder,
     table: TableRef,
     identity: LoadIdentity,
@@ -84,7 +84,7 @@ pub struct OpenRun {
 /// Starts a run: takes the lease, checks the input against the load's record, and finds out
 /// whether the load committed already (from its commit record, or from its streams when the
 /// record was never written).
-pub async fn start_run(
+pub(crate) async fn start_run(
     folder: LoadFolder,
     table: &TableRef,
     identity: &LoadIdentity,
@@ -104,6 +104,7 @@ pub async fn start_run(
         let recorded: LoadRecord = folder.read(LOAD_FILE).await?.ok_or_else(|| Error::Checkpoint {
             location: format!("{}/{LOAD_FILE}", folder.display()),
             message: "vanished while being read".into(),
+            source: None,
         })?;
         if recorded.fingerprint != record.fingerprint || recorded.table != record.table {
             let _ = lease.release().await;
@@ -178,14 +179,14 @@ async fn stream_state(client: &WriteClient, stream: &str, retry: &RetryConfig) -
 
 impl OpenRun {
     /// The load's identity.
-    pub fn identity(&self) -> &LoadIdentity {
+    pub(crate) fn identity(&self) -> &LoadIdentity {
         &self.identity
     }
 
     /// What to do with `partition` of the plan fingerprinted `source`: reuse its finalized
     /// stream, resume its open one (only when partitions replay), or start it over. Only a
     /// worker reading what the checkpoint's writer read takes its stream over.
-    pub fn partition_start(&self, partition: usize, source: &str) -> PartitionStart {
+    pub(crate) fn partition_start(&self, partition: usize, source: &str) -> PartitionStart {
         if !self.identity.replayable {
             return PartitionStart::Fresh;
         }
@@ -210,7 +211,7 @@ impl OpenRun {
 
     /// Records a worker's progress (`finalized` once its stream is).
     #[allow(clippy::too_many_arguments)]
-    pub async fn record_partition(
+    pub(crate) async fn record_partition(
         &self,
         partition: usize,
         source: &str,
@@ -235,7 +236,7 @@ impl OpenRun {
     }
 
     /// Fails unless this run still holds the load's lease: call it right before committing.
-    pub async fn check_lease(&self) -> Result<()> {
+    pub(crate) async fn check_lease(&self) -> Result<()> {
         match self.lease.lock().await.as_ref() {
             Some(lease) => lease.check().await,
             None => Err(Error::Internal("the load's lease was already released".into())),
@@ -243,7 +244,11 @@ impl OpenRun {
     }
 
     /// Records the commit of `handles`, then gives the lease up.
-    pub async fn record_commit(&self, handles: &[StreamHandle], time: Option<SystemTime>) -> Result<CommitRecord> {
+    pub(crate) async fn record_commit(
+        &self,
+        handles: &[StreamHandle],
+        time: Option<SystemTime>,
+    ) -> Result<CommitRecord> {
         let commit = CommitRecord {
             load_id: self.identity.load_id.clone(),
             table: self.table.to_string(),
@@ -259,7 +264,7 @@ impl OpenRun {
     }
 
     /// Gives the lease up (after a commit, or a failure), so a rerun need not wait for it.
-    pub async fn release(&self) {
+    pub(crate) async fn release(&self) {
         if let Some(lease) = self.lease.lock().await.take()
             && let Err(e) = lease.release().await
         {

@@ -1,7 +1,6 @@
 //! One worker of a checkpointed load: it reuses, resumes or starts its partition's stream,
 //! and records its progress every few seconds (in the background) and at finalize.
 
-use std::fmt::Display;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,7 @@ use crate::load::{LoadProgress, StreamHandle, StreamWriter};
 
 /// What a worker of a checkpointed load needs to know.
 #[derive(Debug, Clone)]
-pub struct Worker {
+pub(crate) struct Worker {
     /// The run it belongs to.
     pub run: Arc<OpenRun>,
     /// The input partition it writes.
@@ -36,14 +35,14 @@ impl Worker {
     /// input), resumes its open stream (skipping the rows it holds), or writes it to a new
     /// stream. `open` opens the partition's input, again if a resume turns out impossible;
     /// `new_writer` makes a writer for a new stream.
-    pub async fn write<S, E>(
+    pub(crate) async fn write<S, E>(
         self,
         mut open: impl FnMut() -> Result<S>,
         new_writer: impl Fn() -> Result<StreamWriter>,
     ) -> Result<Option<StreamHandle>>
     where
         S: Stream<Item = std::result::Result<RecordBatch, E>> + Unpin,
-        E: Display,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let mut recorder = Recorder::new(&self);
         let start = if self.replays {
@@ -175,14 +174,14 @@ pub(crate) async fn write_stream<S, E>(
 ) -> Result<Option<StreamHandle>>
 where
     S: Stream<Item = std::result::Result<RecordBatch, E>> + Unpin,
-    E: Display,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut row = 0u64;
     let written = async {
         while let Some(batch) = input.next().await {
             let batch = batch.map_err(|e| Error::Input {
                 table: table.to_string(),
-                message: e.to_string(),
+                source: e.into(),
             })?;
             let n = batch.num_rows() as u64;
             if row + n <= skip {

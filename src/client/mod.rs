@@ -16,7 +16,7 @@ use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tracing::Instrument;
 
-pub use append::AppendConnection;
+pub(crate) use append::AppendConnection;
 pub(crate) use append::RequestTemplate;
 pub(crate) use auth::Credentials;
 pub(crate) use identity::quota_project_from_environment;

@@ -11,11 +11,10 @@ use datafusion::prelude::SessionContext;
 
 use super::{BigQuerySessionOptions, BigQueryTable};
 use crate::client::{ClientConfig, WriteClient};
+use crate::load::read_table_schema;
 use crate::load::{LoadProgress, Loader};
 use crate::options::BigQueryOptions;
 use crate::proto::TableSchema;
-use crate::retry::with_retries;
-use crate::rpc::Rpc;
 use crate::table_ref::TableRef;
 use crate::tables::{CreateMode, check_columns, columns_of, ensure_table};
 
@@ -164,7 +163,7 @@ impl TableProviderFactory for BigQueryTableFactory {
                 );
             }
             (CreateMode::Never, declared) => {
-                let schema = with_retries(&options.retry, Rpc::GetWriteStream, || client.table_schema(&table))
+                let schema = read_table_schema(&client, &table, &options.retry)
                     .await
                     .map_err(DataFusionError::from)?;
                 // Declared columns must match the table's, as they must when it is created.

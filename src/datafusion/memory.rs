@@ -9,7 +9,7 @@ use crate::load::{BudgetPool, InFlightBudget};
 /// Budgets from a DataFusion memory pool: each writer registers a consumer, and its bytes in
 /// flight are reserved there, so a full pool makes writers wait for acknowledgements.
 #[derive(Debug, Clone)]
-pub struct MemoryPoolBudgets(pub Arc<dyn MemoryPool>);
+pub(crate) struct MemoryPoolBudgets(pub Arc<dyn MemoryPool>);
 
 impl BudgetPool for MemoryPoolBudgets {
     fn budget(&self, name: String) -> Box<dyn InFlightBudget> {

@@ -35,7 +35,7 @@ use crate::load::{LoadProgress, Loader, ProgressSnapshot, StreamHandle, StreamWr
 use crate::options::MAX_DEFAULT_STREAMS;
 
 /// Name of the one column the write exec emits: a finalized stream's handle, as JSON.
-pub const HANDLE_COLUMN: &str = "stream_handle";
+pub(crate) const HANDLE_COLUMN: &str = "stream_handle";
 
 /// Writes each input partition to its own PENDING stream and emits its [`StreamHandle`].
 ///
@@ -155,12 +155,12 @@ impl BigQueryWriteExec {
 }
 
 /// The schema of the write exec's output: one handle per finalized stream.
-pub fn handle_schema() -> SchemaRef {
+pub(crate) fn handle_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new(HANDLE_COLUMN, DataType::Utf8, false)]))
 }
 
 /// Reads the handles out of the write exec's output batches.
-pub fn handles_from_batch(batch: &RecordBatch) -> Result<Vec<StreamHandle>> {
+pub(crate) fn handles_from_batch(batch: &RecordBatch) -> Result<Vec<StreamHandle>> {
     let column = batch
         .column_by_name(HANDLE_COLUMN)
         .and_then(|c| c.as_any().downcast_ref::<StringArray>())
@@ -370,7 +370,7 @@ impl Resumable {
             Some(input) => Ok(input),
             None => source.execute(partition, context.clone()).map_err(|e| Error::Input {
                 table: table.to_string(),
-                message: e.to_string(),
+                source: e.into(),
             }),
         };
         worker.write(open, new_writer).await

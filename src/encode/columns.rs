@@ -3,11 +3,11 @@
 //! NUMERIC/BIGNUMERIC digits, STRING/BYTES lengths, JSON text, RANGE bounds.
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Decimal256Array, Float64Array,
-    Int64Array, IntervalMonthDayNanoArray, ListArray, StringArray, StructArray, Time64MicrosecondArray,
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Float64Array, Int64Array,
+    IntervalMonthDayNanoArray, ListArray, PrimitiveArray, StringArray, StructArray, Time64MicrosecondArray,
     TimestampMicrosecondArray, TimestampNanosecondArray,
 };
-use arrow::datatypes::i256;
+use arrow::datatypes::{Decimal128Type, Decimal256Type, DecimalType};
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 
 use super::normalize::display;
@@ -15,7 +15,7 @@ use super::{ArrayNullElements, WireEncoding};
 use crate::proto::TableFieldSchema;
 use crate::proto::table_field_schema::{Mode, Type};
 use crate::schema::{field_mode, field_type, is_picosecond_timestamp, nested_members};
-use crate::values;
+use crate::values::{self, Unscaled};
 
 /// Why one value could not be written.
 #[derive(Debug)]
@@ -97,18 +97,8 @@ enum Values<'a> {
     TimestampPicos(&'a TimestampNanosecondArray),
     Datetime(&'a TimestampMicrosecondArray, WireEncoding),
     Time(&'a Time64MicrosecondArray, WireEncoding),
-    Numeric {
-        array: &'a Decimal128Array,
-        encoding: WireEncoding,
-        /// NUMERIC(P, S): (10^(P - S + 9), 10^(9 - S)).
-        digits: Option<(i128, i128)>,
-    },
-    BigNumeric {
-        array: &'a Decimal256Array,
-        encoding: WireEncoding,
-        /// BIGNUMERIC(P, S): (10^(P - S + 38), 10^(38 - S)).
-        digits: Option<(i256, i256)>,
-    },
+    Numeric(Decimals<'a, Decimal128Type>),
+    BigNumeric(Decimals<'a, Decimal256Type>),
     Interval(&'a IntervalMonthDayNanoArray),
     /// STRUCT, or RANGE (`range`: its two bounds must be in order).
     Message {
@@ -191,11 +181,6 @@ impl<'a> FieldWriter<'a> {
     }
 }
 
-/// 10^n as i128, for n <= 38.
-fn pow10_i128(n: i64) -> Option<i128> {
-    10i128.checked_pow(u32::try_from(n).ok()?)
-}
-
 impl<'a> Values<'a> {
     fn new(column: &'a TableFieldSchema, array: &'a ArrayRef, options: WriteOptions) -> Result<Self, String> {
         let wrong = || format!("expected a canonical array, got {}", array.data_type());
@@ -221,31 +206,8 @@ impl<'a> Values<'a> {
             Type::Timestamp => Values::Timestamp(array.as_primitive_opt().ok_or_else(wrong)?),
             Type::Datetime => Values::Datetime(array.as_primitive_opt().ok_or_else(wrong)?, encoding),
             Type::Time => Values::Time(array.as_primitive_opt().ok_or_else(wrong)?, encoding),
-            Type::Numeric => Values::Numeric {
-                array: array.as_primitive_opt().ok_or_else(wrong)?,
-                encoding,
-                digits: match column.precision {
-                    0 => None,
-                    p => Some((
-                        pow10_i128(p - column.scale + 9).ok_or("invalid NUMERIC precision")?,
-                        pow10_i128(9 - column.scale).ok_or("invalid NUMERIC scale")?,
-                    )),
-                },
-            },
-            Type::Bignumeric => Values::BigNumeric {
-                array: array.as_primitive_opt().ok_or_else(wrong)?,
-                encoding,
-                digits: match column.precision {
-                    0 => None,
-                    p => {
-                        let pow = |n: i64| u32::try_from(n).ok().and_then(|n| i256::from_i128(10).checked_pow(n));
-                        Some((
-                            pow(p - column.scale + 38).ok_or("invalid BIGNUMERIC precision")?,
-                            pow(38 - column.scale).ok_or("invalid BIGNUMERIC scale")?,
-                        ))
-                    }
-                },
-            },
+            Type::Numeric => Values::Numeric(Decimals::new(column, array, encoding)?),
+            Type::Bignumeric => Values::BigNumeric(Decimals::new(column, array, encoding)?),
             Type::Interval => Values::Interval(array.as_primitive_opt().ok_or_else(wrong)?),
             Type::Range => Self::range(column, array.as_struct_opt().ok_or_else(wrong)?, options)?,
             Type::Struct => {
@@ -320,8 +282,8 @@ impl<'a> Values<'a> {
             Values::Timestamp(a) | Values::Datetime(a, _) => *a,
             Values::TimestampPicos(a) => *a,
             Values::Time(a, _) => *a,
-            Values::Numeric { array, .. } => *array,
-            Values::BigNumeric { array, .. } => *array,
+            Values::Numeric(d) => d.array,
+            Values::BigNumeric(d) => d.array,
             Values::Interval(a) => *a,
             Values::Message { array, .. } => *array,
         }
@@ -371,7 +333,7 @@ impl<'a> Values<'a> {
             Values::Date(a) => {
                 let days = a.value(i);
                 if !(values::DATE_MIN_DAYS..=values::DATE_MAX_DAYS).contains(&days) {
-                    return Err(invalid("is outside DATE's range 0001-01-01..9999-12-31"));
+                    return Err(invalid(values::DATE_OUT_OF_RANGE));
                 }
                 // int32 fields carry negative values sign-extended to 64 bits.
                 varint(buf, tag, i64::from(days) as u64);
@@ -379,7 +341,7 @@ impl<'a> Values<'a> {
             Values::Timestamp(a) => {
                 let micros = a.value(i);
                 if !(values::MICROS_MIN..=values::MICROS_MAX).contains(&micros) {
-                    return Err(invalid("is outside TIMESTAMP's range 0001-01-01..9999-12-31"));
+                    return Err(invalid(values::TIMESTAMP_OUT_OF_RANGE));
                 }
                 varint(buf, tag, micros as u64);
             }
@@ -391,7 +353,7 @@ impl<'a> Values<'a> {
             }
             Values::Datetime(a, encoding) => {
                 let micros = a.value(i);
-                let out_of_range = || invalid("is outside DATETIME's range 0001-01-01..9999-12-31");
+                let out_of_range = || invalid(values::DATETIME_OUT_OF_RANGE);
                 match encoding {
                     WireEncoding::Packed => {
                         varint(buf, tag, values::pack_datetime(micros).ok_or_else(out_of_range)? as u64)
@@ -405,7 +367,7 @@ impl<'a> Values<'a> {
             }
             Values::Time(a, encoding) => {
                 let micros = a.value(i);
-                let out_of_range = || invalid("is outside TIME's range 00:00:00..23:59:59.999999");
+                let out_of_range = || invalid(values::TIME_OUT_OF_RANGE);
                 match encoding {
                     WireEncoding::Packed => {
                         varint(buf, tag, values::pack_time(micros).ok_or_else(out_of_range)? as u64)
@@ -415,55 +377,15 @@ impl<'a> Values<'a> {
                     }
                 }
             }
-            Values::Numeric {
-                array,
-                encoding,
-                digits,
-            } => {
-                let unscaled = array.value(i);
-                if !(-values::NUMERIC_MAX_UNSCALED..=values::NUMERIC_MAX_UNSCALED).contains(&unscaled) {
-                    return Err(invalid("is outside NUMERIC's range (29 integer digits)"));
-                }
-                if let Some((limit, step)) = digits {
-                    check_digits(unscaled.abs() < *limit, unscaled % step == 0, "NUMERIC")
-                        .map_err(|reason| invalid(&reason))?;
-                }
-                match encoding {
-                    WireEncoding::Packed => bytes(buf, tag, &values::pack_numeric(unscaled)),
-                    WireEncoding::Text => bytes(
-                        buf,
-                        tag,
-                        values::decimal_text(unscaled, values::NUMERIC_SCALE).as_bytes(),
-                    ),
-                }
-            }
-            Values::BigNumeric {
-                array,
-                encoding,
-                digits,
-            } => {
-                let unscaled = array.value(i);
-                if let Some((limit, step)) = digits {
-                    let fits = unscaled < *limit && unscaled > limit.wrapping_neg();
-                    check_digits(fits, unscaled.wrapping_rem(*step) == i256::ZERO, "BIGNUMERIC")
-                        .map_err(|reason| invalid(&reason))?;
-                }
-                match encoding {
-                    WireEncoding::Packed => bytes(buf, tag, &values::pack_bignumeric(unscaled)),
-                    WireEncoding::Text => bytes(
-                        buf,
-                        tag,
-                        values::decimal_text(unscaled, values::BIGNUMERIC_SCALE).as_bytes(),
-                    ),
-                }
-            }
+            Values::Numeric(d) => d.write(i, tag, buf)?,
+            Values::BigNumeric(d) => d.write(i, tag, buf)?,
             Values::Interval(a) => {
                 let v = a.value(i);
                 let text = values::interval_text(v.months, v.days, v.nanoseconds).ok_or_else(|| {
                     invalid(if v.nanoseconds % 1_000 != 0 {
                         "has sub-microsecond digits; INTERVAL keeps microseconds, refusing to round"
                     } else {
-                        "is outside INTERVAL's range (10000 years, 3660000 days, 87840000 hours)"
+                        values::INTERVAL_OUT_OF_RANGE
                     })
                 })?;
                 bytes(buf, tag, text.as_bytes());
@@ -482,16 +404,64 @@ impl<'a> Values<'a> {
     }
 }
 
-/// The reason a parameterized decimal value does not fit, if it does not.
-fn check_digits(integer_digits_fit: bool, scale_fits: bool, type_name: &str) -> Result<(), String> {
-    match (integer_digits_fit, scale_fits) {
-        (true, true) => Ok(()),
-        (false, _) => Err(format!(
-            "has more integer digits than the column's {type_name}(P, S) allows"
-        )),
-        (true, false) => Err(format!(
-            "has more fractional digits than the column's {type_name}(P, S) allows; refusing to round"
-        )),
+/// NUMERIC or BIGNUMERIC values, with the column's parameters.
+pub(crate) struct Decimals<'a, T: DecimalType>
+where
+    T::Native: Unscaled,
+{
+    array: &'a PrimitiveArray<T>,
+    encoding: WireEncoding,
+    /// NUMERIC(P, S) / BIGNUMERIC(P, S): see [`Unscaled::digit_limits`].
+    digits: Option<(T::Native, T::Native)>,
+}
+
+impl<'a, T: DecimalType> Decimals<'a, T>
+where
+    T::Native: Unscaled,
+{
+    fn new(column: &TableFieldSchema, array: &'a ArrayRef, encoding: WireEncoding) -> Result<Self, String> {
+        let array = array
+            .as_primitive_opt::<T>()
+            .ok_or_else(|| format!("expected a canonical array, got {}", array.data_type()))?;
+        let digits = match column.precision {
+            0 => None,
+            p => Some(
+                T::Native::digit_limits(p, column.scale)
+                    .ok_or_else(|| format!("invalid {} precision or scale", T::Native::TYPE_NAME))?,
+            ),
+        };
+        Ok(Decimals {
+            array,
+            encoding,
+            digits,
+        })
+    }
+
+    /// Writes the value at `i` as field `tag`, in range and within the column's digits.
+    fn write(&self, i: usize, tag: u32, buf: &mut Vec<u8>) -> Result<(), ValueError> {
+        let unscaled = self.array.value(i);
+        let invalid = |reason: &str| ValueError::invalid(self.array, i, reason);
+        if !unscaled.in_range() {
+            return Err(invalid(T::Native::OUT_OF_RANGE));
+        }
+        if let Some((limit, step)) = self.digits {
+            let name = T::Native::TYPE_NAME;
+            if !unscaled.below(limit) {
+                return Err(invalid(&format!(
+                    "has more integer digits than the column's {name}(P, S) allows"
+                )));
+            }
+            if !unscaled.multiple_of(step) {
+                return Err(invalid(&format!(
+                    "has more fractional digits than the column's {name}(P, S) allows; refusing to round"
+                )));
+            }
+        }
+        match self.encoding {
+            WireEncoding::Packed => bytes(buf, tag, &unscaled.packed()),
+            WireEncoding::Text => bytes(buf, tag, values::decimal_text(unscaled, T::Native::SCALE).as_bytes()),
+        }
+        Ok(())
     }
 }
 

@@ -208,7 +208,7 @@ pub(crate) fn plan<'a>(
             Some(Range {
                 min: i64::from(values::DATE_MIN_DAYS),
                 max: i64::from(values::DATE_MAX_DAYS),
-                reason: "is outside DATE's range 0001-01-01..9999-12-31",
+                reason: values::DATE_OUT_OF_RANGE,
             }),
         ),
         (Type::Timestamp, DataType::Timestamp(TimeUnit::Microsecond, _)) if !is_picosecond_timestamp(column) => {
@@ -220,7 +220,7 @@ pub(crate) fn plan<'a>(
                 Some(Range {
                     min: values::MICROS_MIN,
                     max: values::MICROS_MAX,
-                    reason: "is outside TIMESTAMP's range 0001-01-01..9999-12-31",
+                    reason: values::TIMESTAMP_OUT_OF_RANGE,
                 }),
             )
         }
@@ -592,7 +592,7 @@ impl ColumnKernel for Numerics<'_> {
                 self.array,
                 row,
                 self.nulls.name,
-                "is outside NUMERIC's range (29 integer digits)",
+                <i128 as values::Unscaled>::OUT_OF_RANGE,
             )),
             None => Ok(()),
         }

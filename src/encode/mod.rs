@@ -65,7 +65,7 @@ enum Wire {
 /// use arrow::datatypes::{DataType, Field, Schema};
 /// use datafusion_bigquery::encode::{EncodeOptions, RowEncoder};
 /// use datafusion_bigquery::schema::{field, table_schema};
-/// use datafusion_bigquery::proto::table_field_schema::{Mode, Type};
+/// use datafusion_bigquery::schema::{Mode, Type};
 ///
 /// let schema = table_schema(vec![field("id", Type::Int64, Mode::Required)]);
 /// let input = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));

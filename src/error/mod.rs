@@ -11,7 +11,10 @@ use tonic::Code;
 pub use crate::proto::storage_error::StorageErrorCode;
 pub use crate::rpc::{RestCall, Rpc};
 pub use rest_status::RestStatus;
-pub use status::{RATE_LIMIT_EXCEEDED, RESOURCE_QUOTA_EXCEEDED, ServiceStatus};
+#[cfg(feature = "server")]
+pub(crate) use status::RATE_LIMIT_EXCEEDED;
+pub(crate) use status::RESOURCE_QUOTA_EXCEEDED;
+pub use status::ServiceStatus;
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -242,12 +245,13 @@ pub enum Error {
     },
 
     /// The input stream failed; nothing was committed.
-    #[error("input of the load into {table} failed, nothing committed: {message}")]
+    #[error("input of the load into {table} failed, nothing committed: {source}")]
     Input {
         /// The table.
         table: String,
         /// The input's error.
-        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     /// A checkpoint folder could not be read or written.
@@ -257,6 +261,9 @@ pub enum Error {
         location: String,
         /// What went wrong.
         message: String,
+        /// The error of the object store or parser behind it, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
     /// Another process holds the load's lease: two runners must not both commit.
@@ -336,8 +343,14 @@ pub enum Error {
     },
 
     /// An error of the embedded server itself (binding its port).
-    #[error("embedded server: {0}")]
-    Server(String),
+    #[error("embedded server: {message}: {source}")]
+    Server {
+        /// What the server was doing.
+        message: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Debug output is the message, as Display's: engines that report errors with `{:?}`

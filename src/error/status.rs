@@ -23,10 +23,11 @@ pub(crate) const RETRY_INFO_TYPE: &str = "type.googleapis.com/google.rpc.RetryIn
 
 /// `ErrorInfo.reason` of a rate quota (requests or bytes per unit of time): wait and retry
 /// (`google.api.ErrorReason.RATE_LIMIT_EXCEEDED`).
-pub const RATE_LIMIT_EXCEEDED: &str = "RATE_LIMIT_EXCEEDED";
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
+pub(crate) const RATE_LIMIT_EXCEEDED: &str = "RATE_LIMIT_EXCEEDED";
 /// `ErrorInfo.reason` of an allocation quota (how many of something may exist): retrying
 /// does not help (`google.api.ErrorReason.RESOURCE_QUOTA_EXCEEDED`).
-pub const RESOURCE_QUOTA_EXCEEDED: &str = "RESOURCE_QUOTA_EXCEEDED";
+pub(crate) const RESOURCE_QUOTA_EXCEEDED: &str = "RESOURCE_QUOTA_EXCEEDED";
 
 /// The status of a failed call, as the service sent it (or as the transport made it up for
 /// a call that broke), with the typed details it carried.
@@ -123,7 +124,7 @@ impl ServiceStatus {
             .filter(|e| !e.is_empty())
     }
 
-    /// `ErrorInfo.reason`, e.g. [`RATE_LIMIT_EXCEEDED`] or [`RESOURCE_QUOTA_EXCEEDED`].
+    /// `ErrorInfo.reason`, e.g. `RATE_LIMIT_EXCEEDED` or `RESOURCE_QUOTA_EXCEEDED`.
     pub fn error_reason(&self) -> Option<&str> {
         self.0
             .error_info

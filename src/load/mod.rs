@@ -11,7 +11,6 @@ mod progress;
 mod resync;
 mod writer;
 
-use std::fmt::Display;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -31,11 +30,21 @@ use crate::client::WriteClient;
 use crate::error::{Error, Result};
 use crate::options::BigQueryOptions;
 use crate::proto::TableSchema;
-use crate::retry::with_retries;
+use crate::retry::{RetryConfig, with_retries};
 use crate::rpc::Rpc;
 use crate::schema::to_arrow_schema;
 use crate::table_ref::TableRef;
 use format::{Encoders, FormatChoice};
+
+/// The table's schema from the service (GetWriteStream on its `_default` stream), retried
+/// as the policy says.
+pub(crate) async fn read_table_schema(
+    client: &WriteClient,
+    table: &TableRef,
+    retry: &RetryConfig,
+) -> Result<TableSchema> {
+    with_retries(retry, Rpc::GetWriteStream, || client.table_schema(table)).await
+}
 
 /// Streams used when neither the options nor DataFusion say how many.
 pub const DEFAULT_STREAMS: usize = 4;
@@ -117,7 +126,7 @@ impl Loader {
         let client = WriteClient::connect_with(&options.client_config())
             .await?
             .with_rpc_timeout(options.rpc_timeout);
-        let schema = with_retries(&options.retry, Rpc::GetWriteStream, || client.table_schema(&table)).await?;
+        let schema = read_table_schema(&client, &table, &options.retry).await?;
         Ok(Self::new(client, table, schema, options))
     }
 
@@ -218,7 +227,7 @@ impl Loader {
     pub async fn load<S, E>(&self, input_schema: SchemaRef, input: S) -> Result<LoadSummary>
     where
         S: Stream<Item = std::result::Result<RecordBatch, E>> + Send + Unpin,
-        E: Display,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let handles = self.write_streams(&input_schema, input).await?;
         let commit_time = self.commit(&handles).await?;
@@ -305,7 +314,7 @@ impl Loader {
     pub async fn write_streams<S, E>(&self, input_schema: &Schema, mut input: S) -> Result<Vec<StreamHandle>>
     where
         S: Stream<Item = std::result::Result<RecordBatch, E>> + Send + Unpin,
-        E: Display,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let encoders = self.encoders(input_schema)?;
         let writers = self.options.streams.unwrap_or(DEFAULT_STREAMS).max(1);
@@ -335,7 +344,7 @@ impl Loader {
                 Err(e) => {
                     failure = Some(Error::Input {
                         table: self.table.to_string(),
-                        message: e.to_string(),
+                        source: e.into(),
                     });
                     break;
                 }

@@ -22,7 +22,7 @@ const UTC: &str = "UTC";
 ///
 /// ```
 /// use datafusion_bigquery::schema::{field, table_schema, to_arrow_schema};
-/// use datafusion_bigquery::proto::table_field_schema::{Mode, Type};
+/// use datafusion_bigquery::schema::{Mode, Type};
 /// let schema = to_arrow_schema(&table_schema(vec![field("n", Type::Numeric, Mode::Required)]));
 /// assert_eq!(schema.field(0).data_type(), &arrow::datatypes::DataType::Decimal128(38, 9));
 /// assert!(!schema.field(0).is_nullable());
@@ -87,7 +87,7 @@ fn element_type(column: &TableFieldSchema) -> DataType {
 
 /// The same type with every nested field nullable (struct members, list items, map
 /// entries), for data that has yet to be checked against REQUIRED and REPEATED rules.
-pub fn nullable_everywhere(data_type: &DataType) -> DataType {
+pub(crate) fn nullable_everywhere(data_type: &DataType) -> DataType {
     let relax = |f: &Arc<Field>| {
         Arc::new(
             f.as_ref()

@@ -6,7 +6,7 @@ use crate::proto::{TableFieldSchema, TableSchema};
 
 /// Where a declared schema differs from a table's: the column path and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ColumnDifference {
+pub(crate) struct ColumnDifference {
     /// The column path (`s.inner.x`).
     pub column: String,
     /// How it differs.
@@ -18,15 +18,7 @@ pub struct ColumnDifference {
 /// BIGNUMERIC, the same precision and scale (an unparameterized column counts as its
 /// type's full range); the table's other columns must be NULLABLE or REPEATED, since rows
 /// written without them leave them empty. Returns the first difference.
-///
-/// ```
-/// use datafusion_bigquery::schema::{check_declared, parse_inline_schema};
-/// let table = parse_inline_schema("id:INT64:REQUIRED,note:STRING").unwrap();
-/// assert!(check_declared(&parse_inline_schema("id:INT64:REQUIRED").unwrap(), &table).is_ok());
-/// let wrong = check_declared(&parse_inline_schema("id:STRING:REQUIRED").unwrap(), &table).unwrap_err();
-/// assert_eq!(wrong.column, "id");
-/// ```
-pub fn check_declared(declared: &TableSchema, table: &TableSchema) -> Result<(), ColumnDifference> {
+pub(crate) fn check_declared(declared: &TableSchema, table: &TableSchema) -> Result<(), ColumnDifference> {
     check_fields(&declared.fields, &table.fields, "")
 }
 
@@ -124,6 +116,24 @@ fn mode_name(mode: Mode) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matching_and_differing_declarations() {
+        let table = crate::schema::parse_inline_schema("id:INT64:REQUIRED,note:STRING").unwrap();
+        assert!(
+            check_declared(
+                &crate::schema::parse_inline_schema("id:INT64:REQUIRED").unwrap(),
+                &table
+            )
+            .is_ok()
+        );
+        let wrong = check_declared(
+            &crate::schema::parse_inline_schema("id:STRING:REQUIRED").unwrap(),
+            &table,
+        )
+        .unwrap_err();
+        assert_eq!(wrong.column, "id");
+    }
     use crate::schema::{field, parse_inline_schema};
 
     #[test]

@@ -13,28 +13,17 @@ use crate::proto::table_field_schema::{Mode, Type};
 use crate::proto::{TableFieldSchema, TableSchema};
 
 /// Name of the top-level row message.
-pub const ROW_MESSAGE_NAME: &str = "Row";
+pub(super) const ROW_MESSAGE_NAME: &str = "Row";
 
 /// True if `name` can be used as a proto field name as is.
-pub fn is_proto_identifier(name: &str) -> bool {
+pub(super) fn is_proto_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Builds the row descriptor.
-///
-/// ```
-/// use datafusion_bigquery::schema::{field, row_descriptor, table_schema};
-/// use datafusion_bigquery::proto::table_field_schema::{Mode, Type};
-/// use datafusion_bigquery::WireEncoding;
-/// let schema = table_schema(vec![field("id", Type::Int64, Mode::Required), field("unit price", Type::Double, Mode::Nullable)]);
-/// let d = row_descriptor(&schema, WireEncoding::Packed).unwrap();
-/// assert_eq!(d.field[0].number, Some(1));
-/// assert_eq!(d.field[1].name(), "_col2");
-/// assert_eq!(d.field[1].options.as_ref().unwrap().column_name(), "unit price");
-/// ```
-pub fn row_descriptor(schema: &TableSchema, encoding: WireEncoding) -> Result<DescriptorProto, String> {
+pub(crate) fn row_descriptor(schema: &TableSchema, encoding: WireEncoding) -> Result<DescriptorProto, String> {
     let mut nested = Nested {
         messages: Vec::new(),
         // Nested messages live in the row message's scope, beside its fields.
@@ -269,6 +258,18 @@ fn describe_type(column: &TableFieldSchema) -> String {
 mod tests {
     use super::*;
     use crate::schema::field;
+
+    #[test]
+    fn columns_are_numbered_and_odd_names_carry_column_name() {
+        let schema = crate::schema::table_schema(vec![
+            field("id", Type::Int64, Mode::Required),
+            field("unit price", Type::Double, Mode::Nullable),
+        ]);
+        let d = row_descriptor(&schema, WireEncoding::Packed).unwrap();
+        assert_eq!(d.field[0].number, Some(1));
+        assert_eq!(d.field[1].name(), "_col2");
+        assert_eq!(d.field[1].options.as_ref().unwrap().column_name(), "unit price");
+    }
 
     #[test]
     fn labels_types_and_encodings() {

@@ -23,7 +23,7 @@ pub fn to_json_schema(schema: &TableSchema) -> Value {
 }
 
 /// The REST form of one column.
-pub fn to_json_field(column: &TableFieldSchema) -> Value {
+pub(super) fn to_json_field(column: &TableFieldSchema) -> Value {
     let mut out = Map::new();
     out.insert("name".into(), Value::from(column.name.clone()));
     out.insert("type".into(), Value::from(rest_type_name(field_type(column))));
@@ -64,7 +64,7 @@ pub fn to_json_field(column: &TableFieldSchema) -> Value {
 }
 
 /// The name of a type in REST answers (the legacy names where there are two).
-pub fn rest_type_name(ty: Type) -> &'static str {
+pub(crate) fn rest_type_name(ty: Type) -> &'static str {
     match ty {
         Type::Int64 => "INTEGER",
         Type::Double => "FLOAT",

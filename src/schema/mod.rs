@@ -8,23 +8,27 @@ mod from_arrow;
 mod json;
 mod text;
 
-pub use arrow_map::{BIGQUERY_TYPE_METADATA_KEY, nullable_everywhere, to_arrow_field, to_arrow_schema};
-pub use compare::{ColumnDifference, check_declared};
-pub(crate) use descriptor::nested_members;
-pub use descriptor::{ROW_MESSAGE_NAME, describe_column, is_proto_identifier, row_descriptor};
+pub(crate) use arrow_map::nullable_everywhere;
+pub use arrow_map::{BIGQUERY_TYPE_METADATA_KEY, to_arrow_field, to_arrow_schema};
+pub(crate) use compare::check_declared;
+pub use descriptor::describe_column;
+pub(crate) use descriptor::{nested_members, row_descriptor};
 pub use from_arrow::from_arrow_schema;
-pub use json::{rest_type_name, to_json_field, to_json_schema};
+pub use json::to_json_schema;
 pub(crate) use text::number_or_text;
 pub use text::{parse_inline_schema, parse_json_schema, parse_schema_arg};
 
-use crate::proto::table_field_schema::{Mode, Type};
-use crate::proto::{TableFieldSchema, TableSchema};
+/// One column of a [`TableSchema`] (or a member of a STRUCT or RANGE column).
+pub use crate::proto::TableFieldSchema;
+/// A table's schema, as the Storage Write API and the v2 REST API describe it.
+pub use crate::proto::TableSchema;
+/// A column's type, mode, and the element type of a RANGE.
+pub use crate::proto::table_field_schema::{FieldElementType, Mode, Type};
 
 /// Builds a field; a shorthand for code and tests.
 ///
 /// ```
-/// use datafusion_bigquery::schema::field;
-/// use datafusion_bigquery::proto::table_field_schema::{Mode, Type};
+/// use datafusion_bigquery::schema::{Mode, Type, field};
 /// let id = field("id", Type::Int64, Mode::Required);
 /// assert_eq!(id.name, "id");
 /// ```
@@ -49,7 +53,7 @@ pub fn field_type(field: &TableFieldSchema) -> Type {
 
 /// True for a TIMESTAMP column with picosecond precision (`timestamp_precision = 12`),
 /// which travels as text and maps to nanosecond Arrow timestamps.
-pub fn is_picosecond_timestamp(field: &TableFieldSchema) -> bool {
+pub(crate) fn is_picosecond_timestamp(field: &TableFieldSchema) -> bool {
     field_type(field) == Type::Timestamp && field.timestamp_precision == Some(12)
 }
 
@@ -86,7 +90,7 @@ pub fn type_name(ty: Type) -> &'static str {
 }
 
 /// Parses a type name, accepting the legacy aliases (`INTEGER`, `FLOAT`, `BOOLEAN`, `RECORD`, ...).
-pub fn parse_type_name(name: &str) -> Option<Type> {
+pub(crate) fn parse_type_name(name: &str) -> Option<Type> {
     let upper = name.trim().to_ascii_uppercase();
     Some(match upper.as_str() {
         "STRING" => Type::String,
@@ -110,7 +114,7 @@ pub fn parse_type_name(name: &str) -> Option<Type> {
 }
 
 /// Parses a mode name.
-pub fn parse_mode_name(name: &str) -> Option<Mode> {
+pub(crate) fn parse_mode_name(name: &str) -> Option<Mode> {
     match name.trim().to_ascii_uppercase().as_str() {
         "NULLABLE" | "" => Some(Mode::Nullable),
         "REQUIRED" => Some(Mode::Required),

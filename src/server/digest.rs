@@ -26,7 +26,7 @@ pub struct RowDigest {
     pub rows: u64,
     /// Total size of the serialized rows, without framing.
     pub bytes: u64,
-    /// Wrapping sum of [`row_hash`] over the rows.
+    /// Wrapping sum of a 64-bit hash of each row.
     pub checksum: u64,
 }
 
@@ -61,7 +61,7 @@ impl RowDigest {
 
 /// A fast, well-mixed 64-bit hash of a byte string (not cryptographic): eight bytes at a time
 /// through a multiply-rotate round, then a final avalanche with the length.
-pub fn row_hash(bytes: &[u8]) -> u64 {
+pub(super) fn row_hash(bytes: &[u8]) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut h: u64 = 0x243f_6a88_85a3_08d3;
     let mut chunks = bytes.chunks_exact(8);

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 pub use behaviour::{CloseMode, ConnectionLimit, DEFAULT_MAX_REQUEST_BYTES};
-pub use digest::{RowDigest, row_hash};
+pub use digest::RowDigest;
 pub use faults::{AppendFault, ClientsSeen, CommitGate, RestCall, RestFault, Rpc, RpcFault, ServerStats};
 pub use state::{Digests, Retention};
 
@@ -469,7 +469,13 @@ impl Drop for EmbeddedServer {
 async fn bind(port: u16) -> Result<(tokio::net::TcpListener, SocketAddr)> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
-        .map_err(|e| Error::Server(format!("cannot bind 127.0.0.1:{port}: {e}")))?;
-    let addr = listener.local_addr().map_err(|e| Error::Server(e.to_string()))?;
+        .map_err(|source| Error::Server {
+            message: format!("cannot bind 127.0.0.1:{port}"),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Server {
+        message: "no local address".into(),
+        source,
+    })?;
     Ok((listener, addr))
 }

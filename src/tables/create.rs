@@ -28,7 +28,7 @@ impl Ensured {
 }
 
 /// The BigQuery columns of an Arrow schema; the error names the table and the column.
-pub fn columns_of(table: &TableRef, schema: &Schema) -> Result<TableSchema> {
+pub(crate) fn columns_of(table: &TableRef, schema: &Schema) -> Result<TableSchema> {
     from_arrow_schema(schema).map_err(|message| Error::Schema {
         table: table.to_string(),
         message,
@@ -96,7 +96,7 @@ fn check_existing(table: &TableRef, declared: &TableSchema, existing: Table) -> 
 
 /// Checks columns declared for `table` against its schema; [`Error::ColumnMismatch`] names
 /// the first column that differs.
-pub fn check_columns(table: &TableRef, declared: &TableSchema, schema: &TableSchema) -> Result<()> {
+pub(crate) fn check_columns(table: &TableRef, declared: &TableSchema, schema: &TableSchema) -> Result<()> {
     check_declared(declared, schema).map_err(|difference| Error::ColumnMismatch {
         table: table.to_string(),
         column: difference.column,

@@ -5,7 +5,8 @@ mod create;
 mod overwrite;
 mod settings;
 
-pub use create::{Ensured, check_columns, columns_of, ensure_arrow_table, ensure_table};
-pub use overwrite::Overwrite;
+pub use create::{Ensured, ensure_arrow_table, ensure_table};
+pub(crate) use create::{check_columns, columns_of};
+pub(crate) use overwrite::Overwrite;
 pub(crate) use settings::KEYS;
 pub use settings::{CreateMode, DEFAULT_STAGING_EXPIRATION, TableSettings};

@@ -38,7 +38,7 @@ const STAGING_FIELDS: &[&str] = &[
 
 /// An overwrite planned for a destination; plain data that travels with a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Overwrite {
+pub(crate) struct Overwrite {
     /// The table whose rows are replaced.
     pub destination: TableRef,
     /// Where the new rows are written first.
@@ -56,7 +56,7 @@ pub struct Overwrite {
 impl Overwrite {
     /// Plans the overwrite of `destination`, whose resource tables.get answered `resource`;
     /// `run` makes the names unique.
-    pub fn plan(
+    pub(crate) fn plan(
         destination: &TableRef,
         resource: &serde_json::Value,
         run: &str,
@@ -105,7 +105,7 @@ impl Overwrite {
 
     /// Creates the staging table unless it exists (each process of a distributed plan
     /// calls this; the first creates it).
-    pub async fn create_staging(&self, rest: &RestClient) -> Result<()> {
+    pub(crate) async fn create_staging(&self, rest: &RestClient) -> Result<()> {
         if rest
             .insert_table_json(&self.staging, &self.staging_table)
             .await?
@@ -117,7 +117,7 @@ impl Overwrite {
     }
 
     /// Replaces the destination's rows with the staging table's, in one copy job.
-    pub async fn replace(&self, rest: &RestClient) -> Result<()> {
+    pub(crate) async fn replace(&self, rest: &RestClient) -> Result<()> {
         rest.run_copy(&CopyJob {
             job_id: self.job_id.clone(),
             source: self.staging.clone(),
@@ -143,7 +143,7 @@ impl Overwrite {
     }
 
     /// Deletes the staging table; a failure is logged (the table expires anyway).
-    pub async fn drop_staging(&self, rest: &RestClient) {
+    pub(crate) async fn drop_staging(&self, rest: &RestClient) {
         match rest.delete_table(&self.staging).await {
             Ok(_) => tracing::debug!(staging = %self.staging, "staging table deleted"),
             Err(e) => tracing::warn!(

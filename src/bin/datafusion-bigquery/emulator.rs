@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use datafusion_bigquery::proto::TableSchema;
+use datafusion_bigquery::schema::TableSchema;
 use std::time::Duration;
 
 use datafusion_bigquery::server::{ConnectionLimit, Retention, ServerBuilder};
