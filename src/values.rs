@@ -155,27 +155,6 @@ impl Unscaled for i256 {
     }
 }
 
-/// Sign-extends little-endian two's complement bytes to `N` bytes.
-fn sign_extend<const N: usize>(bytes: &[u8]) -> Option<[u8; N]> {
-    if bytes.is_empty() || bytes.len() > N {
-        return None;
-    }
-    let fill = if bytes[bytes.len() - 1] & 0x80 != 0 { 0xff } else { 0x00 };
-    let mut out = [fill; N];
-    out[..bytes.len()].copy_from_slice(bytes);
-    Some(out)
-}
-
-/// Decodes packed NUMERIC bytes.
-pub fn unpack_numeric(bytes: &[u8]) -> Option<i128> {
-    sign_extend::<16>(bytes).map(i128::from_le_bytes)
-}
-
-/// Decodes packed BIGNUMERIC bytes.
-pub fn unpack_bignumeric(bytes: &[u8]) -> Option<i256> {
-    sign_extend::<32>(bytes).map(i256::from_le_bytes)
-}
-
 /// Formats an unscaled decimal at `scale` as text, e.g. `(-15, 1)` -> `-1.5`.
 pub fn decimal_text(unscaled: impl ToString, scale: i8) -> String {
     let digits = unscaled.to_string();
@@ -258,25 +237,6 @@ pub fn pack_datetime(micros: i64) -> Option<i64> {
     Some(((date_part | time_part) << 20) | i64::from(t.nanosecond() / 1000))
 }
 
-/// Decodes packed DATETIME into microseconds since 1970-01-01 00:00:00.
-pub fn unpack_datetime(packed: i64) -> Option<i64> {
-    let micros = (packed & 0xF_FFFF) as u32;
-    let rest = packed >> 20;
-    let (second, minute, hour) = (
-        (rest & 0x3F) as u32,
-        ((rest >> 6) & 0x3F) as u32,
-        ((rest >> 12) & 0x1F) as u32,
-    );
-    let (day, month, year) = (
-        ((rest >> 17) & 0x1F) as u32,
-        ((rest >> 22) & 0xF) as u32,
-        (rest >> 26) as i32,
-    );
-    let date = NaiveDate::from_ymd_opt(year, month, day)?;
-    let time = NaiveTime::from_hms_micro_opt(hour, minute, second, micros)?;
-    Some(date.and_time(time).and_utc().timestamp_micros())
-}
-
 /// Packed TIME from microseconds since midnight.
 ///
 /// ```
@@ -290,17 +250,6 @@ pub fn pack_time(micros: i64) -> Option<i64> {
     let seconds = micros / 1_000_000;
     let (hour, minute, second) = (seconds / 3600, (seconds / 60) % 60, seconds % 60);
     Some((((hour << 12) | (minute << 6) | second) << 20) | (micros % 1_000_000))
-}
-
-/// Decodes packed TIME into microseconds since midnight.
-pub fn unpack_time(packed: i64) -> Option<i64> {
-    let micros = packed & 0xF_FFFF;
-    let rest = packed >> 20;
-    let (second, minute, hour) = (rest & 0x3F, (rest >> 6) & 0x3F, rest >> 12);
-    if micros >= 1_000_000 || second >= 60 || minute >= 60 || !(0..24).contains(&hour) {
-        return None;
-    }
-    Some(((hour * 60 + minute) * 60 + second) * 1_000_000 + micros)
 }
 
 /// DATETIME text `YYYY-MM-DD HH:MM:SS.ffffff`.
@@ -509,21 +458,20 @@ mod tests {
         assert_eq!(hex(&pack_numeric(1_500_000_000)), "00 2f 68 59");
         assert_eq!(hex(&pack_numeric(-1_500_000_000)), "00 d1 97 a6");
         assert_eq!(hex(&pack_numeric(0)), "00");
-        for v in [
-            0,
-            1,
-            -1,
-            127,
-            128,
-            -128,
-            -129,
-            255,
-            1_500_000_000,
-            NUMERIC_MAX_UNSCALED,
-            -NUMERIC_MAX_UNSCALED,
+        // Minimal: as few bytes as the sign needs.
+        for (v, len) in [
+            (0, 1),
+            (1, 1),
+            (-1, 1),
+            (127, 1),
+            (128, 2),
+            (-128, 1),
+            (-129, 2),
+            (255, 2),
         ] {
-            assert_eq!(unpack_numeric(&pack_numeric(v)), Some(v), "{v}");
+            assert_eq!(pack_numeric(v).len(), len, "{v}");
         }
+        assert_eq!(pack_numeric(NUMERIC_MAX_UNSCALED).len(), 16);
         assert_eq!(pack_numeric(128), vec![0x80, 0x00]);
         assert_eq!(pack_numeric(-128), vec![0x80]);
     }
@@ -536,9 +484,8 @@ mod tests {
             hex(&pack_bignumeric(one_and_half)),
             "00 00 00 00 60 33 4f 0e b7 26 ca 87 fc f2 d8 70"
         );
-        for v in [i256::MAX, i256::MIN, i256::ZERO, i256::MINUS_ONE, one_and_half] {
-            assert_eq!(unpack_bignumeric(&pack_bignumeric(v)), Some(v));
-        }
+        assert_eq!(pack_bignumeric(i256::MINUS_ONE), vec![0xff]);
+        assert_eq!(pack_bignumeric(i256::MAX).len(), 32);
     }
 
     #[test]
@@ -550,10 +497,8 @@ mod tests {
             .and_utc()
             .timestamp_micros();
         assert_eq!(pack_datetime(micros), Some(141_916_638_033_338_944));
-        assert_eq!(unpack_datetime(141_916_638_033_338_944), Some(micros));
         let t = ((14 * 60 + 11) * 60 + 27) * 1_000_000 + 123_456;
         assert_eq!(pack_time(t), Some(60_896_174_656));
-        assert_eq!(unpack_time(60_896_174_656), Some(t));
         assert_eq!(datetime_text(micros).unwrap(), "2016-12-03 14:11:27.123456");
         assert_eq!(time_text(t).unwrap(), "14:11:27.123456");
         assert_eq!(parse_datetime_text("2016-12-03T14:11:27.123456"), Some(micros));

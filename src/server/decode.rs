@@ -7,16 +7,20 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, ListArray, RecordBatch, StructArray, new_empty_array};
+use arrow::array::{
+    Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Decimal256Array, Float64Array,
+    Int64Array, IntervalMonthDayNanoArray, ListArray, RecordBatch, StringArray, StructArray, Time64MicrosecondArray,
+    TimestampMicrosecondArray, TimestampNanosecondArray,
+};
 use arrow::buffer::{NullBuffer, OffsetBuffer};
-use arrow::datatypes::{DataType, FieldRef, Fields, IntervalMonthDayNano, SchemaRef};
+use arrow::datatypes::{DataType, FieldRef, Fields, IntervalMonthDayNano, SchemaRef, TimeUnit, i256};
 use bytes::Bytes;
-use datafusion::common::ScalarValue;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
 
 use super::defaults::{DefaultRule, Interpretation};
+use super::wire_forms;
 use crate::proto::descriptor::DescriptorProto;
 use crate::proto::table_field_schema::{Mode, Type};
 use crate::proto::{TableFieldSchema, TableSchema};
@@ -351,24 +355,60 @@ fn decode_field(column: &Column, values: &[Option<Cow<'_, Value>>]) -> Result<Ar
 
 /// Decodes single values of the column's element type.
 fn decode_values(column: &Column, values: &[Option<Cow<'_, Value>>]) -> Result<ArrayRef, Failure> {
-    let schema_failure = |e: datafusion::error::DataFusionError| (0, e.to_string());
     if let DataType::Struct(fields) = &column.element_type {
         return decode_struct(column, fields, values);
     }
-    if values.is_empty() {
-        return Ok(new_empty_array(&column.element_type));
+    let read = |index: usize, value: &Value| {
+        read_value(column.ty, &column.element_type, value).map_err(|m| (index, format!("column {}: {m}", column.path)))
+    };
+    // Each value read as `T` (`None` where absent), then one array of them.
+    fn each<T>(
+        values: &[Option<Cow<'_, Value>>],
+        read: impl Fn(usize, &Value) -> Result<Read, Failure>,
+        pick: impl Fn(Read) -> Option<T>,
+    ) -> Result<Vec<Option<T>>, Failure> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(index, value)| match value {
+                Some(v) => read(index, v).and_then(|r| pick(r).map(Some).ok_or((index, "unexpected value".into()))),
+                None => Ok(None),
+            })
+            .collect()
     }
-    let null = ScalarValue::try_from(&column.element_type).map_err(schema_failure)?;
-    let scalars = values
-        .iter()
-        .enumerate()
-        .map(|(index, value)| match value {
-            Some(v) => to_scalar(column.ty, &column.element_type, v)
-                .map_err(|m| (index, format!("column {}: {m}", column.path))),
-            None => Ok(null.clone()),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    ScalarValue::iter_to_array(scalars).map_err(schema_failure)
+    let tz = match &column.element_type {
+        DataType::Timestamp(_, tz) => tz.clone(),
+        _ => None,
+    };
+    let decimal_failure = |e: arrow::error::ArrowError| (0, format!("column {}: {e}", column.path));
+    let array: ArrayRef = match &column.element_type {
+        DataType::Int64 => Arc::new(Int64Array::from(each(values, read, Read::int)?)),
+        DataType::Float64 => Arc::new(Float64Array::from(each(values, read, Read::float)?)),
+        DataType::Boolean => Arc::new(BooleanArray::from(each(values, read, Read::bool)?)),
+        DataType::Utf8 => Arc::new(StringArray::from(each(values, read, Read::text)?)),
+        DataType::Binary => Arc::new(BinaryArray::from_iter(each(values, read, Read::bytes)?)),
+        DataType::Date32 => Arc::new(Date32Array::from(each(values, read, Read::date)?)),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            Arc::new(TimestampNanosecondArray::from(each(values, read, Read::int)?).with_timezone_opt(tz))
+        }
+        DataType::Timestamp(_, _) => {
+            Arc::new(TimestampMicrosecondArray::from(each(values, read, Read::int)?).with_timezone_opt(tz))
+        }
+        DataType::Time64(_) => Arc::new(Time64MicrosecondArray::from(each(values, read, Read::int)?)),
+        DataType::Decimal128(p, s) => Arc::new(
+            Decimal128Array::from(each(values, read, Read::numeric)?)
+                .with_precision_and_scale(*p, *s)
+                .map_err(decimal_failure)?,
+        ),
+        DataType::Decimal256(p, s) => Arc::new(
+            Decimal256Array::from(each(values, read, Read::bignumeric)?)
+                .with_precision_and_scale(*p, *s)
+                .map_err(decimal_failure)?,
+        ),
+        DataType::Interval(_) => Arc::new(IntervalMonthDayNanoArray::from(each(values, read, Read::interval)?)),
+        other => return Err((0, format!("column {}: no values of {other}", column.path))),
+    };
+    Ok(array)
 }
 
 /// A STRUCT or RANGE: one child array per member, NULL where the message is absent.
@@ -396,8 +436,52 @@ fn decode_struct(column: &Column, fields: &Fields, values: &[Option<Cow<'_, Valu
         .map_err(|e| (0, format!("column {}: {e}", column.path)))
 }
 
-/// One proto value as a scalar of the column's element type.
-fn to_scalar(ty: Type, arrow: &DataType, value: &Value) -> Result<ScalarValue, String> {
+/// One value read from a proto field, in the form of its column's Arrow type.
+enum Read {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Text(String),
+    Bytes(Vec<u8>),
+    Date(i32),
+    Numeric(i128),
+    BigNumeric(i256),
+    Interval(IntervalMonthDayNano),
+}
+
+impl Read {
+    fn int(self) -> Option<i64> {
+        if let Read::Int(v) = self { Some(v) } else { None }
+    }
+    fn float(self) -> Option<f64> {
+        if let Read::Float(v) = self { Some(v) } else { None }
+    }
+    fn bool(self) -> Option<bool> {
+        if let Read::Bool(v) = self { Some(v) } else { None }
+    }
+    fn text(self) -> Option<String> {
+        if let Read::Text(v) = self { Some(v) } else { None }
+    }
+    fn bytes(self) -> Option<Vec<u8>> {
+        if let Read::Bytes(v) = self { Some(v) } else { None }
+    }
+    fn date(self) -> Option<i32> {
+        if let Read::Date(v) = self { Some(v) } else { None }
+    }
+    fn numeric(self) -> Option<i128> {
+        if let Read::Numeric(v) = self { Some(v) } else { None }
+    }
+    fn bignumeric(self) -> Option<i256> {
+        if let Read::BigNumeric(v) = self { Some(v) } else { None }
+    }
+    fn interval(self) -> Option<IntervalMonthDayNano> {
+        if let Read::Interval(v) = self { Some(v) } else { None }
+    }
+}
+
+/// One proto value of a column of type `ty` (Arrow type `arrow`), checked by BigQuery's
+/// rules.
+fn read_value(ty: Type, arrow: &DataType, value: &Value) -> Result<Read, String> {
     let bad = || format!("value {value:?} is not a valid {}", type_name(ty));
     let int = || match value {
         Value::I64(v) => Some(*v),
@@ -410,15 +494,15 @@ fn to_scalar(ty: Type, arrow: &DataType, value: &Value) -> Result<ScalarValue, S
         _ => None,
     };
     Ok(match ty {
-        Type::Int64 => ScalarValue::Int64(Some(int().ok_or_else(bad)?)),
-        Type::Double => ScalarValue::Float64(Some(match value {
+        Type::Int64 => Read::Int(int().ok_or_else(bad)?),
+        Type::Double => Read::Float(match value {
             Value::F64(v) => *v,
             Value::F32(v) => f64::from(*v),
             _ => return Err(bad()),
-        })),
-        Type::Bool => ScalarValue::Boolean(Some(value.as_bool().ok_or_else(bad)?)),
-        Type::String | Type::Json | Type::Geography => ScalarValue::Utf8(Some(text().ok_or_else(bad)?.to_string())),
-        Type::Bytes => ScalarValue::Binary(Some(value.as_bytes().ok_or_else(bad)?.to_vec())),
+        }),
+        Type::Bool => Read::Bool(value.as_bool().ok_or_else(bad)?),
+        Type::String | Type::Json | Type::Geography => Read::Text(text().ok_or_else(bad)?.to_string()),
+        Type::Bytes => Read::Bytes(value.as_bytes().ok_or_else(bad)?.to_vec()),
         Type::Date => {
             let days = match text() {
                 Some(s) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
@@ -430,7 +514,7 @@ fn to_scalar(ty: Type, arrow: &DataType, value: &Value) -> Result<ScalarValue, S
                 .ok()
                 .filter(|d| (values::DATE_MIN_DAYS..=values::DATE_MAX_DAYS).contains(d))
                 .ok_or_else(bad)?;
-            ScalarValue::Date32(Some(days))
+            Read::Date(days)
         }
         Type::Timestamp if matches!(arrow, DataType::Timestamp(arrow::datatypes::TimeUnit::Nanosecond, _)) => {
             // Picosecond precision: text, kept here as nanoseconds (Arrow's finest unit).
@@ -445,7 +529,7 @@ fn to_scalar(ty: Type, arrow: &DataType, value: &Value) -> Result<ScalarValue, S
                 .checked_mul(1_000_000_000)
                 .and_then(|n| n.checked_add((picos / 1000) as i64))
                 .ok_or_else(bad)?;
-            ScalarValue::TimestampNanosecond(Some(nanos), timezone(arrow))
+            Read::Int(nanos)
         }
         Type::Timestamp => {
             let micros = match text() {
@@ -457,54 +541,47 @@ fn to_scalar(ty: Type, arrow: &DataType, value: &Value) -> Result<ScalarValue, S
             if !(values::MICROS_MIN..=values::MICROS_MAX).contains(&micros) {
                 return Err(bad());
             }
-            ScalarValue::TimestampMicrosecond(Some(micros), timezone(arrow))
+            Read::Int(micros)
         }
         Type::Datetime => {
             let micros = match text() {
                 Some(s) => values::parse_datetime_text(s),
-                None => int().and_then(values::unpack_datetime),
+                None => int().and_then(wire_forms::datetime),
             }
             .ok_or_else(bad)?;
-            ScalarValue::TimestampMicrosecond(Some(micros), None)
+            Read::Int(micros)
         }
         Type::Time => {
             let micros = match text() {
                 Some(s) => values::parse_time_text(s),
-                None => int().and_then(values::unpack_time),
+                None => int().and_then(wire_forms::time),
             }
             .ok_or_else(bad)?;
-            ScalarValue::Time64Microsecond(Some(micros))
+            Read::Int(micros)
         }
         Type::Numeric => {
             let unscaled = match value {
                 Value::String(s) => values::parse_decimal_i128(s, values::NUMERIC_SCALE),
-                Value::Bytes(b) => values::unpack_numeric(b),
+                Value::Bytes(b) => wire_forms::numeric(b),
                 _ => None,
             }
             .filter(|v| v.abs() <= values::NUMERIC_MAX_UNSCALED)
             .ok_or_else(bad)?;
-            ScalarValue::Decimal128(Some(unscaled), 38, 9)
+            Read::Numeric(unscaled)
         }
         Type::Bignumeric => {
             let unscaled = match value {
                 Value::String(s) => values::parse_decimal_i256(s, values::BIGNUMERIC_SCALE),
-                Value::Bytes(b) => values::unpack_bignumeric(b),
+                Value::Bytes(b) => wire_forms::bignumeric(b),
                 _ => None,
             }
             .ok_or_else(bad)?;
-            ScalarValue::Decimal256(Some(unscaled), 76, 38)
+            Read::BigNumeric(unscaled)
         }
         Type::Interval => {
             let (months, days, nanos) = text().and_then(values::parse_interval_text).ok_or_else(bad)?;
-            ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(months, days, nanos)))
+            Read::Interval(IntervalMonthDayNano::new(months, days, nanos))
         }
         Type::Struct | Type::Range | Type::Unspecified => return Err(bad()),
     })
-}
-
-fn timezone(arrow: &DataType) -> Option<Arc<str>> {
-    match arrow {
-        DataType::Timestamp(_, tz) => tz.clone(),
-        _ => None,
-    }
 }

@@ -6,10 +6,14 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{Array, ArrayRef};
-use arrow::compute::{is_not_null, kernels::zip::zip};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Date32Array, Scalar, StringArray, TimestampMicrosecondArray,
+    TimestampNanosecondArray, new_null_array,
+};
+use arrow::compute::{CastOptions, cast, cast_with_options, is_not_null, kernels::zip::zip};
 use arrow::datatypes::{DataType, TimeUnit};
-use datafusion::common::ScalarValue;
 
 use crate::proto::append_rows_request::MissingValueInterpretation;
 
@@ -39,43 +43,54 @@ impl Interpretation {
     }
 }
 
-/// The value of a default expression, as a scalar of the column's Arrow type.
-pub(crate) fn evaluate(expression: &str, ty: &DataType) -> Result<ScalarValue, String> {
+/// The value of a default expression, as a one-value array of the column's Arrow type.
+pub(crate) fn evaluate(expression: &str, ty: &DataType) -> Result<ArrayRef, String> {
     let text = expression.trim();
     let unsupported = || format!("default expression {text} is not supported by the embedded server");
-    let cast = |value: ScalarValue| value.cast_to(ty).map_err(|e| format!("default {text}: {e}"));
+    let cast_to = |value: ArrayRef| cast(&value, ty).map_err(|e| format!("default {text}: {e}"));
     let upper = text.to_ascii_uppercase();
     let now = chrono::Utc::now();
     match upper.as_str() {
-        "NULL" => ScalarValue::try_from(ty).map_err(|e| e.to_string()),
-        "TRUE" => cast(ScalarValue::Boolean(Some(true))),
-        "FALSE" => cast(ScalarValue::Boolean(Some(false))),
+        "NULL" => Ok(new_null_array(ty, 1)),
+        "TRUE" | "FALSE" => cast_to(Arc::new(BooleanArray::from(vec![upper == "TRUE"]))),
         "CURRENT_TIMESTAMP()" | "CURRENT_TIMESTAMP" => match ty {
             DataType::Timestamp(TimeUnit::Nanosecond, tz) => {
-                Ok(ScalarValue::TimestampNanosecond(now.timestamp_nanos_opt(), tz.clone()))
+                let nanos = now.timestamp_nanos_opt().ok_or_else(unsupported)?;
+                Ok(Arc::new(
+                    TimestampNanosecondArray::from(vec![nanos]).with_timezone_opt(tz.clone()),
+                ))
             }
-            DataType::Timestamp(_, tz) => Ok(ScalarValue::TimestampMicrosecond(
-                Some(now.timestamp_micros()),
-                tz.clone(),
+            DataType::Timestamp(_, tz) => Ok(Arc::new(
+                TimestampMicrosecondArray::from(vec![now.timestamp_micros()]).with_timezone_opt(tz.clone()),
             )),
             _ => Err(unsupported()),
         },
-        "CURRENT_DATETIME()" | "CURRENT_DATETIME" => Ok(ScalarValue::TimestampMicrosecond(
-            Some(now.naive_utc().and_utc().timestamp_micros()),
-            None,
-        )),
+        "CURRENT_DATETIME()" | "CURRENT_DATETIME" => Ok(Arc::new(TimestampMicrosecondArray::from(vec![
+            now.naive_utc().and_utc().timestamp_micros(),
+        ]))),
         "CURRENT_DATE()" | "CURRENT_DATE" => {
             let days = (now.date_naive() - chrono::NaiveDate::default()).num_days();
-            cast(ScalarValue::Date32(i32::try_from(days).ok()))
+            cast_to(Arc::new(Date32Array::from(vec![
+                i32::try_from(days).map_err(|_| unsupported())?,
+            ])))
         }
         _ => {
             let quoted = ['\'', '"']
                 .iter()
                 .find_map(|q| text.strip_prefix(*q).and_then(|t| t.strip_suffix(*q)));
             match quoted {
-                Some(inner) => cast(ScalarValue::Utf8(Some(inner.to_string()))),
+                Some(inner) => cast_to(Arc::new(StringArray::from(vec![inner]))),
+                // A number: parsed as the column's type by Arrow's cast from text.
                 None if text.parse::<f64>().is_ok() => {
-                    ScalarValue::try_from_string(text.to_string(), ty).map_err(|e| format!("default {text}: {e}"))
+                    let cast = cast_with_options(
+                        &(Arc::new(StringArray::from(vec![text])) as ArrayRef),
+                        ty,
+                        &CastOptions {
+                            safe: false,
+                            ..CastOptions::default()
+                        },
+                    );
+                    cast.map_err(|e| format!("default {text}: {e}"))
                 }
                 None => Err(unsupported()),
             }
@@ -112,20 +127,17 @@ impl DefaultRule {
     }
 }
 
-/// Replaces the NULLs of `array` with `default`.
-pub(crate) fn fill(array: &ArrayRef, default: &ScalarValue) -> Result<ArrayRef, String> {
+/// Replaces the NULLs of `array` with `default`, a one-value array of its type.
+pub(crate) fn fill(array: &ArrayRef, default: &ArrayRef) -> Result<ArrayRef, String> {
     if array.null_count() == 0 {
         return Ok(array.clone());
     }
-    let defaults = default.to_array_of_size(array.len()).map_err(|e| e.to_string())?;
     let present = is_not_null(array.as_ref()).map_err(|e| e.to_string())?;
-    zip(&present, array, &defaults).map_err(|e| e.to_string())
+    zip(&present, array, &Scalar::new(default.clone())).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use arrow::array::{AsArray, Int64Array};
     use arrow::datatypes::Int64Type;
 
@@ -133,19 +145,22 @@ mod tests {
 
     #[test]
     fn literal_defaults_and_the_interpretation() {
-        assert_eq!(evaluate("42", &DataType::Int64), Ok(ScalarValue::Int64(Some(42))));
+        let value = |text: &str, ty: &DataType| evaluate(text, ty).unwrap();
         assert_eq!(
-            evaluate("'open'", &DataType::Utf8),
-            Ok(ScalarValue::Utf8(Some("open".into())))
+            value("42", &DataType::Int64).as_primitive::<Int64Type>().values(),
+            &[42]
         );
-        assert_eq!(
-            evaluate("TRUE", &DataType::Boolean),
-            Ok(ScalarValue::Boolean(Some(true)))
-        );
+        assert_eq!(value("'open'", &DataType::Utf8).as_string::<i32>().value(0), "open");
+        assert!(value("TRUE", &DataType::Boolean).as_boolean().value(0));
+        assert!(value("NULL", &DataType::Int64).is_null(0));
         assert!(evaluate("GENERATE_UUID()", &DataType::Utf8).is_err());
+        assert!(
+            evaluate("1.5", &DataType::Int64).is_err(),
+            "not an INT64: refused, not truncated"
+        );
         let filled = fill(
             &(Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef),
-            &ScalarValue::Int64(Some(7)),
+            &(Arc::new(Int64Array::from(vec![7])) as ArrayRef),
         )
         .unwrap();
         assert_eq!(filled.as_primitive::<Int64Type>().values(), &[1, 7]);

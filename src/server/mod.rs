@@ -17,6 +17,7 @@ mod faults;
 mod rest;
 mod service;
 mod state;
+mod wire_forms;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
