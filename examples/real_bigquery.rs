@@ -42,9 +42,8 @@ async fn run() -> Result<(), String> {
 
     // GOOGLE_CLOUD_PROJECT, and BIGQUERY_STORAGE_EMULATOR_HOST if set (then no account is used).
     let options = BigQueryOptions::from_env();
-    let table =
-        TableRef::parse_with_default_project(&location, options.project.as_deref()).map_err(|e| e.to_string())?;
-    println!("loading {rows} rows into {table} through {}", options.endpoint);
+    let table = TableRef::parse_with_default_project(&location, options.project()).map_err(|e| e.to_string())?;
+    println!("loading {rows} rows into {table} through {}", options.endpoint());
 
     let ctx = SessionContext::new();
     register_bigquery(&ctx, options);

@@ -57,66 +57,66 @@ pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 32 * 1024 * 1024;
 ///     .with_project("my-project")
 ///     .with_streams(4);
 /// options.set("bigquery.max_request_bytes", "1000000").unwrap();
-/// assert_eq!(options.max_request_bytes, 1_000_000);
+/// assert_eq!(options.max_request_bytes(), 1_000_000);
 ///
 /// // A table's OPTIONS win over everything above.
 /// let table_options = HashMap::from([("bigquery.streams".to_string(), "8".to_string())]);
 /// options.apply_table_options(&table_options).unwrap();
-/// assert_eq!(options.streams, Some(8));
+/// assert_eq!(options.streams(), Some(8));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BigQueryOptions {
     /// Storage Write API endpoint (`bigquery.endpoint`). Default [`DEFAULT_ENDPOINT`];
     /// an `http://host:port` endpoint is plaintext without credentials (emulators).
-    pub endpoint: String,
+    pub(crate) endpoint: String,
     /// Project for table names given as `dataset.table` (`bigquery.project`).
-    pub project: Option<String>,
+    pub(crate) project: Option<String>,
     /// Number of parallel write streams (`bigquery.streams`); `None` uses the session's
     /// target partitions (or 4 outside DataFusion).
-    pub streams: Option<usize>,
+    pub(crate) streams: Option<usize>,
     /// Upper bound of one AppendRows request in bytes (`bigquery.max_request_bytes`).
-    pub max_request_bytes: usize,
+    pub(crate) max_request_bytes: usize,
     /// AppendRows requests in flight per stream (`bigquery.max_inflight_requests`).
-    pub max_inflight_requests: usize,
+    pub(crate) max_inflight_requests: usize,
     /// Bytes in flight per stream (`bigquery.max_inflight_bytes`); at least one request is
     /// always allowed.
-    pub max_inflight_bytes: usize,
+    pub(crate) max_inflight_bytes: usize,
     /// Proto or Arrow rows (`bigquery.row_format`); default [`RowFormat::Proto`].
-    pub row_format: RowFormat,
+    pub(crate) row_format: RowFormat,
     /// Wire form of NUMERIC, BIGNUMERIC, DATETIME and TIME in proto rows
     /// (`bigquery.wire_encoding`).
-    pub wire_encoding: WireEncoding,
+    pub(crate) wire_encoding: WireEncoding,
     /// Retry policy of every RPC and of AppendRows reconnects (`bigquery.retry_*`).
-    pub retry: RetryConfig,
+    pub(crate) retry: RetryConfig,
     /// NULL elements inside arrays (`bigquery.array_null_elements`): an error, or dropped.
-    pub array_null_elements: ArrayNullElements,
+    pub(crate) array_null_elements: ArrayNullElements,
     /// What NULL means for columns with a default (`bigquery.missing_values`).
-    pub missing_values: MissingValues,
+    pub(crate) missing_values: MissingValues,
     /// HTTP/2 connections in the client's pool (`bigquery.connections`, default 4).
-    pub connections: usize,
+    pub(crate) connections: usize,
     /// Deadline of every unary RPC (`bigquery.rpc_timeout_ms`); `None` follows Google's
     /// service config (CreateWriteStream 1200 s, the others 600 s).
-    pub rpc_timeout: Option<Duration>,
+    pub(crate) rpc_timeout: Option<Duration>,
     /// Time an AppendRows connection may have requests in flight without a response before
     /// it is reconnected (`bigquery.append_response_timeout_ms`, default 300 s).
-    pub append_response_timeout: Duration,
+    pub(crate) append_response_timeout: Duration,
     /// The caller's part of the AppendRows trace id (`bigquery.trace_id`), after ours.
-    pub trace_id: Option<String>,
+    pub(crate) trace_id: Option<String>,
     /// The project billed for quota (`bigquery.quota_project`); by default the one the
     /// credentials name, if any. Sent only to the real service.
-    pub quota_project: Option<String>,
+    pub(crate) quota_project: Option<String>,
     /// Folder of load checkpoints (`bigquery.checkpoint`): a local path, `file://`,
     /// `gs://bucket/prefix` or `s3://bucket/prefix`. Off when `None`.
-    pub checkpoint: Option<String>,
+    pub(crate) checkpoint: Option<String>,
     /// The load's id under the checkpoint folder (`bigquery.load_id`); by default derived
     /// from the table and the input's fingerprint.
-    pub load_id: Option<String>,
+    pub(crate) load_id: Option<String>,
     /// How often each worker records its progress (`bigquery.checkpoint_interval_ms`).
-    pub checkpoint_interval: Duration,
+    pub(crate) checkpoint_interval: Duration,
     /// Time to live of a load's lease (`bigquery.lease_ttl_ms`), renewed while it runs.
-    pub lease_ttl: Duration,
+    pub(crate) lease_ttl: Duration,
     /// Table management: the REST endpoint, creating destinations, overwrites.
-    pub tables: TableSettings,
+    pub(crate) tables: TableSettings,
 }
 
 impl Default for BigQueryOptions {
@@ -237,9 +237,9 @@ impl BigQueryOptions {
         self
     }
 
-    /// Sets the number of write streams.
+    /// Sets the number of write streams (positive).
     pub fn with_streams(mut self, streams: usize) -> Self {
-        self.streams = Some(streams.max(1));
+        self.streams = Some(streams);
         self
     }
 
@@ -249,9 +249,9 @@ impl BigQueryOptions {
         self
     }
 
-    /// Sets the AppendRows requests each writer keeps unacknowledged (at least 1).
+    /// Sets the AppendRows requests each writer keeps unacknowledged (positive).
     pub fn with_max_inflight_requests(mut self, requests: usize) -> Self {
-        self.max_inflight_requests = requests.max(1);
+        self.max_inflight_requests = requests;
         self
     }
 
@@ -291,9 +291,9 @@ impl BigQueryOptions {
         self
     }
 
-    /// Sets the size of the client's connection pool (at least 1).
+    /// Sets the size of the client's connection pool (positive).
     pub fn with_connections(mut self, connections: usize) -> Self {
-        self.connections = connections.max(1);
+        self.connections = connections;
         self
     }
 
@@ -309,7 +309,116 @@ impl BigQueryOptions {
         self
     }
 
-    /// What the encoder needs of these options.
+    /// The Storage Write API endpoint (`bigquery.endpoint`).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The v2 REST endpoint (`bigquery.rest_endpoint`).
+    pub fn rest_endpoint(&self) -> &str {
+        &self.tables.rest_endpoint
+    }
+
+    /// The project of table names given as `dataset.table` (`bigquery.project`).
+    pub fn project(&self) -> Option<&str> {
+        self.project.as_deref()
+    }
+
+    /// The number of write streams (`bigquery.streams`); `None` leaves it to the session's
+    /// target partitions (or 4 outside DataFusion).
+    pub fn streams(&self) -> Option<usize> {
+        self.streams
+    }
+
+    /// The upper bound of one AppendRows request in bytes (`bigquery.max_request_bytes`).
+    pub fn max_request_bytes(&self) -> usize {
+        self.max_request_bytes
+    }
+
+    /// AppendRows requests in flight per stream (`bigquery.max_inflight_requests`).
+    pub fn max_inflight_requests(&self) -> usize {
+        self.max_inflight_requests
+    }
+
+    /// Bytes in flight per stream (`bigquery.max_inflight_bytes`).
+    pub fn max_inflight_bytes(&self) -> usize {
+        self.max_inflight_bytes
+    }
+
+    /// Proto or Arrow rows (`bigquery.row_format`).
+    pub fn row_format(&self) -> RowFormat {
+        self.row_format
+    }
+
+    /// The wire form of NUMERIC, BIGNUMERIC, DATETIME and TIME in proto rows
+    /// (`bigquery.wire_encoding`).
+    pub fn wire_encoding(&self) -> WireEncoding {
+        self.wire_encoding
+    }
+
+    /// The retry policy (`bigquery.retry_*`).
+    pub fn retry(&self) -> &RetryConfig {
+        &self.retry
+    }
+
+    /// What happens to NULL elements inside arrays (`bigquery.array_null_elements`).
+    pub fn array_null_elements(&self) -> ArrayNullElements {
+        self.array_null_elements
+    }
+
+    /// What NULL means for columns with a default (`bigquery.missing_values`).
+    pub fn missing_values(&self) -> MissingValues {
+        self.missing_values
+    }
+
+    /// HTTP/2 connections in the client's pool (`bigquery.connections`).
+    pub fn connections(&self) -> usize {
+        self.connections
+    }
+
+    /// The deadline of every unary RPC (`bigquery.rpc_timeout_ms`); `None` follows Google's
+    /// service config.
+    pub fn rpc_timeout(&self) -> Option<Duration> {
+        self.rpc_timeout
+    }
+
+    /// The AppendRows watchdog's timeout (`bigquery.append_response_timeout_ms`).
+    pub fn append_response_timeout(&self) -> Duration {
+        self.append_response_timeout
+    }
+
+    /// The caller's part of the AppendRows trace id (`bigquery.trace_id`).
+    pub fn trace_id(&self) -> Option<&str> {
+        self.trace_id.as_deref()
+    }
+
+    /// The project billed for quota (`bigquery.quota_project`).
+    pub fn quota_project(&self) -> Option<&str> {
+        self.quota_project.as_deref()
+    }
+
+    /// The folder of load checkpoints (`bigquery.checkpoint`); `None` when off.
+    pub fn checkpoint(&self) -> Option<&str> {
+        self.checkpoint.as_deref()
+    }
+
+    /// The load's id under the checkpoint folder (`bigquery.load_id`), when given.
+    pub fn load_id(&self) -> Option<&str> {
+        self.load_id.as_deref()
+    }
+
+    /// How often each worker records its progress (`bigquery.checkpoint_interval_ms`).
+    pub fn checkpoint_interval(&self) -> Duration {
+        self.checkpoint_interval
+    }
+
+    /// The time to live of a load's lease (`bigquery.lease_ttl_ms`).
+    pub fn lease_ttl(&self) -> Duration {
+        self.lease_ttl
+    }
+
+    /// What the encoder needs of these options (for tests of the hidden encoder API).
+    #[doc(hidden)]
     pub fn encode_options(&self) -> EncodeOptions {
         EncodeOptions {
             row_format: self.row_format,
@@ -373,6 +482,9 @@ impl BigQueryOptions {
             ("retry_initial_backoff_ms", Some(self.retry.initial_backoff)),
             ("retry_max_backoff_ms", Some(self.retry.max_backoff)),
             ("retry_timeout_ms", Some(self.retry.timeout)),
+            ("retry_throttle_backoff_ms", Some(self.retry.throttle_backoff)),
+            ("retry_quota_backoff_ms", Some(self.retry.quota_backoff)),
+            ("retry_not_found_timeout_ms", Some(self.retry.not_found_timeout)),
         ];
         if let Some((key, _)) = durations.iter().find(|(_, d)| d.is_some_and(|d| d.is_zero())) {
             return Err(invalid(key, "0".into(), "expected a positive integer"));
@@ -400,9 +512,12 @@ impl BigQueryOptions {
             value: value.into(),
             reason: reason.into(),
         };
-        let positive = || match value.trim().parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(invalid("expected a positive integer")),
+        // Only parsed here: which values are allowed is `validate`'s rule alone.
+        let positive = || {
+            value
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| invalid("expected a positive integer"))
         };
         match short {
             "endpoint" => self.endpoint = value.to_string(),
@@ -595,5 +710,30 @@ mod tests {
         assert_eq!(options.append_response_timeout, Duration::from_millis(2500));
         assert_eq!(options.client_config().connections, 2);
         assert_eq!(options.missing_values, MissingValues::Default);
+    }
+
+    /// A zero given to a builder is refused by the same rule, with the same message, as the
+    /// same zero given to `set` (the builders clamp nothing).
+    #[test]
+    fn builders_and_set_refuse_alike() {
+        type Builder = fn(BigQueryOptions) -> BigQueryOptions;
+        let cases: [(&str, Builder); 4] = [
+            ("streams", |o| o.with_streams(0)),
+            ("connections", |o| o.with_connections(0)),
+            ("max_inflight_requests", |o| o.with_max_inflight_requests(0)),
+            ("max_request_bytes", |o| o.with_max_request_bytes(0)),
+        ];
+        for (key, build) in cases {
+            let built = build(BigQueryOptions::default()).validate().unwrap_err().to_string();
+            assert!(built.contains(&format!("bigquery.{key}")), "{built}");
+            let mut set = BigQueryOptions::default();
+            let refused = set.set(key, "0").unwrap_err().to_string();
+            assert_eq!(built, refused, "{key}");
+            assert_eq!(
+                set,
+                BigQueryOptions::default(),
+                "{key}: a refused value changes nothing"
+            );
+        }
     }
 }

@@ -102,7 +102,9 @@ fn ms_from_now(delta: i64) -> i64 {
 /// waits for tables the Storage Write API does not see yet).
 fn options(server: &EmbeddedServer) -> BigQueryOptions {
     let mut options = BigQueryOptions::default().with_endpoint(server.endpoint());
-    options.retry.not_found_timeout = Duration::from_millis(100);
+    options
+        .set("bigquery.retry_not_found_timeout_ms", "100")
+        .expect("a valid option");
     options
 }
 

@@ -43,28 +43,28 @@ pub struct TableSettings {
     /// The v2 REST endpoint (`bigquery.rest_endpoint`, default
     /// `https://bigquery.googleapis.com`; `http://host:port` for emulators, without
     /// credentials; `BIGQUERY_EMULATOR_HOST` in the environment sets it).
-    pub rest_endpoint: String,
+    pub(crate) rest_endpoint: String,
     /// Whether the destination is created (`bigquery.create`: `never` or `if_needed`).
-    pub create: CreateMode,
+    pub(crate) create: CreateMode,
     /// Description of a created table (`bigquery.description`).
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     /// Labels of a created table (`bigquery.labels`, `key=value,key=value`).
-    pub labels: BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
     /// A created table is deleted this long after its creation (`bigquery.expiration_ms`).
-    pub expiration: Option<Duration>,
+    pub(crate) expiration: Option<Duration>,
     /// Time partitioning of a created table (`bigquery.time_partitioning`: DAY, HOUR,
     /// MONTH or YEAR).
-    pub time_partitioning: Option<String>,
+    pub(crate) time_partitioning: Option<String>,
     /// The partitioning column (`bigquery.partition_field`); none partitions by ingestion time.
-    pub partition_field: Option<String>,
+    pub(crate) partition_field: Option<String>,
     /// How long partitions are kept (`bigquery.partition_expiration_ms`).
-    pub partition_expiration: Option<Duration>,
+    pub(crate) partition_expiration: Option<Duration>,
     /// Clustering columns of a created table (`bigquery.clustering`, `a,b`; at most four).
-    pub clustering: Vec<String>,
+    pub(crate) clustering: Vec<String>,
     /// Expiration of an overwrite's staging table (`bigquery.staging_expiration_ms`).
-    pub staging_expiration: Duration,
+    pub(crate) staging_expiration: Duration,
     /// The longest wait for a copy job (`bigquery.job_timeout_ms`, default one hour).
-    pub job_timeout: Duration,
+    pub(crate) job_timeout: Duration,
 }
 
 impl Default for TableSettings {
