@@ -10,53 +10,12 @@ use arrow::array::{
 use arrow::datatypes::{Decimal128Type, Decimal256Type, DecimalType};
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 
-use super::normalize::display;
+use super::value_error::ValueError;
 use super::{ArrayNullElements, WireEncoding};
 use crate::proto::TableFieldSchema;
 use crate::proto::table_field_schema::{Mode, Type};
 use crate::schema::{field_mode, field_type, is_picosecond_timestamp, nested_members};
 use crate::values::{self, Unscaled};
-
-/// Why one value could not be written.
-#[derive(Debug)]
-pub(crate) struct ValueError {
-    /// Path from the failing field up to the column written, e.g. `s.inner[2].x`.
-    pub(crate) path: String,
-    pub(crate) kind: ValueErrorKind,
-}
-
-#[derive(Debug)]
-pub(crate) enum ValueErrorKind {
-    /// A NULL where the field is REQUIRED.
-    NullInRequired,
-    /// A value BigQuery cannot hold.
-    Invalid { value: String, reason: String },
-}
-
-impl ValueError {
-    fn invalid(array: &dyn Array, index: usize, reason: impl Into<String>) -> Self {
-        ValueError {
-            path: String::new(),
-            kind: ValueErrorKind::Invalid {
-                value: display(array, index),
-                reason: reason.into(),
-            },
-        }
-    }
-
-    /// Adds the name of the field the error passed through, with the element index if any.
-    fn within(mut self, name: &str, element: Option<usize>) -> Self {
-        let mut prefix = name.to_string();
-        if let Some(k) = element {
-            prefix.push_str(&format!("[{k}]"));
-        }
-        if !self.path.is_empty() && !self.path.starts_with('[') {
-            prefix.push('.');
-        }
-        self.path.insert_str(0, &prefix);
-        self
-    }
-}
 
 /// How the writer treats things the options decide.
 #[derive(Debug, Clone, Copy)]
@@ -140,11 +99,7 @@ impl<'a> FieldWriter<'a> {
         let Some(list) = self.list else {
             if self.values.array().is_null(row) {
                 return match self.mode {
-                    Mode::Required => Err(ValueError {
-                        path: String::new(),
-                        kind: ValueErrorKind::NullInRequired,
-                    }
-                    .within(self.name, None)),
+                    Mode::Required => Err(ValueError::null_in_required(row).within(self.name, None)),
                     _ => Ok(()),
                 };
             }
@@ -175,7 +130,7 @@ impl<'a> FieldWriter<'a> {
             }
             self.values
                 .write(i, self.tag, buf)
-                .map_err(|e| e.within(self.name, Some(i - start)))?;
+                .map_err(|e| e.within(self.name, Some(i - start)).at_row(row))?;
         }
         Ok(())
     }
@@ -513,17 +468,5 @@ mod tests {
             expected.extend(std::iter::repeat_n(7u8, len));
             assert_eq!(buf, expected, "{len}");
         }
-    }
-
-    #[test]
-    fn error_paths_name_fields_and_elements() {
-        let leaf = ValueError {
-            path: String::new(),
-            kind: ValueErrorKind::NullInRequired,
-        };
-        assert_eq!(
-            leaf.within("x", None).within("inner", Some(2)).within("s", None).path,
-            "s.inner[2].x"
-        );
     }
 }

@@ -21,25 +21,18 @@ use arrow::datatypes::{
 use prost::encoding::{WireType, encode_key, encoded_len_varint};
 
 use super::WireEncoding;
-use super::columns::{FieldWriter, ValueError, ValueErrorKind, WriteOptions};
-use super::normalize::display;
+use super::columns::{FieldWriter, WriteOptions};
+use super::value_error::ValueError;
 use crate::proto::TableFieldSchema;
 use crate::proto::table_field_schema::{Mode, Type};
 use crate::schema::{field_mode, field_type, is_picosecond_timestamp};
 use crate::values;
 
-/// The first value of a column that cannot be written: its row in the batch and why.
-#[derive(Debug)]
-pub(crate) struct RowFailure {
-    pub(crate) row: usize,
-    pub(crate) error: ValueError,
-}
-
 /// One column of one batch, ready to be measured and written.
 pub(crate) trait ColumnKernel {
     /// Adds the encoded size of this field to each row's length, or returns the first row
     /// whose value cannot be written.
-    fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure>;
+    fn measure(&self, lens: &mut [usize]) -> Result<(), ValueError>;
 
     /// Writes this field of each row at `pos[row]` and advances it. Only called after a
     /// successful `measure`, on a buffer sized from the lengths.
@@ -48,7 +41,7 @@ pub(crate) trait ColumnKernel {
     /// Checks every value as `measure` does, without measuring (Arrow rows): the first row
     /// whose value cannot be written. `scratch` has a slot per row, for kernels that can only
     /// check by measuring.
-    fn check(&self, scratch: &mut [usize]) -> Result<(), RowFailure> {
+    fn check(&self, scratch: &mut [usize]) -> Result<(), ValueError> {
         self.measure(scratch)
     }
 }
@@ -151,7 +144,7 @@ impl<'a> Nulls<'a> {
     }
 
     /// Fails at the first NULL of a REQUIRED column.
-    fn check_required(&self, mode: Mode) -> Result<(), RowFailure> {
+    fn check_required(&self, mode: Mode) -> Result<(), ValueError> {
         if mode != Mode::Required {
             return Ok(());
         }
@@ -159,13 +152,7 @@ impl<'a> Nulls<'a> {
             return Ok(());
         };
         let row = (0..nulls.len()).find(|i| nulls.is_null(*i)).unwrap_or(0);
-        Err(RowFailure {
-            row,
-            error: ValueError {
-                path: self.name.to_string(),
-                kind: ValueErrorKind::NullInRequired,
-            },
-        })
+        Err(ValueError::null_in_required(row).within(self.name, None))
     }
 
     #[inline]
@@ -297,7 +284,7 @@ where
     T: ArrowPrimitiveType,
     T::Native: Into<i64>,
 {
-    fn check(&self, _: &mut [usize]) -> Result<(), RowFailure> {
+    fn check(&self, _: &mut [usize]) -> Result<(), ValueError> {
         self.nulls.check_required(self.mode)?;
         let Some(range) = self.range else {
             return Ok(());
@@ -312,7 +299,7 @@ where
         }
     }
 
-    fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
+    fn measure(&self, lens: &mut [usize]) -> Result<(), ValueError> {
         self.check(lens)?;
         let values = self.array.values();
         let key = self.key.len;
@@ -366,11 +353,11 @@ where
     T: ArrowPrimitiveType,
     T::Native: Into<f64>,
 {
-    fn check(&self, _: &mut [usize]) -> Result<(), RowFailure> {
+    fn check(&self, _: &mut [usize]) -> Result<(), ValueError> {
         self.nulls.check_required(self.mode)
     }
 
-    fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
+    fn measure(&self, lens: &mut [usize]) -> Result<(), ValueError> {
         self.nulls.check_required(self.mode)?;
         let size = self.key.len + 8;
         for (row, len) in lens.iter_mut().enumerate() {
@@ -402,11 +389,11 @@ struct Bools<'a> {
 }
 
 impl ColumnKernel for Bools<'_> {
-    fn check(&self, _: &mut [usize]) -> Result<(), RowFailure> {
+    fn check(&self, _: &mut [usize]) -> Result<(), ValueError> {
         self.nulls.check_required(self.mode)
     }
 
-    fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
+    fn measure(&self, lens: &mut [usize]) -> Result<(), ValueError> {
         self.nulls.check_required(self.mode)?;
         let size = self.key.len + 1;
         for (row, len) in lens.iter_mut().enumerate() {
@@ -451,11 +438,11 @@ fn byte_strings<'a, T: ByteArrayType>(
 }
 
 impl<T: ByteArrayType> ColumnKernel for ByteStrings<'_, T> {
-    fn check(&self, _: &mut [usize]) -> Result<(), RowFailure> {
+    fn check(&self, _: &mut [usize]) -> Result<(), ValueError> {
         self.nulls.check_required(self.mode)
     }
 
-    fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
+    fn measure(&self, lens: &mut [usize]) -> Result<(), ValueError> {
         self.nulls.check_required(self.mode)?;
         let key = self.key.len;
         for (row, (len, pair)) in lens.iter_mut().zip(self.array.value_offsets().windows(2)).enumerate() {
@@ -503,11 +490,11 @@ fn byte_views<'a, T: ByteViewType>(
 }
 
 impl<T: ByteViewType> ColumnKernel for ByteViews<'_, T> {
-    fn check(&self, _: &mut [usize]) -> Result<(), RowFailure> {
+    fn check(&self, _: &mut [usize]) -> Result<(), ValueError> {
         self.nulls.check_required(self.mode)
     }
 
-    fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
+    fn measure(&self, lens: &mut [usize]) -> Result<(), ValueError> {
         self.nulls.check_required(self.mode)?;
         let key = self.key.len;
         for (row, (len, view)) in lens.iter_mut().zip(self.array.views().iter()).enumerate() {
@@ -578,7 +565,7 @@ impl Numerics<'_> {
 }
 
 impl ColumnKernel for Numerics<'_> {
-    fn check(&self, _: &mut [usize]) -> Result<(), RowFailure> {
+    fn check(&self, _: &mut [usize]) -> Result<(), ValueError> {
         self.nulls.check_required(self.mode)?;
         let range = -self.max_input..=self.max_input;
         let bad = self
@@ -598,7 +585,7 @@ impl ColumnKernel for Numerics<'_> {
         }
     }
 
-    fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
+    fn measure(&self, lens: &mut [usize]) -> Result<(), ValueError> {
         self.check(lens)?;
         let key = self.key.len;
         for (row, (len, v)) in lens.iter_mut().zip(self.array.values().iter()).enumerate() {
@@ -639,14 +626,14 @@ impl Prewritten {
         tag: u32,
         array: &ArrayRef,
         options: WriteOptions,
-    ) -> Result<Result<Self, RowFailure>, String> {
+    ) -> Result<Result<Self, ValueError>, String> {
         let writer = FieldWriter::new(column, tag, array, options)?;
         let rows = array.len();
         let mut bytes = Vec::with_capacity(rows * 8);
         let mut ends = Vec::with_capacity(rows);
         for row in 0..rows {
             if let Err(error) = writer.write(row, &mut bytes) {
-                return Ok(Err(RowFailure { row, error }));
+                return Ok(Err(error));
             }
             ends.push(bytes.len());
         }
@@ -655,7 +642,7 @@ impl Prewritten {
 }
 
 impl ColumnKernel for Prewritten {
-    fn measure(&self, lens: &mut [usize]) -> Result<(), RowFailure> {
+    fn measure(&self, lens: &mut [usize]) -> Result<(), ValueError> {
         let mut start = 0;
         for (len, end) in lens.iter_mut().zip(&self.ends) {
             *len += end - start;
@@ -675,18 +662,9 @@ impl ColumnKernel for Prewritten {
     }
 }
 
-/// The error for the value at `row` of `array`.
-fn invalid(array: &dyn Array, row: usize, name: &str, reason: &str) -> RowFailure {
-    RowFailure {
-        row,
-        error: ValueError {
-            path: name.to_string(),
-            kind: ValueErrorKind::Invalid {
-                value: display(array, row),
-                reason: reason.to_string(),
-            },
-        },
-    }
+/// The error for the value at `row` of `array`, in column `name`.
+fn invalid(array: &dyn Array, row: usize, name: &str, reason: &str) -> ValueError {
+    ValueError::invalid(array, row, reason).within(name, None)
 }
 
 #[cfg(test)]
@@ -709,7 +687,7 @@ mod tests {
     };
 
     /// Rows of one column through a kernel.
-    fn run(kernel: &dyn ColumnKernel, rows: usize) -> Result<Vec<Vec<u8>>, RowFailure> {
+    fn run(kernel: &dyn ColumnKernel, rows: usize) -> Result<Vec<Vec<u8>>, ValueError> {
         let mut lens = vec![0; rows];
         kernel.measure(&mut lens)?;
         let mut pos = Vec::new();
@@ -814,13 +792,14 @@ mod tests {
         let kernel = plan(&required, 1, &ids, OPTIONS).expect("kernel");
         let failure = run(kernel.as_ref(), 4).expect_err("NULL in REQUIRED");
         assert_eq!(failure.row, 2);
-        assert!(matches!(failure.error.kind, ValueErrorKind::NullInRequired));
+        assert_eq!(failure.path, "c");
+        assert!(failure.reason().contains("REQUIRED"), "{failure:?}");
 
         let date = field("d", Type::Date, Mode::Nullable);
         let days: ArrayRef = Arc::new(Date32Array::from(vec![Some(0), Some(values::DATE_MAX_DAYS + 1)]));
         let failure = run(plan(&date, 1, &days, OPTIONS).expect("kernel").as_ref(), 2).expect_err("range");
         assert_eq!(failure.row, 1);
-        assert_eq!(failure.error.path, "d");
+        assert_eq!(failure.path, "d");
 
         let numeric = field("n", Type::Numeric, Mode::Nullable);
         let big: ArrayRef = Arc::new(
@@ -830,9 +809,7 @@ mod tests {
         );
         let failure = run(plan(&numeric, 1, &big, OPTIONS).expect("kernel").as_ref(), 2).expect_err("range");
         assert_eq!(failure.row, 1);
-        assert!(
-            matches!(&failure.error.kind, ValueErrorKind::Invalid { reason, .. } if reason.contains("NUMERIC's range"))
-        );
+        assert!(failure.reason().contains("NUMERIC's range"), "{failure:?}");
     }
 
     #[test]

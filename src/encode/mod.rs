@@ -17,6 +17,7 @@ mod kernels;
 mod normalize;
 mod rows;
 mod settings;
+mod value_error;
 
 pub(crate) use rows::Payload;
 pub use rows::{EncodedRows, WriterSchema};
@@ -33,9 +34,10 @@ use crate::proto::table_field_schema::Mode;
 use crate::proto::{ProtoSchema, TableFieldSchema, TableSchema};
 use crate::schema::{field_mode, field_type, row_descriptor, type_name};
 use arrow_rows::ArrowRows;
-use columns::{ValueError, ValueErrorKind, WriteOptions};
-use kernels::{ColumnKernel, Prewritten, RowFailure};
+use columns::WriteOptions;
+use kernels::{ColumnKernel, Prewritten};
 use normalize::{Conversion, Mismatch};
+use value_error::ValueError;
 
 /// Bytes reserved in every request for the stream name, offset, and framing.
 const REQUEST_OVERHEAD: usize = 1024;
@@ -354,7 +356,7 @@ impl RowEncoder {
     fn lengths(
         &self,
         columns: &[Box<dyn ColumnKernel + '_>],
-        mut failures: Vec<RowFailure>,
+        mut failures: Vec<ValueError>,
         num_rows: usize,
         first_row: u64,
     ) -> Result<Vec<usize>> {
@@ -368,9 +370,9 @@ impl RowEncoder {
     }
 
     /// The failure of the first row (then of its first column) as an error, if any.
-    fn first_failure(&self, failures: Vec<RowFailure>, first_row: u64) -> Result<()> {
+    fn first_failure(&self, failures: Vec<ValueError>, first_row: u64) -> Result<()> {
         match failures.into_iter().min_by_key(|f| f.row) {
-            Some(first) => Err(self.value_error(first.error, first_row + first.row as u64)),
+            Some(first) => Err(first.into_error(&self.table, first_row)),
             None => Ok(()),
         }
     }
@@ -383,13 +385,9 @@ impl RowEncoder {
         input: &ArrayRef,
         first_row: u64,
     ) -> Result<ArrayRef> {
-        conversion.apply(input).map_err(|r| Error::InvalidValue {
-            table: self.table.clone(),
-            column: format!("{}{}", plan.column.name, r.path),
-            row: first_row + r.index as u64,
-            value: r.value,
-            reason: r.reason,
-        })
+        conversion
+            .apply(input)
+            .map_err(|e| e.within(&plan.column.name, None).into_error(&self.table, first_row))
     }
 
     fn too_large(&self, row: u64, bytes: usize) -> Error {
@@ -398,20 +396,6 @@ impl RowEncoder {
             row,
             bytes,
             limit: self.row_budget,
-        }
-    }
-
-    fn value_error(&self, err: ValueError, row: u64) -> Error {
-        let (table, column) = (self.table.clone(), err.path);
-        match err.kind {
-            ValueErrorKind::NullInRequired => Error::NullInRequired { table, column, row },
-            ValueErrorKind::Invalid { value, reason } => Error::InvalidValue {
-                table,
-                column,
-                row,
-                value,
-                reason,
-            },
         }
     }
 }

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use super::value_error::ValueError;
 use arrow::array::{
     Array, ArrayRef, AsArray, IntervalMonthDayNanoArray, ListArray, PrimitiveArray, StructArray, UInt64Array,
     make_array, new_null_array,
@@ -23,7 +24,6 @@ use arrow::datatypes::{
     Time32MillisecondType, Time32SecondType, Time64MicrosecondType, Time64NanosecondType, TimeUnit,
     TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, i256,
 };
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use crate::proto::TableFieldSchema;
 use crate::proto::table_field_schema::{Mode, Type};
@@ -46,30 +46,6 @@ pub(crate) enum Mismatch {
     MissingField { path: String, column_type: String },
     /// An input struct has a member the STRUCT lacks.
     ExtraField { path: String, column_type: String },
-}
-
-/// A value that cannot be converted exactly.
-#[derive(Debug)]
-pub(crate) struct Rejected {
-    /// Path below the converted array: `""`, `.x`, `[2].y`, ...
-    pub(crate) path: String,
-    /// Index of the value in the converted array.
-    pub(crate) index: usize,
-    /// The value, as text.
-    pub(crate) value: String,
-    /// Why it cannot be converted.
-    pub(crate) reason: String,
-}
-
-impl Rejected {
-    fn at(array: &dyn Array, index: usize, reason: impl Into<String>) -> Self {
-        Rejected {
-            path: String::new(),
-            index,
-            value: display(array, index),
-            reason: reason.into(),
-        }
-    }
 }
 
 /// How one input array becomes canonical.
@@ -157,19 +133,19 @@ impl Conversion {
     }
 
     /// Converts one array; `Same` returns it as is.
-    pub(crate) fn apply(&self, array: &ArrayRef) -> Result<ArrayRef, Rejected> {
+    pub(crate) fn apply(&self, array: &ArrayRef) -> Result<ArrayRef, ValueError> {
         match self {
             Conversion::Same => Ok(array.clone()),
             Conversion::AllNull(data_type) => Ok(new_null_array(data_type, array.len())),
             Conversion::Dictionary(values) => {
                 let dictionary = array
                     .as_any_dictionary_opt()
-                    .ok_or_else(|| internal(array, "expected a dictionary"))?;
+                    .ok_or_else(|| ValueError::unconvertible(array, "expected a dictionary"))?;
                 let unpacked = take(dictionary.values().as_ref(), dictionary.keys(), None)
-                    .map_err(|e| internal(array, &e.to_string()))?;
+                    .map_err(|e| ValueError::unconvertible(array, &e.to_string()))?;
                 values.apply(&unpacked)
             }
-            Conversion::Widen(to) => cast(array, to).map_err(|e| internal(array, &e.to_string())),
+            Conversion::Widen(to) => cast(array, to).map_err(|e| ValueError::unconvertible(array, &e.to_string())),
             Conversion::UInt64ToInt64 => {
                 let input = array.as_primitive::<arrow::datatypes::UInt64Type>();
                 map::<_, Int64Type>(input, |v| {
@@ -213,7 +189,7 @@ impl Conversion {
                         to_micros(v, 1_000_000_000)
                     })
                 }
-                _ => Err(internal(array, "expected a time")),
+                _ => Err(ValueError::unconvertible(array, "expected a time")),
             },
             Conversion::Date64 => map::<_, Date32Type>(array.as_primitive::<Date64Type>(), |ms| {
                 const MS_PER_DAY: i64 = 86_400_000;
@@ -229,44 +205,41 @@ impl Conversion {
                 let contiguous;
                 let array = if sliced(&array.to_data()) {
                     let all = arrow::array::UInt32Array::from_iter_values(0..array.len() as u32);
-                    contiguous = take(array.as_ref(), &all, None).map_err(|e| internal(array, &e.to_string()))?;
+                    contiguous = take(array.as_ref(), &all, None)
+                        .map_err(|e| ValueError::unconvertible(array, &e.to_string()))?;
                     &contiguous
                 } else {
                     array
                 };
                 let input = array
                     .as_struct_opt()
-                    .ok_or_else(|| internal(array, "expected a struct"))?;
+                    .ok_or_else(|| ValueError::unconvertible(array, "expected a struct"))?;
                 let nulls = array.logical_nulls();
                 let mut fields = Vec::with_capacity(members.len());
                 let mut children = Vec::with_capacity(members.len());
                 for (index, name, conversion) in members {
-                    let child =
-                        with_parent_nulls(input.column(*index), nulls.as_ref()).map_err(|e| internal(array, &e))?;
-                    let converted = conversion.apply(&child).map_err(|mut r| {
-                        r.path.insert_str(0, &format!(".{name}"));
-                        r
-                    })?;
+                    let child = with_parent_nulls(input.column(*index), nulls.as_ref())
+                        .map_err(|e| ValueError::unconvertible(array, &e))?;
+                    let converted = conversion.apply(&child).map_err(|r| r.within(name, None))?;
                     fields.push(Field::new(name, converted.data_type().clone(), true));
                     children.push(converted);
                 }
                 StructArray::try_new(Fields::from(fields), children, nulls)
                     .map(|s| Arc::new(s) as ArrayRef)
-                    .map_err(|e| internal(array, &e.to_string()))
+                    .map_err(|e| ValueError::unconvertible(array, &e.to_string()))
             }
             Conversion::List(element) => {
                 let (offsets, values, nulls) = compact_list(array)?;
-                let converted = element.apply(&values).map_err(|mut r| {
+                let converted = element.apply(&values).map_err(|r| {
                     // Report the element by its row and its index within the row.
-                    let row = offsets.partition_point(|&o| o as usize <= r.index).saturating_sub(1);
-                    r.path.insert_str(0, &format!("[{}]", r.index - offsets[row] as usize));
-                    r.index = row;
-                    r
+                    let row = offsets.partition_point(|&o| o as usize <= r.row).saturating_sub(1);
+                    let element = r.row - offsets[row] as usize;
+                    r.within("", Some(element)).at_row(row)
                 })?;
                 let item = Arc::new(Field::new("item", converted.data_type().clone(), true));
                 ListArray::try_new(item, offsets, converted, nulls)
                     .map(|l| Arc::new(l) as ArrayRef)
-                    .map_err(|e| internal(array, &e.to_string()))
+                    .map_err(|e| ValueError::unconvertible(array, &e.to_string()))
             }
         }
     }
@@ -401,7 +374,7 @@ fn plan_struct(
 fn map<I, O>(
     input: &PrimitiveArray<I>,
     f: impl Fn(I::Native) -> Result<O::Native, String>,
-) -> Result<ArrayRef, Rejected>
+) -> Result<ArrayRef, ValueError>
 where
     I: ArrowPrimitiveType,
     O: ArrowPrimitiveType,
@@ -412,7 +385,7 @@ where
             out.push(O::Native::default());
             continue;
         }
-        out.push(f(*v).map_err(|reason| Rejected::at(input, i, reason))?);
+        out.push(f(*v).map_err(|reason| ValueError::invalid(input, i, reason))?);
     }
     Ok(Arc::new(PrimitiveArray::<O>::new(out.into(), input.nulls().cloned())))
 }
@@ -440,7 +413,7 @@ fn rescale(v: i64, from: i64, to: i64) -> Result<i64, String> {
 }
 
 /// A timestamp array of any unit in `O`'s unit, exactly, labelled with the zone `tz`.
-fn timestamp_in<O>(array: &ArrayRef, tz: &Option<Arc<str>>) -> Result<ArrayRef, Rejected>
+fn timestamp_in<O>(array: &ArrayRef, tz: &Option<Arc<str>>) -> Result<ArrayRef, ValueError>
 where
     O: arrow::datatypes::ArrowTimestampType,
 {
@@ -470,18 +443,18 @@ where
                 rescale(v, 1_000_000_000, to)
             })
         }
-        _ => return Err(internal(array, "expected a timestamp")),
+        _ => return Err(ValueError::unconvertible(array, "expected a timestamp")),
     }?;
     let out = out.as_primitive::<O>().clone();
     Ok(Arc::new(out.with_timezone_opt(tz.clone())))
 }
 
 /// Integers and decimals -> Decimal128/Decimal256 at the target scale, exactly.
-fn decimal(array: &ArrayRef, from_scale: i8, to: &DataType) -> Result<ArrayRef, Rejected> {
+fn decimal(array: &ArrayRef, from_scale: i8, to: &DataType) -> Result<ArrayRef, ValueError> {
     let (to_scale, wide) = match to {
         DataType::Decimal128(_, s) => (*s, false),
         DataType::Decimal256(_, s) => (*s, true),
-        _ => return Err(internal(array, "expected a decimal target")),
+        _ => return Err(ValueError::unconvertible(array, "expected a decimal target")),
     };
     let type_name = if wide { "BIGNUMERIC" } else { "NUMERIC" };
     let shift = i32::from(to_scale) - i32::from(from_scale);
@@ -499,7 +472,8 @@ fn decimal(array: &ArrayRef, from_scale: i8, to: &DataType) -> Result<ArrayRef, 
             .with_data_type(to.clone());
         return Ok(Arc::new(out));
     }
-    let value = unscaled_values(array).ok_or_else(|| internal(array, "expected an integer or decimal"))?;
+    let value =
+        unscaled_values(array).ok_or_else(|| ValueError::unconvertible(array, "expected an integer or decimal"))?;
     let factor = i256::from_i128(10).checked_pow(shift.unsigned_abs());
     let rescale = |v: i256| -> Result<i256, String> {
         let too_large = || format!("is too large for {type_name}");
@@ -524,13 +498,13 @@ fn decimal(array: &ArrayRef, from_scale: i8, to: &DataType) -> Result<ArrayRef, 
             wide_values.push(i256::ZERO);
             continue;
         }
-        let v = rescale(value(i)).map_err(|reason| Rejected::at(array.as_ref(), i, reason))?;
+        let v = rescale(value(i)).map_err(|reason| ValueError::invalid(array.as_ref(), i, reason))?;
         if wide {
             wide_values.push(v);
         } else {
             narrow.push(
                 v.to_i128()
-                    .ok_or_else(|| Rejected::at(array.as_ref(), i, format!("is too large for {type_name}")))?,
+                    .ok_or_else(|| ValueError::invalid(array.as_ref(), i, format!("is too large for {type_name}")))?,
             );
         }
     }
@@ -572,7 +546,7 @@ fn unscaled_values(array: &ArrayRef) -> Option<Box<dyn Fn(usize) -> i256 + '_>> 
 }
 
 /// Intervals of any unit, durations and interval text -> Interval(MonthDayNano), exactly.
-fn interval(array: &ArrayRef) -> Result<ArrayRef, Rejected> {
+fn interval(array: &ArrayRef) -> Result<ArrayRef, ValueError> {
     type Out = IntervalMonthDayNanoType;
     let nanos = |v: i64, per_second: i64| {
         v.checked_mul(1_000_000_000 / per_second)
@@ -607,7 +581,7 @@ fn interval(array: &ArrayRef) -> Result<ArrayRef, Rejected> {
             })
         }
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-            let text = cast(array, &DataType::Utf8).map_err(|e| internal(array, &e.to_string()))?;
+            let text = cast(array, &DataType::Utf8).map_err(|e| ValueError::unconvertible(array, &e.to_string()))?;
             let text = text.as_string::<i32>();
             let mut out = Vec::with_capacity(text.len());
             for i in 0..text.len() {
@@ -616,7 +590,7 @@ fn interval(array: &ArrayRef) -> Result<ArrayRef, Rejected> {
                     continue;
                 }
                 let (months, days, nanos) = values::parse_interval_text(text.value(i)).ok_or_else(|| {
-                    Rejected::at(
+                    ValueError::invalid(
                         text,
                         i,
                         "is not an INTERVAL literal '[-]Y-M [-]D [-]H:M:S[.ffffff]' within INTERVAL's range",
@@ -629,13 +603,16 @@ fn interval(array: &ArrayRef) -> Result<ArrayRef, Rejected> {
                 text.nulls().cloned(),
             )))
         }
-        _ => Err(internal(array, "expected an interval, duration or text")),
+        _ => Err(ValueError::unconvertible(
+            array,
+            "expected an interval, duration or text",
+        )),
     }
 }
 
 /// A list-like array as i32 offsets, values and nulls, where NULL lists are empty and the
 /// values are exactly those of the valid lists (so nothing under a NULL list is converted).
-fn compact_list(array: &ArrayRef) -> Result<(OffsetBuffer<i32>, ArrayRef, Option<NullBuffer>), Rejected> {
+fn compact_list(array: &ArrayRef) -> Result<(OffsetBuffer<i32>, ArrayRef, Option<NullBuffer>), ValueError> {
     let len = array.len();
     let nulls = array.logical_nulls();
     let valid = |i: usize| nulls.as_ref().is_none_or(|n| n.is_valid(i));
@@ -690,7 +667,7 @@ fn compact_list(array: &ArrayRef) -> Result<(OffsetBuffer<i32>, ArrayRef, Option
                 (0..len).map(|i| (o[i] as usize, o[i + 1] as usize)).collect(),
             )
         }
-        _ => return Err(internal(array, "expected a list")),
+        _ => return Err(ValueError::unconvertible(array, "expected a list")),
     };
     let mut offsets = Vec::with_capacity(len + 1);
     offsets.push(0i32);
@@ -705,7 +682,7 @@ fn compact_list(array: &ArrayRef) -> Result<(OffsetBuffer<i32>, ArrayRef, Option
             total += end - start;
         }
         let offset = i32::try_from(total).map_err(|_| {
-            Rejected::at(
+            ValueError::invalid(
                 array.as_ref(),
                 i,
                 "makes this batch's lists hold more than 2^31 elements; use smaller batches",
@@ -722,7 +699,7 @@ fn compact_list(array: &ArrayRef) -> Result<(OffsetBuffer<i32>, ArrayRef, Option
             .filter(|(i, _)| valid(*i))
             .flat_map(|(_, (start, end))| (*start as u64)..(*end as u64))
             .collect();
-        take(values.as_ref(), &indices, None).map_err(|e| internal(array, &e.to_string()))?
+        take(values.as_ref(), &indices, None).map_err(|e| ValueError::unconvertible(array, &e.to_string()))?
     };
     Ok((OffsetBuffer::new(offsets.into()), compacted, nulls))
 }
@@ -751,22 +728,6 @@ fn with_parent_nulls(child: &ArrayRef, parent: Option<&NullBuffer>) -> Result<Ar
     Ok(make_array(data))
 }
 
-fn internal(array: &dyn Array, message: &str) -> Rejected {
-    Rejected {
-        path: String::new(),
-        index: 0,
-        value: format!("of type {}", array.data_type()),
-        reason: format!("cannot be converted: {message}"),
-    }
-}
-
-/// Renders one value for an error message.
-pub(crate) fn display(array: &dyn Array, row: usize) -> String {
-    ArrayFormatter::try_new(array, &FormatOptions::default())
-        .map(|f| f.value(row).to_string())
-        .unwrap_or_else(|_| "?".into())
-}
-
 #[cfg(test)]
 mod tests {
     use arrow::array::{
@@ -778,7 +739,7 @@ mod tests {
     use super::*;
     use crate::schema::field;
 
-    fn convert(input: ArrayRef, column: &TableFieldSchema) -> Result<ArrayRef, Rejected> {
+    fn convert(input: ArrayRef, column: &TableFieldSchema) -> Result<ArrayRef, ValueError> {
         Conversion::plan(input.data_type(), column, &column.name)
             .unwrap_or_else(|m| panic!("{m:?}"))
             .apply(&input)
@@ -788,11 +749,11 @@ mod tests {
     fn overflow_names_the_index() {
         let input: ArrayRef = Arc::new(UInt64Array::from(vec![Some(1), None, Some(u64::MAX)]));
         let err = convert(input, &field("i", Type::Int64, Mode::Nullable)).unwrap_err();
-        assert_eq!(err.index, 2);
-        assert_eq!(err.value, u64::MAX.to_string());
+        assert_eq!(err.row, 2);
+        assert_eq!(err.value(), u64::MAX.to_string());
         let big: ArrayRef = Arc::new(Int64Array::from(vec![1 << 53, (1 << 53) + 1]));
         let err = convert(big, &field("f", Type::Double, Mode::Nullable)).unwrap_err();
-        assert_eq!(err.index, 1);
+        assert_eq!(err.row, 1);
         let exact: ArrayRef = Arc::new(UInt64Array::from(vec![u64::MAX - 2047]));
         let out = convert(exact, &field("f", Type::Double, Mode::Nullable)).unwrap();
         assert_eq!(out.as_primitive::<Float64Type>().value(0), (u64::MAX - 2047) as f64);
@@ -806,7 +767,7 @@ mod tests {
                 .with_precision_and_scale(20, 12)
                 .unwrap(),
         );
-        assert_eq!(convert(input, &numeric).unwrap_err().index, 1);
+        assert_eq!(convert(input, &numeric).unwrap_err().row, 1);
         let exact: ArrayRef = Arc::new(
             Decimal128Array::from(vec![1_000, -2_000])
                 .with_precision_and_scale(20, 12)
@@ -827,17 +788,17 @@ mod tests {
                 .with_precision_and_scale(76, 0)
                 .unwrap(),
         );
-        assert!(convert(too_big, &numeric).unwrap_err().reason.contains("too large"));
+        assert!(convert(too_big, &numeric).unwrap_err().reason().contains("too large"));
         let ns: ArrayRef = Arc::new(TimestampNanosecondArray::from(vec![1_000, 1_001]));
         assert_eq!(
             convert(ns, &field("t", Type::Timestamp, Mode::Nullable))
                 .unwrap_err()
-                .index,
+                .row,
             1
         );
         let ms: ArrayRef = Arc::new(Date64Array::from(vec![-86_400_000, 1]));
         let err = convert(ms, &field("d", Type::Date, Mode::Nullable)).unwrap_err();
-        assert_eq!((err.index, err.reason.contains("time of day")), (1, true));
+        assert_eq!((err.row, err.reason().contains("time of day")), (1, true));
     }
 
     #[test]
@@ -850,7 +811,7 @@ mod tests {
         assert!(out.is_null(1));
         let text: ArrayRef = Arc::new(StringArray::from(vec!["1-2 3 4:5:6.5", "soon"]));
         let err = convert(text, &interval).unwrap_err();
-        assert_eq!((err.index, err.value.as_str()), (1, "soon"));
+        assert_eq!((err.row, err.value()), (1, "soon"));
     }
 
     #[test]
@@ -878,7 +839,7 @@ mod tests {
         assert!(out.is_null(1));
         let all_valid = StructArray::try_new(input.fields().clone(), input.columns().to_vec(), None).unwrap();
         let err = convert(Arc::new(all_valid), &s).unwrap_err();
-        assert_eq!((err.index, err.path.as_str()), (1, ".b"));
+        assert_eq!((err.row, err.path.as_str()), (1, "b"));
         let missing = DataType::Struct(Fields::from(vec![Field::new("a", DataType::Int64, true)]));
         assert!(matches!(
             Conversion::plan(&missing, &s, "s"),
@@ -904,7 +865,7 @@ mod tests {
         let fixed = FixedSizeListArray::try_new(item, 3, values, Some(NullBuffer::from(vec![true, false])));
         let fixed: ArrayRef = Arc::new(fixed.unwrap());
         let err = convert(fixed.clone(), &xs).unwrap_err();
-        assert_eq!((err.index, err.path.as_str()), (0, "[2]"));
+        assert_eq!((err.row, err.path.as_str()), (0, "[2]"));
         let out = convert(fixed.slice(1, 1), &xs).unwrap();
         assert_eq!(out.as_list::<i32>().values().len(), 0);
         let dictionary: ArrayRef = Arc::new(DictionaryArray::<Int32Type>::new(
