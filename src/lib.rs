@@ -27,17 +27,20 @@
 //!
 //! 1. The wire API (generated types, internal), [`rpc`] (the calls' names), [`error`] and
 //!    [`retry`] (what failed, typed, and the one retry policy).
-//! 2. [`client`] (channel pool, credentials, deadlines, AppendRows with its watchdog) and
-//!    [`rest`] (the v2 REST API: tables and copy jobs).
-//! 3. [`schema`] (table schemas and their Arrow form) and the row encoders (proto rows and
+//! 2. [`schema`] (table schemas and their Arrow form) and the row encoders (proto rows and
 //!    Arrow rows, with BigQuery's value rules; internal, no I/O).
-//! 4. [`load`] (atomic loads over N streams, the stream writer and the commit as separate
-//!    halves), [`checkpoint`] (loads that resume, their checkpoints on object storage) and
-//!    [`tables`] (creating destinations, overwrites).
+//! 3. [`client`] (channel pool, credentials, deadlines, AppendRows with its watchdog, sending
+//!    the encoders' rows) and [`rest`] (the v2 REST API: tables and copy jobs).
+//! 4. [`options`] (every setting), [`load`] (atomic loads over N streams, the stream writer
+//!    and the commit as separate halves), [`checkpoint`] (loads that resume, their
+//!    checkpoints on object storage) and [`tables`] (creating destinations, overwrites).
 //! 5. [`datafusion`] (the table, its two plan nodes, the factory, the catalog,
 //!    `SET bigquery.*`) and `ballista` (feature `ballista`: codecs and cluster processes).
 //! 6. `server` (feature `server`, on by default: the embedded server, which plays the real
-//!    service's behaviours on demand; it shares the schema layer, not the client).
+//!    service's behaviours on demand). It shares the wire types, the schema layer and the
+//!    value ranges, not the client; its decoder reads values by its own code, and it digests
+//!    Arrow rows in their proto form through the encoder, so that both formats of the same
+//!    rows give one digest.
 
 #![warn(missing_docs, unreachable_pub)]
 

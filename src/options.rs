@@ -5,20 +5,15 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::encode::EncodeOptions;
-pub use crate::encode::{ArrayNullElements, MissingValues, RowFormat, WireEncoding};
+pub use crate::encode::{
+    ArrayNullElements, DEFAULT_MAX_REQUEST_BYTES, MissingValues, RowFormat, SERVICE_MAX_REQUEST_BYTES, WireEncoding,
+};
 use crate::error::{Error, Result};
 use crate::retry::RetryConfig;
 use crate::tables::TableSettings;
 
 /// The public endpoint of the Storage Write API.
 pub const DEFAULT_ENDPOINT: &str = "https://bigquerystorage.googleapis.com";
-
-/// Default upper bound of one AppendRows request, in bytes: well under every limit the
-/// service has had (10 MB until 2026-08, 20 MB since).
-pub const DEFAULT_MAX_REQUEST_BYTES: usize = 5 * 1024 * 1024;
-
-/// The service's limit of one AppendRows request: a request must be smaller than 20 MB.
-pub const SERVICE_MAX_REQUEST_BYTES: usize = 20_000_000;
 
 /// Default time an AppendRows connection may have requests in flight without any response
 /// before it is torn down and reconnected (Java's `MAXIMUM_REQUEST_CALLBACK_WAIT_TIME`).

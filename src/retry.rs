@@ -146,7 +146,7 @@ pub(crate) fn classify(rpc: Rpc, status: &ServiceStatus) -> Disposition {
 /// `backendError`, `internalError` and `rateLimitExceeded` with backoff); an allocation quota
 /// (`quotaExceeded`) and every other 4xx are final. Every call is safe to repeat: reads,
 /// deletes, inserts that meet their own earlier attempt (409) and jobs with a client id.
-fn classify_rest(status: &crate::rest::RestStatus) -> Disposition {
+fn classify_rest(status: &crate::error::RestStatus) -> Disposition {
     if status.is_transport_failure() {
         return Disposition::Retry;
     }

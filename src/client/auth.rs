@@ -116,7 +116,7 @@ fn sources_tried(error: &gcp_auth::Error, key_file_set: bool) -> String {
 /// An error and its causes on one line, each cause once (gcp_auth's messages often
 /// include their source already).
 fn describe(error: &gcp_auth::Error) -> String {
-    super::error_chain(error)
+    crate::error::error_chain(error)
 }
 
 #[cfg(test)]

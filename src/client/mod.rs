@@ -477,21 +477,6 @@ pub(crate) fn endpoint_kind(endpoint: &str) -> Result<EndpointKind> {
     Ok(EndpointKind { secure, host })
 }
 
-/// An error and its sources on one line.
-pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

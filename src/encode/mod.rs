@@ -21,7 +21,10 @@ mod value_error;
 
 pub(crate) use rows::Payload;
 pub use rows::{EncodedRows, WriterSchema};
-pub use settings::{ArrayNullElements, EncodeOptions, MissingValues, RowFormat, WireEncoding};
+pub use settings::{
+    ArrayNullElements, DEFAULT_MAX_REQUEST_BYTES, EncodeOptions, MissingValues, RowFormat, SERVICE_MAX_REQUEST_BYTES,
+    WireEncoding,
+};
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::Schema;

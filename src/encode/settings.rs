@@ -3,6 +3,13 @@
 
 use crate::error::{Error, Result};
 
+/// Default upper bound of one AppendRows request, in bytes: well under every limit the
+/// service has had (10 MB until 2026-08, 20 MB since).
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 5 * 1024 * 1024;
+
+/// The service's limit of one AppendRows request: a request must be smaller than 20 MB.
+pub const SERVICE_MAX_REQUEST_BYTES: usize = 20_000_000;
+
 /// How NUMERIC, BIGNUMERIC, DATETIME and TIME values travel in proto rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WireEncoding {
@@ -152,7 +159,7 @@ impl Default for EncodeOptions {
             wire_encoding: WireEncoding::default(),
             array_null_elements: ArrayNullElements::default(),
             missing_values: MissingValues::default(),
-            max_request_bytes: crate::options::DEFAULT_MAX_REQUEST_BYTES,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
         }
     }
 }

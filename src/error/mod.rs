@@ -65,10 +65,7 @@ pub enum Error {
     },
 
     /// The endpoint could not be reached.
-    #[error(
-        "cannot connect to the Storage Write API at {endpoint}: {}",
-        crate::client::error_chain(source)
-    )]
+    #[error("cannot connect to the Storage Write API at {endpoint}: {}", error_chain(source))]
     Connect {
         /// The endpoint that was tried.
         endpoint: String,
@@ -453,4 +450,18 @@ impl From<Error> for datafusion::error::DataFusionError {
     fn from(err: Error) -> Self {
         datafusion::error::DataFusionError::External(Box::new(err))
     }
+}
+/// An error and its sources on one line.
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
 }

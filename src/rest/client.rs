@@ -119,7 +119,7 @@ impl RestClient {
             .connect_timeout(Duration::from_secs(10))
             .https_only(secure)
             .build()
-            .map_err(|e| invalid(&crate::client::error_chain(&e)))?;
+            .map_err(|e| invalid(&crate::error::error_chain(&e)))?;
         let (credentials, quota_project) = if secure {
             let quota = quota_project_from_environment().and_then(|p| HeaderValue::from_str(&p).ok());
             (Credentials::application_default_on_first_use(endpoint), quota)
@@ -416,12 +416,12 @@ impl RestClient {
         let response = request
             .send()
             .await
-            .map_err(|e| failed(RestStatus::transport(crate::client::error_chain(&e))))?;
+            .map_err(|e| failed(RestStatus::transport(crate::error::error_chain(&e))))?;
         let http = response.status().as_u16();
         let text = response
             .text()
             .await
-            .map_err(|e| failed(RestStatus::transport(crate::client::error_chain(&e))))?;
+            .map_err(|e| failed(RestStatus::transport(crate::error::error_chain(&e))))?;
         if !(200..300).contains(&http) {
             return Err(failed(RestStatus::from_response(http, &text)));
         }

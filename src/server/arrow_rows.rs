@@ -113,7 +113,7 @@ impl ArrowDecoder {
         }
         let options = EncodeOptions {
             missing_values: MissingValues::Default,
-            max_request_bytes: crate::options::SERVICE_MAX_REQUEST_BYTES - 1,
+            max_request_bytes: crate::encode::SERVICE_MAX_REQUEST_BYTES - 1,
             ..EncodeOptions::default()
         };
         let digest = RowEncoder::new("the table", table, &arrow::datatypes::Schema::new(present), &options)
