@@ -41,6 +41,35 @@ pub(crate) const TIME_OUT_OF_RANGE: &str = "is outside TIME's range 00:00:00..23
 pub(crate) const INTERVAL_OUT_OF_RANGE: &str =
     "is outside INTERVAL's range (10000 years, 3660000 days, 87840000 hours)";
 
+/// Why a time, timestamp or interval is refused: it has digits below the microsecond.
+pub(crate) const SUB_MICROSECOND: &str = "has sub-microsecond digits; BigQuery keeps microseconds, refusing to round";
+/// Why a DATE64 is refused: a time of day.
+pub(crate) const DATE_WITH_TIME: &str = "has a time of day; DATE keeps only the date, refusing to drop it";
+/// Why an integer is refused for FLOAT64: it has no exact double.
+pub(crate) const NO_EXACT_FLOAT64: &str = "has no exact FLOAT64 (more than 53 significant bits); refusing to round";
+
+/// Why a decimal is refused for `type_name` (NUMERIC, BIGNUMERIC): beyond its integer digits.
+pub(crate) fn too_large_for(type_name: &str) -> String {
+    format!("is too large for {type_name}")
+}
+
+/// Why a decimal is refused for `type_name` at `scale`: more fractional digits than it keeps.
+pub(crate) fn too_many_fraction_digits(type_name: &str, scale: i8) -> String {
+    format!("has more fractional digits than {type_name}'s {scale}; refusing to round")
+}
+
+/// Why a value is refused by a parameterized `type_name(P, S)` column: more integer digits
+/// than P - S.
+pub(crate) fn beyond_parameter_integer_digits(type_name: &str) -> String {
+    format!("has more integer digits than the column's {type_name}(P, S) allows")
+}
+
+/// Why a value is refused by a parameterized `type_name(P, S)` column: more fractional digits
+/// than S.
+pub(crate) fn beyond_parameter_fraction_digits(type_name: &str) -> String {
+    format!("has more fractional digits than the column's {type_name}(P, S) allows; refusing to round")
+}
+
 /// Largest BIGNUMERIC, unscaled at scale 38 (2^255 - 1).
 pub fn bignumeric_max() -> i256 {
     i256::MAX

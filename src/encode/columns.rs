@@ -338,7 +338,7 @@ impl<'a> Values<'a> {
                 let v = a.value(i);
                 let text = values::interval_text(v.months, v.days, v.nanoseconds).ok_or_else(|| {
                     invalid(if v.nanoseconds % 1_000 != 0 {
-                        "has sub-microsecond digits; INTERVAL keeps microseconds, refusing to round"
+                        values::SUB_MICROSECOND
                     } else {
                         values::INTERVAL_OUT_OF_RANGE
                     })
@@ -402,14 +402,10 @@ where
         if let Some((limit, step)) = self.digits {
             let name = T::Native::TYPE_NAME;
             if !unscaled.below(limit) {
-                return Err(invalid(&format!(
-                    "has more integer digits than the column's {name}(P, S) allows"
-                )));
+                return Err(invalid(&values::beyond_parameter_integer_digits(name)));
             }
             if !unscaled.multiple_of(step) {
-                return Err(invalid(&format!(
-                    "has more fractional digits than the column's {name}(P, S) allows; refusing to round"
-                )));
+                return Err(invalid(&values::beyond_parameter_fraction_digits(name)));
             }
         }
         match self.encoding {

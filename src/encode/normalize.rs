@@ -158,7 +158,7 @@ impl Conversion {
                     if f as i128 == v && f.is_finite() {
                         Ok(f)
                     } else {
-                        Err("has no exact FLOAT64 (more than 53 significant bits); refusing to round".to_string())
+                        Err(values::NO_EXACT_FLOAT64.to_string())
                     }
                 };
                 match array.data_type() {
@@ -194,9 +194,9 @@ impl Conversion {
             Conversion::Date64 => map::<_, Date32Type>(array.as_primitive::<Date64Type>(), |ms| {
                 const MS_PER_DAY: i64 = 86_400_000;
                 if ms.rem_euclid(MS_PER_DAY) != 0 {
-                    return Err("has a time of day; DATE keeps only the date, refusing to drop it".into());
+                    return Err(values::DATE_WITH_TIME.into());
                 }
-                i32::try_from(ms.div_euclid(MS_PER_DAY)).map_err(|_| "is outside DATE's range".into())
+                i32::try_from(ms.div_euclid(MS_PER_DAY)).map_err(|_| values::DATE_OUT_OF_RANGE.into())
             }),
             Conversion::Interval => interval(array),
             Conversion::Struct(members) => {
@@ -408,7 +408,7 @@ fn rescale(v: i64, from: i64, to: i64) -> Result<i64, String> {
     if v % divisor == 0 {
         Ok(v / divisor)
     } else {
-        Err("has sub-microsecond digits; BigQuery keeps microseconds, refusing to round".into())
+        Err(values::SUB_MICROSECOND.into())
     }
 }
 
@@ -476,7 +476,7 @@ fn decimal(array: &ArrayRef, from_scale: i8, to: &DataType) -> Result<ArrayRef, 
         unscaled_values(array).ok_or_else(|| ValueError::unconvertible(array, "expected an integer or decimal"))?;
     let factor = i256::from_i128(10).checked_pow(shift.unsigned_abs());
     let rescale = |v: i256| -> Result<i256, String> {
-        let too_large = || format!("is too large for {type_name}");
+        let too_large = || values::too_large_for(type_name);
         if v == i256::ZERO {
             return Ok(v);
         }
@@ -485,9 +485,7 @@ fn decimal(array: &ArrayRef, from_scale: i8, to: &DataType) -> Result<ArrayRef, 
         }
         match factor {
             Some(f) if v.wrapping_rem(f) == i256::ZERO => Ok(v.wrapping_div(f)),
-            _ => Err(format!(
-                "has more fractional digits than {type_name}'s {to_scale}; refusing to round"
-            )),
+            _ => Err(values::too_many_fraction_digits(type_name, to_scale)),
         }
     };
     let mut narrow = Vec::new();
@@ -504,7 +502,7 @@ fn decimal(array: &ArrayRef, from_scale: i8, to: &DataType) -> Result<ArrayRef, 
         } else {
             narrow.push(
                 v.to_i128()
-                    .ok_or_else(|| ValueError::invalid(array.as_ref(), i, format!("is too large for {type_name}")))?,
+                    .ok_or_else(|| ValueError::invalid(array.as_ref(), i, values::too_large_for(type_name)))?,
             );
         }
     }
@@ -551,7 +549,7 @@ fn interval(array: &ArrayRef) -> Result<ArrayRef, ValueError> {
     let nanos = |v: i64, per_second: i64| {
         v.checked_mul(1_000_000_000 / per_second)
             .map(|n| IntervalMonthDayNano::new(0, 0, n))
-            .ok_or_else(|| "is outside INTERVAL's range".to_string())
+            .ok_or_else(|| values::INTERVAL_OUT_OF_RANGE.to_string())
     };
     match array.data_type() {
         DataType::Interval(IntervalUnit::YearMonth) => {
