@@ -21,7 +21,7 @@ use base64::Engine;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use datafusion_bigquery::{
-    BigQueryOptions, Loader, RowFormat, TableRef, WireEncoding, register_bigquery, schema, values,
+    BigQueryOptions, Loader, RowFormat, TableRef, WireEncoding, register_bigquery, schema, server::text_forms, values,
 };
 use serde_json::{Value, json};
 
@@ -246,8 +246,8 @@ fn normalize(column: &str, cell: &Value) -> Value {
             _ => format!("{:?}", s.parse::<f64>().expect("float")),
         }),
         // DATETIME comes back with 'T' and without a fraction for whole seconds.
-        "dt" => text(values::datetime_text(values::parse_datetime_text(s).expect("datetime")).expect("datetime")),
-        "tm" => text(values::time_text(values::parse_time_text(s).expect("time")).expect("time")),
+        "dt" => text(values::datetime_text(text_forms::parse_datetime_text(s).expect("datetime")).expect("datetime")),
+        "tm" => text(values::time_text(text_forms::parse_time_text(s).expect("time")).expect("time")),
         // Tiny NUMERICs come back in exponent form (1E-9).
         "n" => text(values::decimal_text(parse_numeric(s), 9)),
         _ => cell.clone(),
@@ -257,10 +257,10 @@ fn normalize(column: &str, cell: &Value) -> Value {
 fn parse_numeric(s: &str) -> i128 {
     if let Some((mantissa, exponent)) = s.split_once(['E', 'e']) {
         let exponent: i8 = exponent.parse().expect("exponent");
-        let unscaled = values::parse_decimal_i128(mantissa, 9 + exponent.max(-9)).expect("mantissa");
+        let unscaled = text_forms::parse_decimal_i128(mantissa, 9 + exponent.max(-9)).expect("mantissa");
         return unscaled;
     }
-    values::parse_decimal_i128(s, 9).expect("numeric")
+    text_forms::parse_decimal_i128(s, 9).expect("numeric")
 }
 
 fn session(grpc: &str) -> SessionContext {

@@ -27,7 +27,9 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Int8Type, Schema};
 use datafusion::prelude::SessionContext;
-use datafusion_bigquery::{BigQueryOptions, Loader, RowFormat, WireEncoding, register_bigquery, values};
+use datafusion_bigquery::{
+    BigQueryOptions, Loader, RowFormat, WireEncoding, register_bigquery, server::text_forms, values,
+};
 use serde_json::{Value, json};
 
 mod common;
@@ -283,7 +285,7 @@ fn normalize(cell: &Value) -> Value {
             {
                 return json!(format!("{f:?}"));
             }
-            if let Some(micros) = values::parse_datetime_text(s).filter(|_| s.contains('T')) {
+            if let Some(micros) = text_forms::parse_datetime_text(s).filter(|_| s.contains('T')) {
                 return json!(values::datetime_text(micros));
             }
             cell.clone()

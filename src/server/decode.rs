@@ -20,6 +20,7 @@ use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind, Messa
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
 
 use super::defaults::{DefaultRule, Interpretation};
+use super::text_forms;
 use super::wire_forms;
 use crate::proto::descriptor::DescriptorProto;
 use crate::proto::table_field_schema::{Mode, Type};
@@ -518,7 +519,9 @@ fn read_value(ty: Type, arrow: &DataType, value: &Value) -> Result<Read, String>
         }
         Type::Timestamp if matches!(arrow, DataType::Timestamp(arrow::datatypes::TimeUnit::Nanosecond, _)) => {
             // Picosecond precision: text, kept here as nanoseconds (Arrow's finest unit).
-            let (seconds, picos) = text().and_then(values::parse_timestamp_picos_text).ok_or_else(bad)?;
+            let (seconds, picos) = text()
+                .and_then(text_forms::parse_timestamp_picos_text)
+                .ok_or_else(bad)?;
             if picos % 1000 != 0 {
                 return Err(format!(
                     "{} has digits below nanoseconds, which the embedded server cannot keep",
@@ -545,7 +548,7 @@ fn read_value(ty: Type, arrow: &DataType, value: &Value) -> Result<Read, String>
         }
         Type::Datetime => {
             let micros = match text() {
-                Some(s) => values::parse_datetime_text(s),
+                Some(s) => text_forms::parse_datetime_text(s),
                 None => int().and_then(wire_forms::datetime),
             }
             .ok_or_else(bad)?;
@@ -553,7 +556,7 @@ fn read_value(ty: Type, arrow: &DataType, value: &Value) -> Result<Read, String>
         }
         Type::Time => {
             let micros = match text() {
-                Some(s) => values::parse_time_text(s),
+                Some(s) => text_forms::parse_time_text(s),
                 None => int().and_then(wire_forms::time),
             }
             .ok_or_else(bad)?;
@@ -561,7 +564,7 @@ fn read_value(ty: Type, arrow: &DataType, value: &Value) -> Result<Read, String>
         }
         Type::Numeric => {
             let unscaled = match value {
-                Value::String(s) => values::parse_decimal_i128(s, values::NUMERIC_SCALE),
+                Value::String(s) => text_forms::parse_decimal_i128(s, values::NUMERIC_SCALE),
                 Value::Bytes(b) => wire_forms::numeric(b),
                 _ => None,
             }
@@ -571,7 +574,7 @@ fn read_value(ty: Type, arrow: &DataType, value: &Value) -> Result<Read, String>
         }
         Type::Bignumeric => {
             let unscaled = match value {
-                Value::String(s) => values::parse_decimal_i256(s, values::BIGNUMERIC_SCALE),
+                Value::String(s) => text_forms::parse_decimal_i256(s, values::BIGNUMERIC_SCALE),
                 Value::Bytes(b) => wire_forms::bignumeric(b),
                 _ => None,
             }

@@ -17,6 +17,8 @@ mod faults;
 mod rest;
 mod service;
 mod state;
+#[doc(hidden)]
+pub mod text_forms;
 mod wire_forms;
 
 use std::net::SocketAddr;
