@@ -407,6 +407,11 @@ impl BigQueryOptions {
         self.checkpoint_interval
     }
 
+    /// Table management: creating destinations, overwrites (`bigquery.create`, ...).
+    pub fn tables(&self) -> &TableSettings {
+        &self.tables
+    }
+
     /// The time to live of a load's lease (`bigquery.lease_ttl_ms`).
     pub fn lease_ttl(&self) -> Duration {
         self.lease_ttl

@@ -70,13 +70,15 @@ pub async fn ensure_table(
 /// ```no_run
 /// # async fn example() -> datafusion_bigquery::Result<()> {
 /// use arrow::datatypes::{DataType, Field, Schema};
-/// use datafusion_bigquery::rest::RestClient;
-/// use datafusion_bigquery::tables::{TableSettings, ensure_arrow_table};
-/// let rest = RestClient::new("http://127.0.0.1:9050")?;
+/// use datafusion_bigquery::BigQueryOptions;
+/// use datafusion_bigquery::tables::ensure_arrow_table;
+/// let mut options = BigQueryOptions::default()
+///     .with_endpoint("http://127.0.0.1:9060")
+///     .with_rest_endpoint("http://127.0.0.1:9050");
+/// options.set("bigquery.description", "ids")?;
 /// let schema = Schema::new(vec![Field::new("id", DataType::Int64, false)]);
-/// let settings = TableSettings { description: Some("ids".into()), ..TableSettings::default() };
 /// let table = "p.d.ids".parse()?;
-/// ensure_arrow_table(&rest, &table, &schema, &settings).await?;
+/// ensure_arrow_table(&options.rest_client()?, &table, &schema, options.tables()).await?;
 /// # Ok(()) }
 /// ```
 pub async fn ensure_arrow_table(

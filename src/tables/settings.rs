@@ -25,7 +25,8 @@ pub enum CreateMode {
     IfNeeded,
 }
 
-/// Table management options.
+/// Table management options, set as `bigquery.*` options (the one place their values are
+/// checked) and read through [`crate::BigQueryOptions::tables`].
 ///
 /// ```
 /// use datafusion_bigquery::BigQueryOptions;
@@ -35,8 +36,8 @@ pub enum CreateMode {
 /// options.set("bigquery.labels", "team=growth,tier=gold").unwrap();
 /// options.set("bigquery.time_partitioning", "DAY").unwrap();
 /// options.set("bigquery.partition_field", "sold_on").unwrap();
-/// assert_eq!(options.tables.create, CreateMode::IfNeeded);
-/// assert_eq!(options.tables.labels["tier"], "gold");
+/// assert_eq!(options.tables().create(), CreateMode::IfNeeded);
+/// assert_eq!(options.tables().labels()["tier"], "gold");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSettings {
@@ -90,6 +91,54 @@ pub(crate) const KEYS: &str = "rest_endpoint, create, description, labels, expir
      partition_field, partition_expiration_ms, clustering, staging_expiration_ms, job_timeout_ms";
 
 impl TableSettings {
+    /// Whether the destination is created (`bigquery.create`).
+    pub fn create(&self) -> CreateMode {
+        self.create
+    }
+
+    /// Description of a created table (`bigquery.description`).
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// Labels of a created table (`bigquery.labels`).
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.labels
+    }
+
+    /// Time to live of a created table (`bigquery.expiration_ms`).
+    pub fn expiration(&self) -> Option<Duration> {
+        self.expiration
+    }
+
+    /// Time partitioning of a created table (`bigquery.time_partitioning`) and its column
+    /// (`bigquery.partition_field`), if any.
+    pub fn time_partitioning(&self) -> Option<(&str, Option<&str>)> {
+        self.time_partitioning
+            .as_deref()
+            .map(|kind| (kind, self.partition_field.as_deref()))
+    }
+
+    /// How long partitions are kept (`bigquery.partition_expiration_ms`).
+    pub fn partition_expiration(&self) -> Option<Duration> {
+        self.partition_expiration
+    }
+
+    /// Clustering columns of a created table (`bigquery.clustering`).
+    pub fn clustering(&self) -> &[String] {
+        &self.clustering
+    }
+
+    /// Expiration of an overwrite's staging table (`bigquery.staging_expiration_ms`).
+    pub fn staging_expiration(&self) -> Duration {
+        self.staging_expiration
+    }
+
+    /// The longest wait for a copy job (`bigquery.job_timeout_ms`).
+    pub fn job_timeout(&self) -> Duration {
+        self.job_timeout
+    }
+
     /// Sets `key` (without `bigquery.`); `Ok(false)` when the key is not one of these.
     pub(crate) fn set(&mut self, key: &str, value: &str) -> Result<bool> {
         let invalid = |reason: &str| Error::InvalidOption {
