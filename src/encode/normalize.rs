@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 
-use super::value_error::ValueError;
 use arrow::array::{
     Array, ArrayRef, AsArray, IntervalMonthDayNanoArray, ListArray, PrimitiveArray, StructArray, UInt64Array,
     make_array, new_null_array,
@@ -25,6 +24,7 @@ use arrow::datatypes::{
     TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, i256,
 };
 
+use super::value_error::ValueError;
 use crate::proto::TableFieldSchema;
 use crate::proto::table_field_schema::{Mode, Type};
 use crate::schema::{
