@@ -421,6 +421,24 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_that_breaks_the_api_is_final_and_named() {
+        let err = Error::Protocol {
+            rpc: Rpc::AppendRows,
+            entity: "projects/p/datasets/d/tables/t/streams/s".into(),
+            message: "a response arrived with no request in flight".into(),
+        };
+        assert_eq!(err.disposition(), Disposition::Fatal);
+        let text = err.to_string();
+        assert!(
+            text.starts_with(
+                "AppendRows for projects/p/datasets/d/tables/t/streams/s: the service's answer breaks the API"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("internal error"), "{text}");
+    }
+
+    #[test]
     fn unary_calls_follow_the_service_config() {
         for rpc in [
             Rpc::GetWriteStream,

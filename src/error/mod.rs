@@ -149,6 +149,18 @@ pub enum Error {
         in_flight: usize,
     },
 
+    /// The service answered in a way the API does not allow: a fault on its side, which
+    /// retrying the same call cannot be trusted to mend.
+    #[error("{rpc} for {entity}: the service's answer breaks the API: {message}")]
+    Protocol {
+        /// The RPC.
+        rpc: Rpc,
+        /// The table or stream the call concerned.
+        entity: String,
+        /// What was wrong with the answer.
+        message: String,
+    },
+
     /// The service's row count for a stream differs from the rows sent.
     #[error("stream {stream}: finalized with {reported} rows but {sent} were sent")]
     RowCountMismatch {

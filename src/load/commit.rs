@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::proto::StorageError;
 use crate::proto::storage_error::StorageErrorCode;
 use crate::retry::{Backoff, RetryConfig};
+use crate::rpc::Rpc;
 use crate::table_ref::TableRef;
 
 /// Makes the rows of every handle visible at once. Fails, committing nothing, if the service
@@ -108,9 +109,11 @@ async fn committed_at(client: &WriteClient, names: &[String]) -> Result<Verdict>
     match (times.iter().all(Option::is_some), times.iter().all(Option::is_none)) {
         (true, _) => Ok(Verdict::Committed(times.into_iter().next().flatten())),
         (_, true) => Ok(Verdict::NotCommitted),
-        _ => Err(Error::Internal(format!(
-            "streams of one commit disagree on whether it was applied: {names:?}"
-        ))),
+        _ => Err(Error::Protocol {
+            rpc: Rpc::GetWriteStream,
+            entity: names.join(", "),
+            message: "the streams of one commit disagree on whether it was applied".into(),
+        }),
     }
 }
 

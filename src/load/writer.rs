@@ -559,10 +559,11 @@ impl StreamWriter {
                 response,
             ),
             (Ok(_), None) => {
-                return Err(Error::Internal(format!(
-                    "{}: a response arrived with no request in flight",
-                    open.name
-                )));
+                return Err(Error::Protocol {
+                    rpc: Rpc::AppendRows,
+                    entity: open.name.clone(),
+                    message: "a response arrived with no request in flight".into(),
+                });
             }
             (Err(e), _) => Outcome::Failed(e),
         };
