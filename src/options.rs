@@ -41,7 +41,9 @@ pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 32 * 1024 * 1024;
 /// Built in layers, the more specific over the less: [`Default`], then
 /// [`BigQueryOptions::from_env`], then code or CLI flags (`with_*`, [`BigQueryOptions::set`]),
 /// then a table's `OPTIONS` ([`BigQueryOptions::apply_table_options`], done by the table
-/// factory).
+/// factory). However a value comes in, [`BigQueryOptions::validate`] is its one rule: `set`
+/// applies it at once, and loads and the table factory before their first call. Each option
+/// is read by the method of its name.
 ///
 /// ```
 /// use std::collections::HashMap;
