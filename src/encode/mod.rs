@@ -267,13 +267,9 @@ impl RowEncoder {
                 continue;
             };
             let input = batch.column(*index);
-            if let Some(kernel) = kernels::plan(&plan.column, plan.tag, input, self.write) {
-                columns.push(kernel);
-                continue;
-            }
-            let canonical = self.convert(plan, conversion, input, first_row)?;
-            match Prewritten::new(&plan.column, plan.tag, &canonical, self.write).map_err(Error::Internal)? {
-                Ok(prewritten) => columns.push(Box::new(prewritten)),
+            let canonical = || self.convert(plan, conversion, input, first_row);
+            match self.kernel(plan, input, canonical)? {
+                Ok(kernel) => columns.push(kernel),
                 Err(failure) => failures.push(failure),
             }
         }
@@ -337,12 +333,8 @@ impl RowEncoder {
             let Some(array) = array else {
                 continue;
             };
-            if let Some(kernel) = kernels::plan(&plan.column, plan.tag, array, self.write) {
-                kernels.push(kernel);
-                continue;
-            }
-            match Prewritten::new(&plan.column, plan.tag, array, self.write).map_err(Error::Internal)? {
-                Ok(prewritten) => kernels.push(Box::new(prewritten)),
+            match self.kernel(plan, array, || Ok(array.clone()))? {
+                Ok(kernel) => kernels.push(kernel),
                 Err(failure) => failures.push(failure),
             }
         }
@@ -353,6 +345,22 @@ impl RowEncoder {
             }
         }
         self.first_failure(failures, first_row)
+    }
+
+    /// The kernel of `plan`'s column over `array`: a direct one where `kernels` reads the
+    /// array's type, else its rows written beforehand from the array in its canonical type
+    /// (`canonical`), or the first value that cannot be written.
+    fn kernel<'a>(
+        &self,
+        plan: &'a ColumnPlan,
+        array: &'a ArrayRef,
+        canonical: impl FnOnce() -> Result<ArrayRef>,
+    ) -> Result<std::result::Result<Box<dyn ColumnKernel + 'a>, ValueError>> {
+        if let Some(kernel) = kernels::plan(&plan.column, plan.tag, array, self.write) {
+            return Ok(Ok(kernel));
+        }
+        let prewritten = Prewritten::new(&plan.column, plan.tag, &canonical()?, self.write).map_err(Error::Internal)?;
+        Ok(prewritten.map(|p| Box::new(p) as Box<dyn ColumnKernel>))
     }
 
     /// Each row's encoded length; the first failure (by row, then column) as an error.
